@@ -1,0 +1,55 @@
+# edgeloop: few, predictable targets. `make demo` and `make test` work on a
+# fresh machine with only Python 3.11: they create .venv and install first.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.edgeloop-installed
+
+.PHONY: install demo test test-e2e lint fmt pipelines clean help
+
+help:
+	@echo "make demo      run the loop locally on embedded defaults"
+	@echo "make test      run the test suite (no cluster, Docker or internet)"
+	@echo "make lint      ruff format --check, ruff check, mypy --strict, import-linter"
+	@echo "make fmt       format and autofix"
+	@echo "make pipelines compile the KFP pipelines to build/pipelines/"
+	@echo "make bench     run benchmarks, write docs/benchmarks.md"
+	@echo "make clean     remove build output and caches (keeps .venv)"
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]" -c constraints.txt
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/edgeloop demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+test-e2e: $(STAMP)
+	$(BIN)/python -m pytest --with-e2e -m e2e
+
+lint: $(STAMP)
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+fmt: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+pipelines: $(STAMP)
+	$(BIN)/edgeloop pipeline compile --out build/pipelines
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.run
+
+clean:
+	rm -rf build dist .pytest_cache .mypy_cache .ruff_cache .import_linter_cache local_outputs
+	find . -name __pycache__ -not -path './.venv/*' -prune -exec rm -rf {} +

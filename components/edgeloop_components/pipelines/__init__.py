@@ -1,0 +1,1 @@
+"""KFP v2 pipelines; ``compile.py`` writes their IR YAML."""

@@ -1,0 +1,236 @@
+"""MLflow model registry: register a bundle, find the champion, fetch bundles.
+
+A registered version carries the ONNX flavor (with signature) as its model,
+the whole bundle directory as run artifacts under ``bundle/``, and tags that
+pin the bundle (``edgeloop.bundle_uri``, ``edgeloop.bundle_sha256``) and record
+lineage. Aliases: every new version becomes ``challenger``; ``champion`` moves
+only when every gate passed and the promotion policy allows it.
+
+MLflow returns version numbers as ints from sqlite and as strings over REST
+(STACK.md); everything here normalises them with ``int()``.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import onnx
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+from mlflow.models import ModelSignature
+from mlflow.types.schema import Schema, TensorSpec
+
+from edgeloop_agent.contracts import (
+    MODEL_FILE,
+    BundleManifest,
+    bundle_digest,
+    read_manifest,
+    verify_bundle,
+)
+from edgeloop_components.errors import RegistryError
+from edgeloop_components.packaging import write_manifest
+
+log = logging.getLogger(__name__)
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+TAG_PREFIX = "edgeloop."
+BUNDLE_ARTIFACT_DIR = "bundle"
+
+
+@dataclass
+class Registered:
+    """Outcome of :func:`register`."""
+
+    name: str
+    version: int
+    run_id: str
+    bundle_uri: str
+    bundle_sha256: str
+    promoted: bool
+    previous_champion: int | None
+
+
+def client(tracking_uri: str) -> MlflowClient:
+    """A client bound to one tracking + registry URI (no global state relied on)."""
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+
+def artifact_location(tracking_uri: str) -> str | None:
+    """Artifacts beside an embedded sqlite store; the server's default otherwise.
+
+    Without this MLflow would put artifacts in ``./mlruns`` under whatever the
+    current directory is, scattering a store across checkouts.
+    """
+    if tracking_uri.startswith("sqlite:///"):
+        db = Path(tracking_uri[len("sqlite:///") :])
+        return (db.parent / "mlartifacts").resolve().as_uri()
+    return None
+
+
+def champion_version(mlc: MlflowClient, name: str) -> int | None:
+    """The version the ``champion`` alias points at, or None."""
+    try:
+        return int(mlc.get_model_version_by_alias(name, CHAMPION).version)
+    except MlflowException as exc:
+        if exc.error_code in {
+            "RESOURCE_DOES_NOT_EXIST",
+            "INVALID_PARAMETER_VALUE",
+            "NOT_FOUND",
+        }:
+            return None
+        raise RegistryError(
+            f"registry: cannot read alias {name}@{CHAMPION}: {exc.message}"
+        ) from exc
+
+
+def download_bundle(mlc: MlflowClient, name: str, version: int, dst: Path) -> Path:
+    """Fetch a version's bundle into ``dst`` and verify it against its pinned digest."""
+    try:
+        mv = mlc.get_model_version(name, str(version))
+    except MlflowException as exc:
+        raise RegistryError(
+            f"registry: {name}:{version} not found ({exc.message})"
+        ) from exc
+    uri = mv.tags.get(TAG_PREFIX + "bundle_uri")
+    digest = mv.tags.get(TAG_PREFIX + "bundle_sha256")
+    if not uri or not digest:
+        raise RegistryError(f"registry: {name}:{version} has no edgeloop bundle tags")
+    dst.mkdir(parents=True, exist_ok=True)
+    try:
+        local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dst))
+    except MlflowException as exc:
+        raise RegistryError(f"registry: cannot download {uri}: {exc.message}") from exc
+    verify_bundle(Path(local), expected_digest=digest)
+    return Path(local)
+
+
+def _signature(n_inputs: int) -> ModelSignature:
+    return ModelSignature(
+        inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, n_inputs), "input")]),
+        outputs=Schema(
+            [
+                TensorSpec(np.dtype(np.int64), (-1,), "label"),
+                TensorSpec(np.dtype(np.float32), (-1, 2), "probabilities"),
+            ]
+        ),
+    )
+
+
+def register(
+    bundle_dir: Path,
+    *,
+    tracking_uri: str,
+    gates_passed: bool,
+    auto_promote: bool = True,
+    params: dict[str, Any] | None = None,
+) -> Registered:
+    """Register a bundle as a new model version and move aliases.
+
+    The manifest's lineage gets the MLflow run id and the parent champion
+    before the digest is taken, so the registered digest covers them.
+
+    Raises:
+        RegistryError: MLflow refused; the champion alias is never moved then.
+    """
+    manifest = read_manifest(bundle_dir)
+    name = manifest.model_name
+    mlc = client(tracking_uri)
+    experiment = f"edgeloop-{name}"
+    try:
+        if mlc.get_experiment_by_name(experiment) is None:
+            mlc.create_experiment(
+                experiment, artifact_location=artifact_location(tracking_uri)
+            )
+        mlflow.set_experiment(experiment)
+        previous = champion_version(mlc, name)
+        with mlflow.start_run(
+            run_name=f"{name}-{manifest.lineage.pipeline_run_id}"
+        ) as run:
+            final = _finalise(bundle_dir, manifest, run.info.run_id, name, previous)
+            digest = bundle_digest(bundle_dir)
+            mlflow.log_params({k: str(v)[:500] for k, v in (params or {}).items()})
+            mlflow.log_metrics(
+                {k: v for k, v in final.metrics.items() if v is not None}
+            )
+            mlflow.log_artifacts(str(bundle_dir), BUNDLE_ARTIFACT_DIR)
+            info = mlflow.onnx.log_model(
+                onnx.load(str(Path(bundle_dir) / MODEL_FILE)),
+                name="model",
+                registered_model_name=name,
+                signature=_signature(len(final.features.input_names())),
+                pip_requirements=["onnxruntime"],
+                onnx_execution_providers=["CPUExecutionProvider"],
+            )
+        version = int(info.registered_model_version)
+        bundle_uri = f"runs:/{run.info.run_id}/{BUNDLE_ARTIFACT_DIR}"
+        tags = _version_tags(final, bundle_uri, digest, gates_passed)
+        for key, value in tags.items():
+            mlc.set_model_version_tag(name, str(version), key, value)
+        mlc.set_registered_model_alias(name, CHALLENGER, str(version))
+        promoted = gates_passed and auto_promote
+        if promoted:
+            mlc.set_registered_model_alias(name, CHAMPION, str(version))
+    except MlflowException as exc:
+        raise RegistryError(f"registry {tracking_uri}: {exc.message}") from exc
+    return Registered(
+        name, version, run.info.run_id, bundle_uri, digest, promoted, previous
+    )
+
+
+def _finalise(
+    bundle_dir: Path,
+    manifest: BundleManifest,
+    run_id: str,
+    name: str,
+    previous: int | None,
+) -> BundleManifest:
+    lineage = manifest.lineage.model_copy(
+        update={
+            "mlflow_run_id": run_id,
+            "parent_champion": manifest.lineage.parent_champion
+            or (f"{name}:{previous}" if previous is not None else ""),
+        }
+    )
+    final = manifest.model_copy(update={"lineage": lineage})
+    write_manifest(bundle_dir, final)
+    return final
+
+
+def _version_tags(
+    manifest: BundleManifest, bundle_uri: str, digest: str, gates_passed: bool
+) -> dict[str, str]:
+    lin = manifest.lineage
+    return {
+        TAG_PREFIX + "bundle_uri": bundle_uri,
+        TAG_PREFIX + "bundle_sha256": digest,
+        TAG_PREFIX + "model_sha256": manifest.model_sha256,
+        TAG_PREFIX + "data_hash": lin.data_hash,
+        TAG_PREFIX + "code_revision": lin.code_revision,
+        TAG_PREFIX + "pipeline_run_id": lin.pipeline_run_id,
+        TAG_PREFIX + "parent_champion": lin.parent_champion or "none",
+        TAG_PREFIX + "dataset_uri": lin.dataset_uri,
+        TAG_PREFIX + "gates": "passed" if gates_passed else "failed",
+        "validation_status": "approved" if gates_passed else "rejected",
+    }
+
+
+def champion_bundle(tracking_uri: str, name: str) -> tuple[int, Path] | None:
+    """Download the current champion's bundle into a temp dir, or None."""
+    mlc = client(tracking_uri)
+    try:
+        version = champion_version(mlc, name)
+    except RegistryError:
+        raise
+    if version is None:
+        return None
+    dst = Path(tempfile.mkdtemp(prefix="edgeloop-champion-"))
+    return version, download_bundle(mlc, name, version, dst)

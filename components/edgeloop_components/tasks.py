@@ -1,0 +1,301 @@
+"""Path-level entry points of the training steps, one function per step.
+
+Each function reads its inputs from directories/files, calls the pure logic
+modules and writes its outputs; the KFP wrappers in ``steps/`` only map
+``Input``/``Output`` artifacts to these paths. No ``kfp`` import here, so every
+step can be unit-tested and run by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from edgeloop_agent.contracts import FeatureSpec, GateResult, LatencyProfile, Lineage
+from edgeloop_components import (
+    evaluation,
+    export,
+    featurize,
+    gating,
+    packaging,
+    profiling,
+    registration,
+    split,
+    training,
+    validation,
+)
+from edgeloop_components.dataset import (
+    SCHEMA_FILE,
+    DatasetSchema,
+    FailureLogLabel,
+    dump_schema,
+    load_schema,
+)
+
+log = logging.getLogger(__name__)
+
+READINGS = "readings.parquet"
+FEATURES = "features.parquet"
+SPEC = "feature_spec.json"
+TRAIN = "train.parquet"
+HOLDOUT = "holdout.parquet"
+REFERENCE_SAMPLE_ROWS = 200
+
+
+def _spec(directory: Path) -> FeatureSpec:
+    return FeatureSpec.model_validate_json(
+        (directory / SPEC).read_text(encoding="utf-8")
+    )
+
+
+def _xy(frame: pd.DataFrame, spec: FeatureSpec) -> tuple[np.ndarray, np.ndarray]:
+    x = frame[spec.input_names()].to_numpy(dtype=np.float32)
+    return x, frame[validation.LABEL_COLUMN].to_numpy(dtype=np.int8)
+
+
+def ingest_validate(data_path: str, schema_path: str, out_dir: Path) -> dict[str, Any]:
+    """Step 1: validate the user's data and keep a labelled copy."""
+    report, schema = validation.check(
+        Path(data_path), Path(schema_path) if schema_path else None
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    assert report.frame is not None
+    report.frame.to_parquet(out_dir / READINGS, index=False)
+    dump_schema(schema, out_dir / SCHEMA_FILE)
+    for warning in report.warnings:
+        log.warning("%s", warning)
+    return {
+        "rows": report.rows,
+        "entities": report.entities,
+        "positive_share": report.positive_share,
+        "data_hash": report.data_hash,
+        "dataset_uri": str(Path(data_path).resolve()),
+    }
+
+
+def build_features(
+    validated_dir: Path, windows: list[int], aggregates: list[str], out_dir: Path
+) -> int:
+    """Step 2: windowed aggregates per entity (the edge agent's own code)."""
+    schema = load_schema(validated_dir / SCHEMA_FILE)
+    spec = featurize.feature_spec(schema, windows, aggregates)
+    table = featurize.build_features(
+        pd.read_parquet(validated_dir / READINGS), schema, spec
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    table.to_parquet(out_dir / FEATURES, index=False)
+    (out_dir / SPEC).write_text(spec.model_dump_json(), encoding="utf-8")
+    dump_schema(schema, out_dir / SCHEMA_FILE)
+    return len(spec.input_names())
+
+
+def split_data(
+    features_dir: Path,
+    entity_fraction: float,
+    time_fraction: float,
+    seed: int,
+    out_dir: Path,
+) -> dict[str, int]:
+    """Step 3: train/holdout split by entity and time."""
+    schema = load_schema(features_dir / SCHEMA_FILE)
+    table = split.split(
+        pd.read_parquet(features_dir / FEATURES),
+        schema.entity_column,
+        schema.time_column,
+        entity_fraction,
+        time_fraction,
+        seed,
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for side, name in (("train", TRAIN), ("holdout", HOLDOUT)):
+        table[table[split.SPLIT_COLUMN] == side].drop(
+            columns=[split.SPLIT_COLUMN]
+        ).to_parquet(out_dir / name, index=False)
+    for extra in (SPEC, SCHEMA_FILE):
+        shutil.copyfile(features_dir / extra, out_dir / extra)
+    counts = table[split.SPLIT_COLUMN].value_counts()
+    return {side: int(counts.get(side, 0)) for side in ("train", "holdout", "unused")}
+
+
+def train_model(split_dir: Path, params: dict[str, Any], out_path: Path) -> None:
+    """Step 4: fit XGBoost on the training split."""
+    x, y = _xy(pd.read_parquet(split_dir / TRAIN), _spec(split_dir))
+    model = training.train(x, y, training.TrainParams.model_validate(params))
+    training.save(model, out_path)
+
+
+def evaluate_model(
+    split_dir: Path, model_path: Path, target_precision: float
+) -> dict[str, Any]:
+    """Step 5: holdout metrics overall and per slice."""
+    schema = load_schema(split_dir / SCHEMA_FILE)
+    holdout = pd.read_parquet(split_dir / HOLDOUT)
+    x, y = _xy(holdout, _spec(split_dir))
+    scores = training.predict(training.load(model_path), x)
+    return evaluation.evaluate(y, scores, holdout[schema.slices], target_precision)
+
+
+def gate_vs_champion(
+    validated_dir: Path,
+    split_dir: Path,
+    report: dict[str, Any],
+    tracking_uri: str,
+    model_name: str,
+    policy: dict[str, Any],
+) -> dict[str, Any]:
+    """Step 6: absolute floors, then the champion on the very same holdout rows."""
+    gate_policy = gating.GatePolicy.model_validate(policy)
+    gates = gating.absolute_gates(report, gate_policy)
+    found = registration.champion_bundle(tracking_uri, model_name)
+    champion_report, ref = None, ""
+    if found is not None:
+        version, bundle_dir = found
+        ref = f"{model_name}:{version}"
+        champion_report = _score_champion(
+            validated_dir, split_dir, bundle_dir, report["target_precision"]
+        )
+    gates += gating.champion_gates(report, champion_report, gate_policy, ref)
+    return {
+        "parent_champion": ref,
+        "champion_report": champion_report,
+        "gates": [g.model_dump() for g in gates],
+        "passed": gating.all_passed(gates),
+    }
+
+
+def _score_champion(
+    validated_dir: Path, split_dir: Path, bundle_dir: Path, target_precision: float
+) -> dict[str, Any]:
+    """Recompute the champion's own features on the holdout rows and score them."""
+    from edgeloop_agent.contracts import verify_bundle
+
+    manifest = verify_bundle(bundle_dir)
+    schema = load_schema(validated_dir / SCHEMA_FILE)
+    readings = pd.read_parquet(validated_dir / READINGS)
+    theirs = featurize.build_features(readings, schema, manifest.features)
+    keys = [schema.entity_column, schema.time_column]
+    holdout = pd.read_parquet(split_dir / HOLDOUT)[
+        [*keys, *schema.slices, validation.LABEL_COLUMN]
+    ]
+    rows = holdout.merge(
+        theirs[[*keys, *manifest.features.input_names()]], on=keys, how="left"
+    )
+    x = rows[manifest.features.input_names()].to_numpy(dtype=np.float32)
+    scores = export.onnx_scores(export.session(bundle_dir / "model.onnx"), x)
+    y = rows[validation.LABEL_COLUMN].to_numpy()
+    return evaluation.evaluate(y, scores, rows[schema.slices], target_precision)
+
+
+def export_onnx(model_path: Path, split_dir: Path, out_path: Path) -> float:
+    """Step 7: ONNX export; returns max |p_onnx - p_xgb| on the holdout."""
+    spec = _spec(split_dir)
+    model = training.load(model_path)
+    export.to_onnx(model, len(spec.input_names()), out_path)
+    x, _ = _xy(pd.read_parquet(split_dir / HOLDOUT), spec)
+    return export.parity(training.load(model_path), out_path, x)
+
+
+def profile_latency(
+    onnx_path: Path, split_dir: Path, profiles_path: str
+) -> list[dict[str, Any]]:
+    """Step 8: latency/memory per device profile."""
+    x, _ = _xy(pd.read_parquet(split_dir / HOLDOUT), _spec(split_dir))
+    profiles = profiling.load_profiles(Path(profiles_path) if profiles_path else None)
+    return [p.model_dump() for p in profiling.profile(onnx_path, x[:2000], profiles)]
+
+
+def assemble_bundle(
+    *,
+    model_name: str,
+    onnx_path: Path,
+    split_dir: Path,
+    report: dict[str, Any],
+    gate_result: dict[str, Any],
+    parity: float,
+    parity_tolerance: float,
+    latency: list[dict[str, Any]],
+    ingest: dict[str, Any],
+    code_revision: str,
+    pipeline_run_id: str,
+    out_dir: Path,
+) -> dict[str, Any]:
+    """Step 9: the bundle directory, with every gate recorded in it."""
+    spec = _spec(split_dir)
+    schema: DatasetSchema = load_schema(split_dir / SCHEMA_FILE)
+    train_x, _ = _xy(pd.read_parquet(split_dir / TRAIN), spec)
+    holdout_x, _ = _xy(pd.read_parquet(split_dir / HOLDOUT), spec)
+    sess = export.session(onnx_path)
+    sample = packaging.reference_sample(
+        holdout_x, export.onnx_scores(sess, holdout_x), REFERENCE_SAMPLE_ROWS, 0
+    )
+    gates = [GateResult.model_validate(g) for g in gate_result["gates"]]
+    gates.append(
+        gating.parity_gate(parity, gating.GatePolicy(parity_tolerance=parity_tolerance))
+    )
+    overall = report["overall"]
+    label = schema.label
+    manifest = packaging.write_bundle(
+        out_dir,
+        model_name=model_name,
+        onnx_path=onnx_path,
+        spec=spec,
+        schema=schema,
+        threshold=overall.get("threshold") or 0.5,
+        horizon_hours=label.horizon_hours
+        if isinstance(label, FailureLogLabel)
+        else None,
+        train_x=train_x,
+        sample=sample,
+        metrics={m: overall.get(m) for m in evaluation.METRICS},
+        gates=gates,
+        latency=[LatencyProfile.model_validate(p) for p in latency],
+        lineage=Lineage(
+            data_hash=ingest["data_hash"],
+            code_revision=code_revision,
+            pipeline_run_id=pipeline_run_id,
+            parent_champion=gate_result.get("parent_champion", ""),
+            dataset_uri=ingest.get("dataset_uri", ""),
+            trained_at=pd.Timestamp.now(tz="UTC").isoformat(),
+        ),
+    )
+    return {
+        "gates_passed": gating.all_passed(gates),
+        "model_sha256": manifest.model_sha256,
+    }
+
+
+def register_bundle(
+    bundle_dir: Path,
+    tracking_uri: str,
+    gates_passed: bool,
+    auto_promote: bool,
+    params: dict[str, Any],
+) -> dict[str, Any]:
+    """Step 10: register in MLflow; move ``champion`` only if every gate passed."""
+    result = registration.register(
+        bundle_dir,
+        tracking_uri=tracking_uri,
+        gates_passed=gates_passed,
+        auto_promote=auto_promote,
+        params=params,
+    )
+    return {
+        "name": result.name,
+        "version": result.version,
+        "run_id": result.run_id,
+        "bundle_uri": result.bundle_uri,
+        "bundle_sha256": result.bundle_sha256,
+        "promoted": result.promoted,
+        "previous_champion": result.previous_champion,
+    }
+
+
+def dumps(value: Any) -> str:
+    """JSON for artifact metadata and string outputs (numpy-safe)."""
+    return json.dumps(value, default=float, sort_keys=True)

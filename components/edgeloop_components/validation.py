@@ -1,0 +1,336 @@
+"""Load a readings table and check it against its :class:`DatasetSchema`.
+
+The first step of the training pipeline and ``edgeloop data validate`` both call
+:func:`validate_dataset`. It collects *every* broken rule (missing/extra columns,
+dtypes, out-of-range share, NaN share, duplicate (entity, time) rows, empty data,
+single-class label) before failing, so a user fixes their data in one pass.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from edgeloop_components.dataset import (
+    SCHEMA_FILE,
+    ColumnLabel,
+    DatasetSchema,
+    FailureLogLabel,
+    Thresholds,
+    load_schema,
+)
+from edgeloop_components.errors import DataValidationError, SchemaError
+
+LABEL_COLUMN = "__label__"
+
+
+@dataclass
+class ValidationReport:
+    """What validation found; ``frame`` holds the readings plus ``__label__``."""
+
+    path: Path
+    rows: int
+    entities: int
+    positive_share: float
+    data_hash: str
+    warnings: list[str] = field(default_factory=list)
+    frame: pd.DataFrame | None = None
+
+
+def resolve_inputs(path: Path, schema_path: Path | None) -> tuple[Path, DatasetSchema]:
+    """Find the readings file and schema for a user-given PATH.
+
+    PATH may be a dataset directory (holding ``schema.yaml``) or the readings
+    file itself, in which case ``--schema`` is required unless a ``schema.yaml``
+    sits beside it.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise SchemaError(f"{path}: no such file or directory")
+    if schema_path is None:
+        base = path if path.is_dir() else path.parent
+        schema_path = base / SCHEMA_FILE
+        if not schema_path.exists():
+            raise SchemaError(f"{schema_path}: no schema found; pass --schema FILE")
+    schema = load_schema(schema_path)
+    readings = path if path.is_file() else Path(schema_path).parent / schema.readings
+    if path.is_dir() and not readings.exists():
+        readings = path / schema.readings
+    return readings, schema
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """Read Parquet or CSV by extension, with a readable error for anything else."""
+    suffix = path.suffix.lower()
+    try:
+        if suffix in {".parquet", ".pq"}:
+            return pd.read_parquet(path)
+        if suffix == ".csv":
+            return pd.read_csv(path)
+    except FileNotFoundError as exc:
+        raise DataValidationError([f"{path}: file not found"]) from exc
+    except (ValueError, OSError, pd.errors.ParserError) as exc:
+        raise DataValidationError(
+            [f"{path}: cannot be read as {suffix[1:]} ({exc})"]
+        ) from exc
+    raise DataValidationError(
+        [f"{path}: unsupported file type {suffix!r} (use .parquet or .csv)"]
+    )
+
+
+def data_hash(paths: list[Path]) -> str:
+    """sha256 over the bytes of the data files, in the given order (for lineage)."""
+    digest = hashlib.sha256()
+    for path in paths:
+        with path.open("rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def validate_dataset(
+    readings_path: Path, schema: DatasetSchema, schema_dir: Path
+) -> ValidationReport:
+    """Load, check and label a readings table.
+
+    Args:
+        readings_path: Parquet or CSV file of readings.
+        schema: the dataset contract.
+        schema_dir: directory the schema's relative paths are resolved against.
+
+    Returns:
+        A report whose ``frame`` is sorted by (entity, time) and carries the
+        binary label in ``__label__``.
+
+    Raises:
+        DataValidationError: listing every rule broken beyond its threshold.
+    """
+    name = readings_path.name
+    frame = read_table(readings_path)
+    violations: list[str] = []
+    warnings: list[str] = []
+    limits = schema.thresholds
+
+    missing = [c for c in schema.required_columns() if c not in frame.columns]
+    if missing:
+        violations.append(f"{name}: missing columns: {', '.join(missing)}")
+    extra = sorted(set(frame.columns) - set(schema.required_columns()))
+    if extra:
+        msg = f"{name}: columns not in the schema: {', '.join(map(str, extra))}"
+        (warnings if schema.allow_extra_columns else violations).append(
+            msg
+            + (
+                ""
+                if schema.allow_extra_columns
+                else " (set allow_extra_columns: true to accept)"
+            )
+        )
+    if frame.empty:
+        violations.append(f"{name}: no rows")
+    if violations:
+        raise DataValidationError(violations)
+
+    if len(frame) < limits.min_rows:
+        violations.append(
+            f"{name}: {len(frame)} rows, fewer than min_rows {limits.min_rows}"
+        )
+    violations += _check_time(frame, schema, name)
+    for column in schema.features:
+        violations += _check_feature(
+            frame, column.name, column.min, column.max, column.unit, limits, name
+        )
+    violations += _check_duplicates(frame, schema, name)
+    if violations:
+        raise DataValidationError(violations)
+
+    frame = frame.sort_values([schema.entity_column, schema.time_column], kind="stable")
+    frame = frame.reset_index(drop=True)
+    files = [readings_path]
+    label, label_files = _label(frame, schema, schema_dir, name)
+    files += label_files
+    frame[LABEL_COLUMN] = label
+    classes = np.unique(label)
+    if len(classes) < 2:
+        raise DataValidationError(
+            [
+                f"{name}: label has a single class ({int(classes[0]) if len(classes) else 'none'}) "
+                "in every row; a classifier needs both failures and normal operation"
+            ]
+        )
+    return ValidationReport(
+        path=readings_path,
+        rows=len(frame),
+        entities=int(frame[schema.entity_column].nunique()),
+        positive_share=float(label.mean()),
+        data_hash=data_hash(files),
+        warnings=warnings,
+        frame=frame,
+    )
+
+
+def _check_time(frame: pd.DataFrame, schema: DatasetSchema, name: str) -> list[str]:
+    col = schema.time_column
+    if pd.api.types.is_datetime64_any_dtype(frame[col]):
+        times = frame[col]
+    else:
+        times = pd.to_datetime(frame[col], errors="coerce", utc=True).dt.tz_localize(
+            None
+        )
+        frame[col] = times
+    bad = float(times.isna().mean())
+    if bad > 0:
+        return [
+            f"{name}: column '{col}': rule time: {bad:.1%} of rows are not valid timestamps"
+        ]
+    if getattr(times.dt, "tz", None) is not None:
+        frame[col] = times.dt.tz_convert("UTC").dt.tz_localize(None)
+    return []
+
+
+def _check_feature(
+    frame: pd.DataFrame,
+    col: str,
+    low: float | None,
+    high: float | None,
+    unit: str,
+    limits: Thresholds,
+    name: str,
+) -> list[str]:
+    series = frame[col]
+    if not pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
+        sample = series.dropna().astype(str).head(1).tolist()
+        example = f" (e.g. {sample[0]!r})" if sample else ""
+        return [
+            f"{name}: column '{col}': rule dtype: expected numeric, got {series.dtype}{example}"
+        ]
+    values = series.to_numpy(dtype=np.float64, na_value=np.nan)
+    out: list[str] = []
+    nan_share = float(np.isnan(values).mean())
+    if nan_share > limits.max_nan_share:
+        out.append(
+            f"{name}: column '{col}': rule nan_share: {nan_share:.1%} missing "
+            f"(max allowed {limits.max_nan_share:.1%})"
+        )
+    finite = values[~np.isnan(values)]
+    outside = np.zeros(finite.shape, dtype=bool) | ~np.isfinite(finite)
+    if low is not None:
+        outside |= finite < low
+    if high is not None:
+        outside |= finite > high
+    share = float(outside.sum() / len(values)) if len(values) else 0.0
+    if share > limits.max_out_of_range_share:
+        bounds = f"[{low if low is not None else '-inf'}, {high if high is not None else 'inf'}] {unit}".strip()
+        out.append(
+            f"{name}: column '{col}': rule out_of_range: {share:.1%} of rows outside "
+            f"{bounds} (max allowed {limits.max_out_of_range_share:.1%})"
+        )
+    if not out:
+        # Out-of-range values that stay below the threshold become missing, so
+        # a spike never reaches training as if it were a physical reading.
+        bad = ~np.isnan(values) & ~np.isfinite(values)
+        if low is not None:
+            bad |= values < low
+        if high is not None:
+            bad |= values > high
+        if bad.any():
+            values = values.copy()
+            values[bad] = np.nan
+        frame[col] = values
+    return out
+
+
+def _check_duplicates(
+    frame: pd.DataFrame, schema: DatasetSchema, name: str
+) -> list[str]:
+    keys = [schema.entity_column, schema.time_column]
+    share = float(frame.duplicated(keys).mean())
+    if share > schema.thresholds.max_duplicate_share:
+        return [
+            f"{name}: columns ({', '.join(keys)}): rule duplicates: {share:.2%} of rows "
+            f"repeat an (entity, time) pair (max allowed {schema.thresholds.max_duplicate_share:.2%})"
+        ]
+    if share > 0:
+        frame.drop_duplicates(keys, keep="first", inplace=True)
+    return []
+
+
+def _label(
+    frame: pd.DataFrame, schema: DatasetSchema, schema_dir: Path, name: str
+) -> tuple[np.ndarray, list[Path]]:
+    spec = schema.label
+    if isinstance(spec, ColumnLabel):
+        raw = frame[spec.column]
+        values = pd.to_numeric(raw, errors="coerce")
+        if values.isna().any() or not values.isin([0, 1]).all():
+            raise DataValidationError(
+                [f"{name}: column '{spec.column}': rule label: values must be 0 or 1"]
+            )
+        return values.to_numpy(dtype=np.int8), []
+    assert isinstance(spec, FailureLogLabel)
+    log_path = schema_dir / spec.path
+    log = read_table(log_path)
+    missing = [
+        c for c in (spec.entity_column, spec.time_column) if c not in log.columns
+    ]
+    if missing:
+        raise DataValidationError(
+            [f"{log_path.name}: missing columns: {', '.join(missing)}"]
+        )
+    failed_at = pd.to_datetime(
+        log[spec.time_column], errors="coerce", utc=True
+    ).dt.tz_localize(None)
+    if failed_at.isna().any():
+        raise DataValidationError(
+            [
+                f"{log_path.name}: column '{spec.time_column}': rule time: "
+                f"{failed_at.isna().mean():.1%} of rows are not valid timestamps"
+            ]
+        )
+    return failure_within_horizon(
+        frame[schema.entity_column].astype(str).to_numpy(),
+        frame[schema.time_column].to_numpy(dtype="datetime64[ns]"),
+        log[spec.entity_column].astype(str).to_numpy(),
+        failed_at.to_numpy(dtype="datetime64[ns]"),
+        np.timedelta64(int(spec.horizon_hours * 3600), "s"),
+    ), [log_path]
+
+
+def failure_within_horizon(
+    entities: np.ndarray,
+    times: np.ndarray,
+    failure_entities: np.ndarray,
+    failure_times: np.ndarray,
+    horizon: np.timedelta64,
+) -> np.ndarray:
+    """1 where the same entity fails in ``(time, time + horizon]``, else 0."""
+    label = np.zeros(len(times), dtype=np.int8)
+    for entity in np.unique(failure_entities):
+        rows = np.flatnonzero(entities == entity)
+        if not len(rows):
+            continue
+        fails = np.sort(failure_times[failure_entities == entity])
+        t = times[rows]
+        nxt = np.searchsorted(fails, t, side="right")
+        has_next = nxt < len(fails)
+        gap = np.where(
+            has_next, fails[np.minimum(nxt, len(fails) - 1)] - t, horizon + 1
+        )
+        label[rows] = (has_next & (gap <= horizon)).astype(np.int8)
+    return label
+
+
+def check(
+    path: Path, schema_path: Path | None = None
+) -> tuple[ValidationReport, DatasetSchema]:
+    """Resolve PATH (+ optional schema) and validate: the CLI's and step's entry."""
+    readings, schema = resolve_inputs(path, schema_path)
+    schema_dir = (
+        Path(schema_path).parent
+        if schema_path
+        else (path if Path(path).is_dir() else Path(path).parent)
+    )
+    return validate_dataset(readings, schema, Path(schema_dir)), schema

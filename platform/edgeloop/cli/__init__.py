@@ -1,0 +1,89 @@
+"""The ``edgeloop`` command line: one Typer sub-app per noun.
+
+Commands parse arguments, call a service function and render its result with
+``--output table|json``. Every error the platform raises on purpose reaches the
+user as one line on stderr and exit code 1; usage errors exit 2 (click's).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from enum import StrEnum
+from typing import Any
+
+import typer
+from typer.core import TyperGroup
+
+from edgeloop.cli import data, demo, models, pipeline
+from edgeloop.cli.output import State, error_line
+
+
+class OutputFormat(StrEnum):
+    """How results are printed."""
+
+    table = "table"
+    json = "json"
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from edgeloop.errors import EdgeloopError
+    from edgeloop_agent.contracts import ContractError as AgentError
+    from edgeloop_components.errors import ComponentError
+
+    return (EdgeloopError, ComponentError, AgentError)
+
+
+class _Group(TyperGroup):
+    """Root group that turns our errors into one readable line and exit code 1."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except _user_errors() as exc:
+            error_line(str(exc))
+            raise typer.Exit(code=1) from exc
+        except OSError as exc:
+            error_line(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))
+            raise typer.Exit(code=1) from exc
+
+
+app = typer.Typer(
+    cls=_Group,
+    help="edgeloop: train, gate, roll out, score offline, watch drift, retrain.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(data.app, name="data")
+app.add_typer(pipeline.app, name="pipeline")
+app.add_typer(models.app, name="models")
+app.command("demo")(demo.demo)
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    output: OutputFormat = typer.Option(
+        OutputFormat.table, "--output", "-o", help="Result format."
+    ),
+    verbose: int = typer.Option(
+        0, "--verbose", "-v", count=True, help="More log output (-vv for debug)."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only results and errors."),
+) -> None:
+    """Configure logging and the output format once for every command."""
+    level = (
+        logging.ERROR
+        if quiet
+        else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    )
+    logging.basicConfig(
+        level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    ctx.obj = State(output=output.value, quiet=quiet)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

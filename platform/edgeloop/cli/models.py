@@ -1,0 +1,81 @@
+"""``edgeloop models``: list, show, promote, lineage, export registered models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from edgeloop.cli.output import emit, stderr
+
+if TYPE_CHECKING:
+    from edgeloop.registry import Registry
+
+app = typer.Typer(
+    help="Registered models: list, show, promote, lineage, export.",
+    no_args_is_help=True,
+)
+
+
+def _registry() -> Registry:
+    from edgeloop.registry import Registry
+    from edgeloop.settings import load_settings
+
+    return Registry(load_settings().tracking_uri())
+
+
+@app.command("list")
+def list_(ctx: typer.Context) -> None:
+    """Every registered model with its versions and aliases."""
+    emit(ctx, _registry().list_models(), title="models")
+
+
+@app.command()
+def show(
+    ctx: typer.Context,
+    ref: str = typer.Argument(..., help="NAME, NAME@ALIAS or NAME:VERSION."),
+) -> None:
+    """One version: aliases, bundle location and sha256, metrics, gates."""
+    from edgeloop.registry import parse_ref
+
+    emit(ctx, _registry().show(parse_ref(ref)))
+
+
+@app.command()
+def promote(
+    ctx: typer.Context,
+    ref: str = typer.Argument(..., help="NAME:VERSION."),
+    alias: str = typer.Option("champion", "--alias", help="Alias to move."),
+) -> None:
+    """Point an alias (default champion) at a version."""
+    from edgeloop.registry import parse_ref
+
+    emit(ctx, _registry().promote(parse_ref(ref), alias))
+
+
+@app.command()
+def lineage(
+    ctx: typer.Context,
+    ref: str = typer.Argument(..., help="NAME, NAME@ALIAS or NAME:VERSION."),
+) -> None:
+    """Where a version came from: data hash, code, pipeline run, parent, gates."""
+    from edgeloop.registry import parse_ref
+
+    emit(ctx, _registry().lineage(parse_ref(ref)))
+
+
+@app.command()
+def export(
+    ctx: typer.Context,
+    ref: str = typer.Argument(..., help="NAME, NAME@ALIAS or NAME:VERSION."),
+    out: Path = typer.Option(
+        ..., "--out", help="New or empty directory for the bundle files."
+    ),
+) -> None:
+    """Write the verified bundle as plain files (for removable media) with SHA256SUMS."""
+    from edgeloop.registry import parse_ref
+
+    with stderr().status(f"exporting {ref}"):
+        result = _registry().export(parse_ref(ref), out)
+    emit(ctx, result)

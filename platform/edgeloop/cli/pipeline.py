@@ -1,0 +1,95 @@
+"""``edgeloop pipeline``: compile the training pipeline, run it locally or on KFP."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from edgeloop.cli.output import emit, state, stderr
+
+app = typer.Typer(help="Training pipeline: compile, run.", no_args_is_help=True)
+
+
+@app.command("compile")
+def compile_(
+    ctx: typer.Context,
+    out: Path = typer.Option(
+        Path("build/pipelines"), "--out", help="Directory for the IR YAML files."
+    ),
+) -> None:
+    """Write the pipelines' IR YAML, ready to upload in the Kubeflow UI."""
+    from edgeloop_components.pipelines.compile import compile_all
+
+    emit(ctx, [{"pipeline": p.stem, "file": str(p)} for p in compile_all(out)])
+
+
+@app.command()
+def run(
+    ctx: typer.Context,
+    data: Path = typer.Option(
+        ..., "--data", help="Dataset directory (with schema.yaml) or readings file."
+    ),
+    schema: Path | None = typer.Option(None, "--schema", help="Dataset schema file."),
+    model_name: str | None = typer.Option(
+        None, "--model-name", help="Registered model name."
+    ),
+    kfp_host: str | None = typer.Option(
+        None, "--kfp-host", help="Submit to this Kubeflow Pipelines server."
+    ),
+    n_estimators: int | None = typer.Option(None, min=1, help="XGBoost trees."),
+    max_depth: int | None = typer.Option(None, min=1, max=16, help="XGBoost depth."),
+    max_regression: float | None = typer.Option(
+        None, min=0, max=1, help="Allowed drop vs champion."
+    ),
+    profiles: Path | None = typer.Option(
+        None, "--profiles", help="Device profiles YAML."
+    ),
+    no_promote: bool = typer.Option(
+        False, "--no-promote", help="Register, but never move champion."
+    ),
+) -> None:
+    """Train, gate and register a model (kfp.local unless --kfp-host is given)."""
+    from edgeloop import pipeline_runs
+    from edgeloop.settings import load_settings
+
+    settings = load_settings()
+    if model_name:
+        settings.registry.model_name = model_name
+    arguments = pipeline_runs.pipeline_arguments(
+        settings,
+        data,
+        schema_path=schema,
+        n_estimators=n_estimators,
+        max_depth=max_depth,
+        max_regression=max_regression,
+        profiles_path=profiles,
+        auto_promote=False if no_promote else None,
+    )
+    host = kfp_host or settings.pipeline.kfp_host
+    if host:
+        emit(ctx, pipeline_runs.submit(settings, arguments, host))
+        return
+    console = stderr()
+    total = len(pipeline_runs.STEPS)
+    done: list[str] = []
+
+    def progress(task: str, status: str) -> None:
+        if state(ctx).quiet:
+            return
+        if status == "started":
+            console.print(f"[{len(done) + 1}/{total}] {task} …")
+        else:
+            done.append(task)
+            mark = "ok" if status == "SUCCESS" else status
+            console.print(f"[{len(done)}/{total}] {task} {mark}")
+
+    result = pipeline_runs.run_local(settings, arguments, progress)
+    emit(
+        ctx,
+        {
+            **result.registered,
+            "seconds": round(result.seconds, 1),
+            "log": str(result.log_path),
+        },
+    )

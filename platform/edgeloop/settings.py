@@ -1,0 +1,70 @@
+"""Platform settings: one ``PlatformSettings`` root, grouped, from ``EDGELOOP_*``.
+
+Built once at the entry point with :func:`load_settings` and passed down;
+nothing reads the environment at import time. Nested groups use ``__`` in
+environment names, e.g. ``EDGELOOP_REGISTRY__TRACKING_URI``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class RegistrySettings(BaseModel):
+    """Where models are tracked and registered."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    tracking_uri: str = ""
+    """MLflow tracking + registry URI. Empty means the embedded store:
+    ``sqlite:///<home>/mlflow.db`` with artifacts beside it, so a fresh clone
+    needs no server. Any MLflow URI works, e.g. ``http://127.0.0.1:5000``."""
+    model_name: str = "pump-failure"
+    """Registered model name used when a command is not given one."""
+
+
+class PipelineSettings(BaseModel):
+    """How training pipelines run."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    kfp_host: str = ""
+    """Kubeflow Pipelines API URL. Empty means run locally with
+    ``kfp.local.SubprocessRunner`` (no cluster needed)."""
+    experiment: str = "edgeloop"
+    """Kubeflow experiment that submitted runs are filed under."""
+
+
+class PlatformSettings(BaseSettings):
+    """Root of the control plane's settings."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="EDGELOOP_",
+        env_nested_delimiter="__",
+        use_attribute_docstrings=True,
+        extra="ignore",
+    )
+
+    home: Path = Path(".edgeloop")
+    """Working directory for embedded state (MLflow store, pipeline runs,
+    demo data). Relative paths are taken from the current directory."""
+    registry: RegistrySettings = Field(default_factory=RegistrySettings)
+    pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
+
+    def tracking_uri(self) -> str:
+        """The configured MLflow URI, or the embedded sqlite store under ``home``."""
+        if self.registry.tracking_uri:
+            return self.registry.tracking_uri
+        return f"sqlite:///{(self.home / 'mlflow.db').resolve()}"
+
+    def pipeline_root(self) -> Path:
+        """Where local pipeline runs keep their artifacts."""
+        return (self.home / "pipeline-runs").resolve()
+
+
+def load_settings(**overrides: object) -> PlatformSettings:
+    """Read settings from the environment (and ``.env``), applying overrides."""
+    return PlatformSettings(**overrides)  # type: ignore[arg-type]
