@@ -19,18 +19,34 @@ from edgeloop_components.validation import LABEL_COLUMN
 SPLIT_COLUMN = "__split__"
 
 
-def holdout_entities(entities: list[str], fraction: float, seed: int) -> set[str]:
-    """A stable, seeded choice of holdout entities (at least one on each side)."""
+def holdout_entities(
+    entities: list[str], fraction: float, seed: int, positive: set[str] | None = None
+) -> set[str]:
+    """A stable, seeded choice of holdout entities (at least one on each side).
+
+    Stratified: entities in ``positive`` (those that fail during the holdout
+    period) are drawn in proportion on their own, so a small fleet still gets
+    failures on both sides of the split.
+    """
     unique = sorted(set(entities))
     if len(unique) < 2:
         raise TrainingError(
             f"need at least 2 entities to split by entity, found {len(unique)}"
         )
     count = min(len(unique) - 1, max(1, math.ceil(fraction * len(unique))))
-    ranked = sorted(
-        unique, key=lambda e: hashlib.sha256(f"{seed}:{e}".encode()).hexdigest()
-    )
-    return set(ranked[:count])
+    positive = positive or set()
+
+    def ranked(group: list[str]) -> list[str]:
+        return sorted(
+            group, key=lambda e: hashlib.sha256(f"{seed}:{e}".encode()).hexdigest()
+        )
+
+    pos = ranked([e for e in unique if e in positive])
+    neg = ranked([e for e in unique if e not in positive])
+    take_pos = min(len(pos), count, max(1 if pos else 0, round(fraction * len(pos))))
+    chosen = pos[:take_pos] + neg[: count - take_pos]
+    chosen += pos[take_pos:][: count - len(chosen)]
+    return set(chosen)
 
 
 def split(
@@ -48,12 +64,14 @@ def split(
     """
     if not 0 < holdout_entity_fraction < 1 or not 0 < holdout_time_fraction < 1:
         raise TrainingError("holdout fractions must be strictly between 0 and 1")
-    held = holdout_entities(
-        table[entity_column].astype(str).tolist(), holdout_entity_fraction, seed
-    )
     times = table[time_column]
     cutoff = times.quantile(1 - holdout_time_fraction)
-    is_held = table[entity_column].astype(str).isin(held)
+    entity = table[entity_column].astype(str)
+    late_failures = set(entity[(times >= cutoff) & (table[LABEL_COLUMN] == 1)])
+    held = holdout_entities(
+        entity.tolist(), holdout_entity_fraction, seed, late_failures
+    )
+    is_held = entity.isin(held)
     late = times >= cutoff
     out = table.copy()
     out[SPLIT_COLUMN] = np.where(

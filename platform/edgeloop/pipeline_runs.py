@@ -10,6 +10,7 @@ read task events from it to report progress, so the terminal shows
 from __future__ import annotations
 
 import contextlib
+import inspect
 import io
 import json
 import re
@@ -135,6 +136,44 @@ def pipeline_arguments(
         }
     )
     return args
+
+
+def parse_params(pairs: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` strings -> typed pipeline arguments.
+
+    Keys must be parameters of ``train-edge-model``; values are parsed as
+    JSON when they can be (numbers, booleans, lists) and kept as text otherwise.
+
+    Raises:
+        UsageError: malformed pair, unknown key, or a value of the wrong type.
+    """
+    from edgeloop_components.pipelines.train_edge_model import train_edge_model
+
+    signature = inspect.signature(train_edge_model.pipeline_func)
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UsageError(f"invalid --param {pair!r}: use KEY=VALUE")
+        if key not in signature.parameters:
+            known = ", ".join(sorted(signature.parameters))
+            raise UsageError(f"unknown pipeline parameter {key!r}; known: {known}")
+        try:
+            value: Any = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        want = signature.parameters[key].annotation
+        if want is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if want in (str, int, float, bool, list) and not isinstance(value, want):
+            value = raw if want is str else value
+            if not isinstance(value, want) or (want is int and isinstance(value, bool)):
+                raise UsageError(
+                    f"--param {key}: expected {want.__name__}, got {raw!r}"
+                )
+        out[key] = value
+    return out
 
 
 def run_local(

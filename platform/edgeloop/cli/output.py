@@ -36,7 +36,7 @@ def stderr() -> Console:
     Bound to the stderr of the moment it is made: long runs redirect
     ``sys.stderr`` into a log file, and progress must still reach the user.
     """
-    return Console(file=sys.stderr, highlight=False)
+    return Console(file=sys.stderr, highlight=False, soft_wrap=True)
 
 
 def error_line(message: str) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from edgeloop.cli.output import emit, state, stderr
+from edgeloop.errors import UsageError
 
 app = typer.Typer(help="Training pipeline: compile, run.", no_args_is_help=True)
 
@@ -45,6 +46,9 @@ def run(
     profiles: Path | None = typer.Option(
         None, "--profiles", help="Device profiles YAML."
     ),
+    param: list[str] = typer.Option(
+        [], "--param", help="Any pipeline parameter as KEY=VALUE (repeatable)."
+    ),
     no_promote: bool = typer.Option(
         False, "--no-promote", help="Register, but never move champion."
     ),
@@ -56,16 +60,19 @@ def run(
     settings = load_settings()
     if model_name:
         settings.registry.model_name = model_name
-    arguments = pipeline_runs.pipeline_arguments(
-        settings,
-        data,
-        schema_path=schema,
-        n_estimators=n_estimators,
-        max_depth=max_depth,
-        max_regression=max_regression,
-        profiles_path=profiles,
-        auto_promote=False if no_promote else None,
-    )
+    named = {
+        "schema_path": schema,
+        "n_estimators": n_estimators,
+        "max_depth": max_depth,
+        "max_regression": max_regression,
+        "profiles_path": profiles,
+        "auto_promote": False if no_promote else None,
+    }
+    extra = pipeline_runs.parse_params(param)
+    clash = sorted(k for k in extra if named.get(k) is not None)
+    if clash:
+        raise UsageError(f"set {', '.join(clash)} either as an option or as --param")
+    arguments = pipeline_runs.pipeline_arguments(settings, data, **{**named, **extra})
     host = kfp_host or settings.pipeline.kfp_host
     if host:
         emit(ctx, pipeline_runs.submit(settings, arguments, host))

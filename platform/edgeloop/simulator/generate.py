@@ -236,9 +236,9 @@ def _simulate_pump(
             "pump_type": str(kinds[min(fail_step, n - 1)]),
             "failure_mode": mode,
             "failed_at": pd.Timestamp(times[0])
-            + pd.Timedelta(hours=fail_step * step_h),
+            + pd.Timedelta(minutes=fail_step * config.cadence_minutes),
             "repaired_at": pd.Timestamp(times[0])
-            + pd.Timedelta(hours=repaired_step * step_h),
+            + pd.Timedelta(minutes=repaired_step * config.cadence_minutes),
             "repair": cfg.REPAIRS[mode],
         }
         for fail_step, repaired_step, mode in events
