@@ -105,8 +105,15 @@ def download_bundle(mlc: MlflowClient, name: str, version: int, dst: Path) -> Pa
     if not uri or not digest:
         raise RegistryError(f"registry: {name}:{version} has no edgeloop bundle tags")
     dst.mkdir(parents=True, exist_ok=True)
+    run_id, _, artifact_path = uri.removeprefix("runs:/").partition("/")
+    if not uri.startswith("runs:/") or not run_id or not artifact_path:
+        raise RegistryError(
+            f"registry: {name}:{version} has an unsupported bundle URI {uri!r}"
+        )
     try:
-        local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dst))
+        # The client's own method: mlflow.artifacts.download_artifacts would
+        # resolve runs:/ against the *global* tracking URI instead.
+        local = mlc.download_artifacts(run_id, artifact_path, str(dst))
     except MlflowException as exc:
         raise RegistryError(f"registry: cannot download {uri}: {exc.message}") from exc
     verify_bundle(Path(local), expected_digest=digest)

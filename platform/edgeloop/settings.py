@@ -44,6 +44,7 @@ class PlatformSettings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="EDGELOOP_",
         env_nested_delimiter="__",
+        env_file=".env",
         use_attribute_docstrings=True,
         extra="ignore",
     )
