@@ -24,13 +24,12 @@ DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
 
 def fleet_for(readings: int, seed: int = 3) -> cfg.SimulationConfig:
-    """A fleet of about ``readings`` rows at 10-minute cadence, 60 days."""
-    days = 60
-    pumps = max(2, round(readings / (days * 144)))
-    sites = max(1, min(50, pumps // 8))
-    return cfg.SimulationConfig(
-        sites=sites, pumps_per_site=max(1, pumps // sites), days=days, seed=seed
-    )
+    """A fleet of about ``readings`` rows at 10-minute cadence (>= 8 pumps)."""
+    pumps = max(8, round(readings / (60 * 144)))
+    sites = max(2, min(50, pumps // 8))
+    per_site = max(1, round(pumps / sites))
+    days = readings / (sites * per_site * 144)
+    return cfg.SimulationConfig(sites=sites, pumps_per_site=per_site, days=days, seed=seed)
 
 
 def bench_simulator(sizes: list[int]) -> list[tuple[int, float, float]]:
