@@ -3,7 +3,9 @@
 Hierarchy::
 
     AgentError                 (status_code 500) root of the agent's own errors
-    └── InputError             a request or payload breaks the input contract (422)
+    ├── InputError             a request breaks the input contract (422, or 413 when too big)
+    ├── ModelNotFoundError     a request names a model this agent does not serve (404)
+    └── ModelNotReadyError     no verified model is active yet (503)
     ContractError              (from edgeloop_agent.contracts, status_code 422)
     └── BundleError            a bundle is missing, corrupt or fails its digest
 
@@ -16,7 +18,14 @@ from __future__ import annotations
 
 from edgeloop_agent.contracts.bundle_files import BundleError, ContractError
 
-__all__ = ["AgentError", "BundleError", "ContractError", "InputError"]
+__all__ = [
+    "AgentError",
+    "BundleError",
+    "ContractError",
+    "InputError",
+    "ModelNotFoundError",
+    "ModelNotReadyError",
+]
 
 
 class AgentError(Exception):
@@ -33,3 +42,19 @@ class InputError(AgentError):
     """Input that breaks the model's input contract."""
 
     status_code = 422
+
+    def __init__(self, message: str, status_code: int = 422) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class ModelNotFoundError(AgentError):
+    """The request names a model this agent does not serve."""
+
+    status_code = 404
+
+
+class ModelNotReadyError(AgentError):
+    """No verified model is active yet; the caller should retry."""
+
+    status_code = 503

@@ -1,0 +1,1 @@
+"""HTTP adapter over :class:`~edgeloop_agent.service.ScoringService`."""

@@ -1,0 +1,176 @@
+"""``create_app``: the agent's FastAPI application, every dependency injectable.
+
+No module-level app. The lifespan restores the cached model (so a restart with
+no network serves at once), then runs the desired-model watcher, the outbox
+forwarder, the window/heartbeat ticker and, when enabled, the MQTT bridge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+
+from edgeloop_agent import __version__
+from edgeloop_agent.api import errors, routes
+from edgeloop_agent.contracts import BundleError
+from edgeloop_agent.lifecycle import Lifecycle
+from edgeloop_agent.metrics import Metrics
+from edgeloop_agent.outbox.forwarder import Forwarder
+from edgeloop_agent.outbox.store import Outbox
+from edgeloop_agent.scoring.model_store import ModelStore
+from edgeloop_agent.service import ScoringService
+from edgeloop_agent.settings import AgentSettings
+
+log = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+class BodyLimit:
+    """Refuse bodies above a size with 413 before anything parses them (pure ASGI)."""
+
+    def __init__(
+        self, app: Callable[[Scope, Receive, Send], Awaitable[None]], limit: int
+    ) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer 413 for an oversized declared body, else pass through."""
+        if scope["type"] == "http":
+            length = dict(scope.get("headers") or []).get(b"content-length")
+            if length is not None and length.isdigit() and int(length) > self.limit:
+                body = json.dumps(
+                    {
+                        "error": f"body: {int(length)} bytes exceeds the limit of {self.limit}"
+                    }
+                )
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 413,
+                        "headers": [(b"content-type", b"application/json")],
+                    }
+                )
+                await send({"type": "http.response.body", "body": body.encode()})
+                return
+        await self.app(scope, receive, send)
+
+
+def create_app(
+    settings: AgentSettings,
+    *,
+    service: ScoringService | None = None,
+    store: ModelStore | None = None,
+    outbox: Outbox | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    background: bool = True,
+) -> FastAPI:
+    """Build the agent app.
+
+    Args:
+        settings: the agent's settings.
+        service: a prepared scoring service (tests); built from settings otherwise.
+        store: bundle cache; built from settings otherwise.
+        outbox: report queue; built from settings otherwise.
+        transport: httpx transport for the forwarder (tests use MockTransport).
+        background: run the watcher/forwarder/ticker/MQTT tasks in the lifespan.
+    """
+    metrics = service.metrics if service else Metrics()
+    outbox = outbox if outbox is not None else (service.outbox if service else None)
+    if outbox is None:
+        outbox = Outbox(
+            settings.outbox.path,
+            settings.node.id,
+            settings.outbox.max_reports,
+            settings.outbox.max_bytes,
+        )
+    forwarder = Forwarder(outbox, settings.outbox, transport)
+    service = service or ScoringService(
+        settings, metrics, outbox, on_report=forwarder.wake
+    )
+    store = store or ModelStore(
+        settings.model.cache_dir,
+        threads=settings.scoring.threads,
+        timeout_s=settings.model.download_timeout_s,
+        smoke_tolerance=settings.model.smoke_tolerance,
+    )
+    lifecycle = Lifecycle(settings.model, store, service)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await _activate_initial(settings, store, service, lifecycle)
+        tasks: list[asyncio.Task[None]] = []
+        bridge = None
+        if background:
+            if not settings.model.bundle:
+                tasks.append(asyncio.create_task(lifecycle.run(), name="desired-model"))
+            tasks.append(asyncio.create_task(forwarder.run(), name="forwarder"))
+            tasks.append(asyncio.create_task(_ticker(service), name="ticker"))
+            if settings.mqtt.enabled:
+                from edgeloop_agent.mqtt import MqttBridge
+
+                bridge = MqttBridge(settings, service)
+                bridge.start()
+        try:
+            yield
+        finally:
+            if bridge is not None:
+                bridge.stop()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            service.tick()
+
+    app = FastAPI(
+        title="edgeloop agent",
+        version=__version__,
+        description="Offline-first ONNX scorer for one edge node (Open Inference Protocol v2 + raw readings).",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.service = service
+    app.state.metrics = metrics
+    app.state.lifecycle = lifecycle
+    app.state.forwarder = forwarder
+    app.include_router(routes.router)
+    errors.install(app)
+    app.add_middleware(BodyLimit, limit=settings.scoring.max_body_bytes)
+    return app
+
+
+async def _activate_initial(
+    settings: AgentSettings,
+    store: ModelStore,
+    service: ScoringService,
+    lifecycle: Lifecycle,
+) -> None:
+    if service.active is not None:
+        return
+    if settings.model.bundle:
+        try:
+            service.swap(
+                await asyncio.to_thread(store.standalone, settings.model.bundle)
+            )
+        except BundleError as exc:
+            service.record_failure(exc.message)
+        return
+    if await asyncio.to_thread(lifecycle.restore):
+        log.info("restored the cached active model from %s", settings.model.cache_dir)
+    await lifecycle.step()
+
+
+async def _ticker(service: ScoringService) -> None:
+    while True:
+        await asyncio.to_thread(service.tick)
+        await asyncio.sleep(1.0)

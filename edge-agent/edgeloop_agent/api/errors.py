@@ -1,0 +1,43 @@
+"""The one place where errors become HTTP responses (JSON ``{"error": ...}``)."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from edgeloop_agent.errors import AgentError, ContractError
+
+
+def _location(loc: tuple[object, ...]) -> str:
+    parts = [str(p) for p in loc if p != "body"]
+    return ".".join(parts) or "body"
+
+
+def install(app: FastAPI) -> None:
+    """Register handlers: our errors keep their status; validation is 422."""
+
+    async def agent_error(request: Request, exc: Exception) -> JSONResponse:
+        status = getattr(exc, "status_code", 500)
+        message = getattr(exc, "message", str(exc))
+        app.state.metrics.inc("edgeloop_request_errors_total", status=str(status))
+        return JSONResponse({"error": message}, status_code=status)
+
+    async def validation_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        errors = exc.errors()
+        first = errors[0] if errors else {"loc": ("body",), "msg": "invalid request"}
+        app.state.metrics.inc("edgeloop_request_errors_total", status="422")
+        return JSONResponse(
+            {
+                "error": f"{_location(tuple(first['loc']))}: {first['msg']}",
+                "detail": [
+                    {"loc": _location(tuple(e["loc"])), "msg": e["msg"]} for e in errors
+                ],
+            },
+            status_code=422,
+        )
+
+    app.add_exception_handler(AgentError, agent_error)
+    app.add_exception_handler(ContractError, agent_error)
+    app.add_exception_handler(RequestValidationError, validation_error)

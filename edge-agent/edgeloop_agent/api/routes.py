@@ -1,0 +1,255 @@
+"""Thin HTTP routes: parse, call the service, shape the answer.
+
+Open Inference Protocol v2 (health, server/model metadata, readiness, infer)
+plus ``/predict`` for raw readings and ``/metrics`` for Prometheus.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, Request, Response
+
+from edgeloop_agent import __version__
+from edgeloop_agent.api.schemas import (
+    ErrorBody,
+    InferRequest,
+    PredictRequest,
+    PredictResponse,
+)
+from edgeloop_agent.errors import InputError, ModelNotFoundError, ModelNotReadyError
+from edgeloop_agent.readings import parse_values
+from edgeloop_agent.scoring.model_store import LoadedModel
+from edgeloop_agent.service import ScoringService
+
+router = APIRouter()
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody} for code in (404, 413, 422, 503)
+}
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(
+        json.dumps(body, separators=(",", ":")),
+        status_code=status,
+        media_type="application/json",
+    )
+
+
+def _service(request: Request) -> ScoringService:
+    service: ScoringService = request.app.state.service
+    return service
+
+
+def _model(request: Request, name: str, version: str | None = None) -> LoadedModel:
+    model = _service(request).active
+    if model is None:
+        raise ModelNotReadyError("no verified model is active yet")
+    if name not in (model.name, request.app.state.settings.model.name_alias):
+        raise ModelNotFoundError(
+            f"model '{name}' is not served here; this agent serves '{model.name}'"
+        )
+    if version is not None and version != model.version:
+        raise ModelNotFoundError(
+            f"model '{name}' version '{version}' is not active; active is '{model.version}'"
+        )
+    return model
+
+
+@router.get("/v2/health/live", tags=["health"])
+def live() -> dict[str, bool]:
+    """The process is up."""
+    return {"live": True}
+
+
+@router.get("/v2/health/ready", tags=["health"], responses={503: {"model": ErrorBody}})
+def ready(request: Request) -> Response:
+    """Ready means a verified model is active."""
+    active = _service(request).active is not None
+    return _json({"ready": active}, 200 if active else 503)
+
+
+@router.get("/v2", tags=["metadata"])
+def server_metadata() -> dict[str, Any]:
+    """Server metadata (Open Inference Protocol)."""
+    return {"name": "edgeloop-agent", "version": __version__, "extensions": []}
+
+
+def _metadata(model: LoadedModel) -> dict[str, Any]:
+    n = len(model.manifest.features.input_names())
+    return {
+        "name": model.name,
+        "versions": [model.version],
+        "platform": "onnxruntime_onnx",
+        "inputs": [
+            {"name": model.manifest.input_name, "datatype": "FP32", "shape": [-1, n]}
+        ],
+        "outputs": [
+            {"name": "probabilities", "datatype": "FP32", "shape": [-1, 2]},
+            {"name": "alarm", "datatype": "BOOL", "shape": [-1]},
+        ],
+        "parameters": {
+            "bundle_sha256": model.digest,
+            "threshold": model.manifest.output.threshold,
+            "input_names": model.manifest.features.input_names(),
+        },
+    }
+
+
+@router.get("/v2/models/{name}", tags=["metadata"], responses=_ERRORS)
+def model_metadata(request: Request, name: str) -> dict[str, Any]:
+    """Model metadata: input tensor shape and names, outputs, bundle digest."""
+    return _metadata(_model(request, name))
+
+
+@router.get(
+    "/v2/models/{name}/versions/{version}", tags=["metadata"], responses=_ERRORS
+)
+def model_version_metadata(request: Request, name: str, version: str) -> dict[str, Any]:
+    """Model metadata for an explicit version."""
+    return _metadata(_model(request, name, version))
+
+
+@router.get("/v2/models/{name}/ready", tags=["health"], responses=_ERRORS)
+def model_ready(request: Request, name: str) -> dict[str, Any]:
+    """The named model is active and verified."""
+    model = _model(request, name)
+    return {"name": model.name, "ready": True}
+
+
+@router.post("/v2/models/{name}/infer", tags=["inference"], responses=_ERRORS)
+def infer(request: Request, name: str, body: InferRequest) -> Response:
+    """Score FP32 model inputs (Open Inference Protocol v2)."""
+    return _infer(request, _model(request, name), body)
+
+
+@router.post(
+    "/v2/models/{name}/versions/{version}/infer", tags=["inference"], responses=_ERRORS
+)
+def infer_version(
+    request: Request, name: str, version: str, body: InferRequest
+) -> Response:
+    """Score FP32 model inputs against an explicit version."""
+    return _infer(request, _model(request, name, version), body)
+
+
+def _infer(request: Request, model: LoadedModel, body: InferRequest) -> Response:
+    start = time.perf_counter()
+    if len(body.inputs) != 1:
+        raise InputError(
+            f"inputs: expected exactly one tensor named '{model.manifest.input_name}'"
+        )
+    tensor = body.inputs[0]
+    if tensor.name != model.manifest.input_name:
+        raise InputError(
+            f"inputs[0].name: unknown input '{tensor.name}'; the model takes '{model.manifest.input_name}'"
+        )
+    n_inputs = len(model.manifest.features.input_names())
+    if len(tensor.shape) != 2 or tensor.shape[1] != n_inputs or tensor.shape[0] < 0:
+        raise InputError(
+            f"inputs[0].shape: expected [batch, {n_inputs}], got {tensor.shape}"
+        )
+    try:
+        array = np.asarray(tensor.data, dtype=np.float32).reshape(-1)
+    except (ValueError, TypeError) as exc:
+        raise InputError(
+            "inputs[0].data: expected numbers (flat or nested lists of equal length)"
+        ) from exc
+    if array.size != tensor.shape[0] * tensor.shape[1]:
+        raise InputError(
+            f"inputs[0].data: {array.size} values do not fill shape {tensor.shape}"
+        )
+    if not np.isfinite(array).all():
+        raise InputError("inputs[0].data: values must be finite")
+    scored = _service(request).score_inputs(array.reshape(tensor.shape[0], n_inputs))
+    wanted = (
+        {o.name for o in body.outputs} if body.outputs else {"probabilities", "alarm"}
+    )
+    unknown = wanted - {"probabilities", "alarm"}
+    if unknown:
+        raise InputError(
+            f"outputs: unknown output '{sorted(unknown)[0]}'; available: probabilities, alarm"
+        )
+    scores = scored.scores.astype(np.float32)
+    outputs = []
+    if "probabilities" in wanted:
+        probs = np.stack([1.0 - scores, scores], axis=1)
+        outputs.append(
+            {
+                "name": "probabilities",
+                "datatype": "FP32",
+                "shape": [len(scores), 2],
+                "data": probs.reshape(-1).tolist(),
+            }
+        )
+    if "alarm" in wanted:
+        outputs.append(
+            {
+                "name": "alarm",
+                "datatype": "BOOL",
+                "shape": [len(scores)],
+                "data": scored.alarms.tolist(),
+            }
+        )
+    _record(request, start)
+    answer: dict[str, Any] = {
+        "model_name": model.name,
+        "model_version": scored.model.version,
+        "outputs": outputs,
+    }
+    if body.id is not None:
+        answer["id"] = body.id
+    return _json(answer)
+
+
+@router.post(
+    "/predict", tags=["inference"], response_model=PredictResponse, responses=_ERRORS
+)
+def predict(request: Request, body: PredictRequest) -> Response:
+    """Score raw readings: the agent keeps each entity's history and computes the model inputs."""
+    start = time.perf_counter()
+    service = _service(request)
+    model = service.active
+    if model is None:
+        raise ModelNotReadyError("no verified model is active yet")
+    sensors = model.manifest.features.sensors
+    values = np.stack(
+        [
+            parse_values(r.values, sensors, where=f"readings[{i}].values")
+            for i, r in enumerate(body.readings)
+        ]
+    )
+    entities = [r.entity for r in body.readings]
+    scored = service.score_readings(entities, values)
+    _record(request, start)
+    return _json(
+        {
+            "model_name": scored.model.name,
+            "model_version": scored.model.version,
+            "threshold": scored.model.manifest.output.threshold,
+            "results": [
+                {"entity": e, "score": float(s), "alarm": bool(a)}
+                for e, s, a in zip(entities, scored.scores, scored.alarms, strict=True)
+            ],
+        }
+    )
+
+
+def _record(request: Request, start: float) -> None:
+    metrics = request.app.state.metrics
+    metrics.inc("edgeloop_requests_total")
+    metrics.observe_latency(time.perf_counter() - start)
+
+
+@router.get("/metrics", tags=["metrics"])
+def metrics(request: Request) -> Response:
+    """Prometheus metrics."""
+    service = _service(request)
+    if service.outbox is not None:
+        service.metrics.set("edgeloop_outbox_depth", service.outbox.depth())
+        for name, value in service.outbox.stats().items():
+            service.metrics.set("edgeloop_outbox_events", value, event=name)
+    return Response(service.metrics.render(), media_type="text/plain; version=0.0.4")

@@ -1,0 +1,77 @@
+"""Request/response models of the agent's HTTP API (documented in OpenAPI).
+
+The V2 models follow the Open Inference Protocol's REST JSON shapes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class InferInput(_In):
+    """One input tensor; ``data`` is row-major, flat or nested."""
+
+    name: str
+    shape: list[int] = Field(min_length=1, max_length=4)
+    datatype: Literal["FP32", "FP64"]
+    data: list[Any]
+    parameters: dict[str, Any] | None = None
+
+
+class RequestedOutput(_In):
+    """An output the client wants back (all when none is named)."""
+
+    name: str
+    parameters: dict[str, Any] | None = None
+
+
+class InferRequest(_In):
+    """``POST /v2/models/{name}/infer``."""
+
+    id: str | None = None
+    parameters: dict[str, Any] | None = None
+    inputs: list[InferInput] = Field(min_length=1)
+    outputs: list[RequestedOutput] | None = None
+
+
+class Reading(_In):
+    """One raw reading of one entity (pump)."""
+
+    entity: str = Field(min_length=1, max_length=253)
+    values: dict[str, float | None]
+    """Every sensor of the model by name; ``null`` for a dropout."""
+
+
+class PredictRequest(_In):
+    """``POST /predict``: one reading or a batch, in arrival order."""
+
+    readings: list[Reading] = Field(min_length=1)
+
+
+class PredictResult(BaseModel):
+    """Score of one reading."""
+
+    entity: str
+    score: float
+    alarm: bool
+
+
+class PredictResponse(BaseModel):
+    """Scores and the model version that produced them."""
+
+    model_name: str
+    model_version: str
+    threshold: float
+    results: list[PredictResult]
+
+
+class ErrorBody(BaseModel):
+    """Every error: ``{"error": "<field>: <rule>"}``."""
+
+    error: str

@@ -1,0 +1,182 @@
+"""Agent -> intake reports: heartbeats, drift window summaries, row samples.
+
+Every report travels in a :class:`Report` envelope with an idempotency ``key``
+made once, when the report is created, and kept through every retry: delivery
+is at least once, and the receiver deduplicates by key. Window counts are plain
+integers over the bundle's reference bins, so summaries from many windows or
+nodes merge by addition (:func:`merge_windows`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+REPORT_API_VERSION: Final = "edgeloop.io/report/v1"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Heartbeat(_Strict):
+    """Liveness and serving health of one node."""
+
+    kind: Literal["heartbeat"] = "heartbeat"
+    site: str
+    cohort: str = ""
+    model_name: str = ""
+    model_version: str = ""
+    """Active version; empty while no verified model is active."""
+    bundle_sha256: str = ""
+    requests: int = Field(ge=0)
+    errors: int = Field(ge=0)
+    latency_p50_ms: float | None = None
+    latency_p99_ms: float | None = None
+    outbox_depth: int = Field(ge=0)
+    last_model_failure: str = ""
+    uptime_s: float = Field(ge=0)
+
+
+class FeatureWindow(_Strict):
+    """One model input's histogram over the reference bins in one window."""
+
+    name: str
+    counts: tuple[int, ...]
+    nan_count: int = Field(0, ge=0)
+    psi: float
+
+
+class SensorQuality(_Strict):
+    """Data-quality counts of one raw sensor in one window (kept apart from drift)."""
+
+    name: str
+    readings: int = Field(ge=0)
+    nan_count: int = Field(0, ge=0)
+    out_of_range: int = Field(0, ge=0)
+    spikes: int = Field(0, ge=0)
+    stuck_entities: tuple[str, ...] = ()
+    """Entities whose value did not change for the configured run length."""
+
+
+class DriftWindow(_Strict):
+    """Summary of one window of scored readings."""
+
+    kind: Literal["drift"] = "drift"
+    site: str
+    cohort: str = ""
+    model_name: str
+    model_version: str
+    window_start: datetime
+    window_end: datetime
+    rows: int = Field(ge=0)
+    features: tuple[FeatureWindow, ...]
+    psi_threshold: float
+    drifted_share: float = Field(ge=0, le=1)
+    """Share of model inputs whose PSI is at or above ``psi_threshold``."""
+    score_counts: tuple[int, ...] = ()
+    """Histogram of scores over ten equal bins on [0, 1]."""
+    alarms: int = Field(0, ge=0)
+    quality: tuple[SensorQuality, ...] = ()
+    merged_from: tuple[str, ...] = ()
+    """Keys of windows merged into this one when the outbox was full."""
+
+
+class RowSample(_Strict):
+    """A bounded reservoir sample of scored rows from one window."""
+
+    kind: Literal["sample"] = "sample"
+    site: str
+    cohort: str = ""
+    model_name: str
+    model_version: str
+    window_end: datetime
+    columns: tuple[str, ...]
+    rows: tuple[tuple[float | None, ...], ...]
+    scores: tuple[float, ...]
+    entities: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _aligned(self) -> RowSample:
+        if len(self.rows) != len(self.scores):
+            raise ValueError("rows and scores differ in length")
+        if any(len(r) != len(self.columns) for r in self.rows):
+            raise ValueError("every row needs one value per column")
+        return self
+
+
+ReportBody = Annotated[Heartbeat | DriftWindow | RowSample, Field(discriminator="kind")]
+
+
+class Report(_Strict):
+    """The envelope every report travels in."""
+
+    apiVersion: Literal["edgeloop.io/report/v1"] = REPORT_API_VERSION
+    key: str = Field(min_length=8, max_length=128, pattern=r"^[A-Za-z0-9._:\-]+$")
+    node: str = Field(min_length=1, max_length=253)
+    created_at: datetime
+    body: ReportBody
+
+
+class ReportBatch(_Strict):
+    """What the agent POSTs to the intake."""
+
+    reports: tuple[Report, ...] = Field(min_length=1)
+
+
+def merge_windows(
+    first: DriftWindow, second: DriftWindow, keys: tuple[str, ...]
+) -> DriftWindow:
+    """Add two windows of the same model version into one (counts add up).
+
+    PSI is not additive; the merged window keeps the larger per-feature PSI,
+    and the receiver recomputes PSI from the summed counts.
+    """
+    if (first.model_name, first.model_version) != (
+        second.model_name,
+        second.model_version,
+    ):
+        raise ValueError("only windows of the same model version merge")
+    features = tuple(
+        FeatureWindow(
+            name=a.name,
+            counts=tuple(x + y for x, y in zip(a.counts, b.counts, strict=True)),
+            nan_count=a.nan_count + b.nan_count,
+            psi=max(a.psi, b.psi),
+        )
+        for a, b in zip(first.features, second.features, strict=True)
+    )
+    quality = tuple(
+        SensorQuality(
+            name=a.name,
+            readings=a.readings + b.readings,
+            nan_count=a.nan_count + b.nan_count,
+            out_of_range=a.out_of_range + b.out_of_range,
+            spikes=a.spikes + b.spikes,
+            stuck_entities=tuple(sorted(set(a.stuck_entities) | set(b.stuck_entities))),
+        )
+        for a, b in zip(first.quality, second.quality, strict=True)
+    )
+    drifted = sum(f.psi >= first.psi_threshold for f in features) / max(
+        1, len(features)
+    )
+    return first.model_copy(
+        update={
+            "window_start": min(first.window_start, second.window_start),
+            "window_end": max(first.window_end, second.window_end),
+            "rows": first.rows + second.rows,
+            "features": features,
+            "drifted_share": drifted,
+            "score_counts": tuple(
+                x + y
+                for x, y in zip(first.score_counts, second.score_counts, strict=True)
+            ),
+            "alarms": first.alarms + second.alarms,
+            "quality": quality,
+            "merged_from": tuple(first.merged_from or ())
+            + tuple(second.merged_from or ())
+            + keys,
+        }
+    )

@@ -1,0 +1,1 @@
+"""Drift and data-quality bookkeeping over windows of scored readings."""

@@ -1,0 +1,172 @@
+"""MQTT bridge: readings in from the site broker, scores and alarms back out.
+
+Topic conventions (configurable, see ``MqttSettings``)::
+
+    edgeloop/<site>/<entity>/readings   in   {"ts": "...", "values": {"vibration_rms": 2.1, ...}}
+    edgeloop/<site>/<entity>/score      out  {"ts", "entity", "score", "alarm", "model_version"}
+    edgeloop/<site>/<entity>/alarm      out  same body, only when score >= the bundle's threshold
+
+This is how KubeEdge device mappers publish twin/property updates to the node's
+local broker. Messages are queued by paho's network thread and scored by one
+worker thread in micro-batches across pumps; a malformed payload is counted,
+logged and skipped and never stops the loop.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from typing import Any
+
+import numpy as np
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from edgeloop_agent.errors import AgentError, ContractError
+from edgeloop_agent.readings import parse_values
+from edgeloop_agent.service import ScoringService
+from edgeloop_agent.settings import AgentSettings
+
+log = logging.getLogger(__name__)
+
+
+class MqttBridge:
+    """Subscribes to readings and publishes scores; runs on its own threads."""
+
+    def __init__(self, settings: AgentSettings, service: ScoringService) -> None:
+        self.settings = settings.mqtt
+        self.node = settings.node
+        self.service = service
+        self._queue: queue.Queue[tuple[str, bytes]] = queue.Queue(maxsize=100_000)
+        self._stop = threading.Event()
+        self._worker = threading.Thread(
+            target=self._run, name="mqtt-scorer", daemon=True
+        )
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=f"edgeloop-agent-{self.node.id}",
+            protocol=mqtt.MQTTv5,
+        )
+        self.client.on_connect = self._on_connect
+        self.client.on_message = self._on_message
+        self.client.reconnect_delay_set(min_delay=1, max_delay=30)
+
+    def start(self) -> None:
+        """Connect (retrying in the background if the broker is down) and start scoring."""
+        self.client.connect_async(self.settings.host, self.settings.port, keepalive=30)
+        self.client.loop_start()
+        self._worker.start()
+
+    def stop(self) -> None:
+        """Stop scoring and disconnect."""
+        self._stop.set()
+        self._worker.join(timeout=5)
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def _on_connect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any
+    ) -> None:
+        if getattr(reason, "is_failure", False):
+            log.warning("MQTT connect refused: %s", reason)
+            return
+        client.subscribe(self.settings.readings_topic, qos=self.settings.qos)
+        self.service.metrics.set("edgeloop_mqtt_connected", 1)
+
+    def _on_message(
+        self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage
+    ) -> None:
+        try:
+            self._queue.put_nowait((message.topic, bytes(message.payload)))
+        except queue.Full:
+            self.service.metrics.inc("edgeloop_mqtt_dropped_total")
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                first = self._queue.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            batch = [first]
+            deadline = time.monotonic() + self.settings.batch_wait_s
+            while len(batch) < self.settings.batch_max:
+                remaining = deadline - time.monotonic()
+                try:
+                    batch.append(
+                        self._queue.get(timeout=max(0.0, remaining))
+                        if remaining > 0
+                        else self._queue.get_nowait()
+                    )
+                except queue.Empty:
+                    break
+            self._score(batch)
+
+    def _score(self, batch: list[tuple[str, bytes]]) -> None:
+        model = self.service.active
+        if model is None:
+            self.service.metrics.inc("edgeloop_mqtt_unscored_total", by=len(batch))
+            return
+        sensors = model.manifest.features.sensors
+        entities, sites, stamps, rows = [], [], [], []
+        for topic, payload in batch:
+            try:
+                site, entity, stamp, values = _parse(topic, payload, sensors)
+            except (AgentError, ContractError, ValueError) as exc:
+                self.service.metrics.inc("edgeloop_mqtt_malformed_total")
+                log.warning("skipping malformed MQTT message on %s: %s", topic, exc)
+                continue
+            entities.append(entity)
+            sites.append(site)
+            stamps.append(stamp)
+            rows.append(values)
+        if not rows:
+            return
+        try:
+            scored = self.service.score_readings(entities, np.stack(rows))
+        except (AgentError, ContractError) as exc:
+            log.error("MQTT batch not scored: %s", exc)
+            return
+        self.service.metrics.inc("edgeloop_mqtt_scored_total", by=len(rows))
+        for site, entity, stamp, score, alarm in zip(
+            sites, entities, stamps, scored.scores, scored.alarms, strict=True
+        ):
+            body = json.dumps(
+                {
+                    "ts": stamp,
+                    "entity": entity,
+                    "score": round(float(score), 6),
+                    "alarm": bool(alarm),
+                    "model_version": scored.model.version,
+                }
+            )
+            self.client.publish(
+                self.settings.score_topic.format(site=site, entity=entity),
+                body,
+                qos=self.settings.qos,
+            )
+            if alarm:
+                self.client.publish(
+                    self.settings.alarm_topic.format(site=site, entity=entity),
+                    body,
+                    qos=self.settings.qos,
+                )
+
+
+def _parse(
+    topic: str, payload: bytes, sensors: tuple[str, ...]
+) -> tuple[str, str, Any, np.ndarray]:
+    """``edgeloop/<site>/<entity>/readings`` + JSON body -> (site, entity, ts, values)."""
+    levels = topic.split("/")
+    if len(levels) < 4 or not levels[-2] or not levels[-3]:
+        raise ValueError("topic must be <prefix>/<site>/<entity>/readings")
+    site, entity = levels[-3], levels[-2]
+    try:
+        body = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"payload is not JSON ({exc})") from exc
+    if not isinstance(body, dict) or "values" not in body:
+        raise ValueError('payload must be an object with "values"')
+    return site, entity, body.get("ts"), parse_values(body["values"], sensors)

@@ -1,0 +1,1 @@
+"""Store-and-forward of reports: a durable SQLite queue and its delivery loop."""

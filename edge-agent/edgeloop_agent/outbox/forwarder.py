@@ -1,0 +1,126 @@
+"""Delivers the outbox to the intake: batches, bearer token, backoff from settings.
+
+``POST {intake_url}/v1/reports`` with a :class:`~edgeloop_agent.contracts.ReportBatch`.
+2xx acknowledges the whole batch (the intake answers duplicates with 200 too).
+401/403/408/429/5xx and network errors keep the reports and back off; 413
+halves the batch; 400/422 retry one report at a time and then set the single
+offending report aside (counted as ``rejected``), so one bad report cannot
+block the queue forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import httpx
+
+from edgeloop_agent.outbox.store import Outbox
+from edgeloop_agent.settings import OutboxSettings
+
+log = logging.getLogger(__name__)
+
+_KEEP = {401, 403, 408, 429}
+
+
+class Forwarder:
+    """An async loop that empties the outbox whenever the intake answers."""
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        settings: OutboxSettings,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.outbox = outbox
+        self.settings = settings
+        self._transport = transport
+        self._wake = asyncio.Event()
+        self._batch = settings.batch_size
+        self._failures = 0
+        self.delivered = 0
+        self.last_error = ""
+
+    def wake(self) -> None:
+        """Ask for a delivery attempt now (e.g. after a new report)."""
+        self._wake.set()
+
+    def _delay(self) -> float:
+        delays = self.settings.retry_delays_s or (1.0,)
+        return (
+            delays[min(self._failures - 1, len(delays) - 1)]
+            if self._failures
+            else self.settings.flush_interval_s
+        )
+
+    async def run(self) -> None:
+        """Deliver until cancelled."""
+        headers = (
+            {"Authorization": f"Bearer {self.settings.token}"}
+            if self.settings.token
+            else {}
+        )
+        async with httpx.AsyncClient(
+            timeout=self.settings.request_timeout_s,
+            transport=self._transport,
+            headers=headers,
+        ) as client:
+            while True:
+                progressed = (
+                    await self.flush_once(client) if self.settings.intake_url else False
+                )
+                if progressed and self.outbox.depth():
+                    continue
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=self._delay())
+
+    async def flush_once(self, client: httpx.AsyncClient) -> bool:
+        """Try one batch; True if something left the queue."""
+        batch = await asyncio.to_thread(self.outbox.peek, self._batch)
+        if not batch:
+            return False
+        body = '{"reports":[' + ",".join(text for _, text in batch) + "]}"
+        url = self.settings.intake_url.rstrip("/") + "/v1/reports"
+        try:
+            response = await client.post(
+                url, content=body, headers={"Content-Type": "application/json"}
+            )
+        except httpx.HTTPError as exc:
+            return self._failed(f"{exc.__class__.__name__}: {exc}")
+        status = response.status_code
+        if 200 <= status < 300:
+            await asyncio.to_thread(self.outbox.ack, [i for i, _ in batch])
+            self.delivered += len(batch)
+            self._failures, self._batch, self.last_error = (
+                0,
+                self.settings.batch_size,
+                "",
+            )
+            return True
+        if status == 413 and len(batch) > 1:
+            self._batch = max(1, len(batch) // 2)
+            return False
+        if status in (400, 422) and status not in _KEEP:
+            if len(batch) > 1:
+                self._batch = 1
+                return False
+            log.error(
+                "intake rejected report %s (HTTP %s): %s",
+                batch[0][0],
+                status,
+                response.text[:300],
+            )
+            await asyncio.to_thread(self.outbox.ack, [batch[0][0]])
+            await asyncio.to_thread(self.outbox.count_drop, "rejected")
+            return True
+        return self._failed(f"HTTP {status}: {response.text[:200]}")
+
+    def _failed(self, reason: str) -> bool:
+        self._failures += 1
+        self.last_error = reason
+        log.warning(
+            "report delivery failed (%s); retrying in %.0fs", reason, self._delay()
+        )
+        return False

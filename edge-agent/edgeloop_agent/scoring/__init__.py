@@ -1,0 +1,1 @@
+"""Model lifecycle: load / predict / unload, bundle cache and activation."""

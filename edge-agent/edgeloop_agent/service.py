@@ -1,0 +1,244 @@
+"""ScoringService: score -> record drift -> queue reports. Knows nothing of HTTP or MQTT.
+
+The active model and its window monitor live together in one immutable
+``_Serving`` object that is replaced in a single assignment, so a request sees
+either the old model or the new one, never a half-swapped pair. Raw readings
+keep a short per-entity history, from which model inputs are computed with
+``edgeloop_agent.features`` (the training code itself).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from edgeloop_agent.contracts import DriftWindow, Heartbeat, RowSample
+from edgeloop_agent.drift.monitor import WindowMonitor
+from edgeloop_agent.errors import InputError, ModelNotReadyError
+from edgeloop_agent.features import history_length, window_features
+from edgeloop_agent.metrics import Metrics
+from edgeloop_agent.outbox.store import Outbox
+from edgeloop_agent.scoring.model_store import LoadedModel
+from edgeloop_agent.settings import AgentSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _Serving:
+    model: LoadedModel
+    monitor: WindowMonitor
+    sensors: tuple[str, ...]
+    history: int
+
+
+@dataclass(frozen=True)
+class Scored:
+    """Scores of one request and the model version that produced them."""
+
+    scores: NDArray[np.float64]
+    alarms: NDArray[np.bool_]
+    model: LoadedModel
+
+
+class ScoringService:
+    """The agent's core, shared by the HTTP API and the MQTT bridge."""
+
+    def __init__(
+        self,
+        settings: AgentSettings,
+        metrics: Metrics | None = None,
+        outbox: Outbox | None = None,
+        clock: Callable[[], float] = time.time,
+        on_report: Callable[[], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics or Metrics()
+        self.outbox = outbox
+        self._clock = clock
+        self._on_report = on_report
+        self._serving: _Serving | None = None
+        self._lock = threading.Lock()  # guards histories and the monitor's buffers
+        self._histories: OrderedDict[str, NDArray[np.float64]] = OrderedDict()
+        self._started = clock()
+        self._last_heartbeat = 0.0
+        self.last_model_failure = ""
+
+    @property
+    def active(self) -> LoadedModel | None:
+        """The model now serving, or None before the first activation."""
+        serving = self._serving
+        return serving.model if serving else None
+
+    def swap(self, model: LoadedModel) -> None:
+        """Make ``model`` active in one assignment; flush the old model's window."""
+        spec = model.manifest.features
+        new = _Serving(
+            model=model,
+            monitor=WindowMonitor(
+                model.manifest,
+                model.version,
+                self.settings.drift,
+                self.settings.node,
+                self._clock,
+            ),
+            sensors=spec.sensors,
+            history=history_length(spec),
+        )
+        with self._lock:
+            old = self._serving
+            if old is not None and old.monitor.rows:
+                self._emit([old.monitor.close()])
+            if old is None or old.sensors != new.sensors:
+                self._histories.clear()
+            self._serving = new
+        self.metrics.set(
+            "edgeloop_model_info",
+            1,
+            model=model.name,
+            version=model.version,
+            digest=model.digest[:12],
+        )
+        self.metrics.inc("edgeloop_model_activations_total", version=model.version)
+        log.info(
+            "serving %s:%s (bundle %s…)", model.name, model.version, model.digest[:12]
+        )
+
+    def record_failure(self, message: str) -> None:
+        """Remember why a model could not be activated (heartbeat, metrics, log)."""
+        self.last_model_failure = message
+        self.metrics.inc("edgeloop_model_failures_total")
+        log.error("model not activated: %s", message)
+
+    def _serving_or_fail(self) -> _Serving:
+        serving = self._serving
+        if serving is None:
+            raise ModelNotReadyError("no verified model is active yet")
+        return serving
+
+    def score_inputs(self, inputs: NDArray[np.float32]) -> Scored:
+        """Score model inputs (the V2 inference path)."""
+        serving = self._serving_or_fail()
+        expected = len(serving.model.manifest.features.input_names())
+        if inputs.ndim != 2 or inputs.shape[1] != expected:
+            raise InputError(
+                f"input: expected shape [batch, {expected}], got {list(inputs.shape)}"
+            )
+        self._check_batch(len(inputs))
+        scores = serving.model.scorer.predict(inputs)
+        with self._lock:
+            self._emit(serving.monitor.observe(inputs, scores))
+        return Scored(
+            scores, scores >= serving.model.manifest.output.threshold, serving.model
+        )
+
+    def score_readings(
+        self, entities: Sequence[str], values: NDArray[np.float64]
+    ) -> Scored:
+        """Append raw readings to each entity's history and score the new windows.
+
+        Args:
+            entities: entity (pump) of each reading, in arrival order.
+            values: ``(n, len(sensors))`` readings; NaN for a missing sensor value.
+        """
+        serving = self._serving_or_fail()
+        self._check_batch(len(entities))
+        with self._lock:
+            if self._serving is not serving:  # swapped meanwhile: use the new one
+                serving = self._serving_or_fail()
+            history = np.empty((len(entities), serving.history, len(serving.sensors)))
+            for i, entity in enumerate(entities):
+                buf = self._history_for(entity, serving)
+                buf[:-1] = buf[1:]
+                buf[-1] = values[i]
+                history[i] = buf
+            inputs = window_features(history, serving.model.manifest.features)
+            scores = serving.model.scorer.predict(inputs)
+            self._emit(serving.monitor.observe(inputs, scores, values, list(entities)))
+        return Scored(
+            scores, scores >= serving.model.manifest.output.threshold, serving.model
+        )
+
+    def _history_for(self, entity: str, serving: _Serving) -> NDArray[np.float64]:
+        buf = self._histories.get(entity)
+        if buf is None or buf.shape[0] != serving.history:
+            if len(self._histories) >= self.settings.scoring.max_entities:
+                self._histories.popitem(last=False)
+            buf = np.full((serving.history, len(serving.sensors)), np.nan)
+            self._histories[entity] = buf
+        else:
+            self._histories.move_to_end(entity)
+        return buf
+
+    def _check_batch(self, rows: int) -> None:
+        limit = self.settings.scoring.max_batch_rows
+        if rows > limit:
+            raise InputError(
+                f"batch of {rows} rows exceeds max_batch_rows {limit}", status_code=413
+            )
+        if rows == 0:
+            raise InputError("batch is empty: send at least one row")
+
+    def _emit(self, closed: list[tuple[DriftWindow, RowSample | None]]) -> None:
+        if self.outbox is None or not closed:
+            return
+        for window, sample in closed:
+            self.outbox.put(window)
+            if sample is not None:
+                self.outbox.put(sample)
+            self.metrics.set(
+                "edgeloop_drifted_share",
+                window.drifted_share,
+                version=window.model_version,
+            )
+            for feature in window.features:
+                self.metrics.set(
+                    "edgeloop_feature_psi", feature.psi, feature=feature.name
+                )
+        if self._on_report:
+            self._on_report()
+
+    def tick(self) -> None:
+        """Close a window that is due and queue a heartbeat when one is due."""
+        serving = self._serving
+        if serving is not None:
+            with self._lock:
+                if serving.monitor.due():
+                    self._emit([serving.monitor.close()])
+        now = self._clock()
+        if (
+            self.outbox is not None
+            and now - self._last_heartbeat >= self.settings.outbox.heartbeat_interval_s
+        ):
+            self._last_heartbeat = now
+            self.outbox.put(self.heartbeat())
+            if self._on_report:
+                self._on_report()
+        if self.outbox is not None:
+            self.metrics.set("edgeloop_outbox_depth", self.outbox.depth())
+
+    def heartbeat(self) -> Heartbeat:
+        """This node's health right now."""
+        model = self.active
+        p50, p99 = self.metrics.percentiles()
+        return Heartbeat(
+            site=self.settings.node.site,
+            cohort=self.settings.node.cohort,
+            model_name=model.name if model else "",
+            model_version=model.version if model else "",
+            bundle_sha256=model.digest if model else "",
+            requests=int(self.metrics.counter("edgeloop_requests_total")),
+            errors=int(self.metrics.counter("edgeloop_request_errors_total")),
+            latency_p50_ms=p50,
+            latency_p99_ms=p99,
+            outbox_depth=self.outbox.depth() if self.outbox else 0,
+            last_model_failure=self.last_model_failure,
+            uptime_s=max(0.0, self._clock() - self._started),
+        )

@@ -1,0 +1,153 @@
+"""Agent settings: ``AgentSettings`` from ``EDGELOOP_AGENT_*`` (nested with ``__``).
+
+Built once by :func:`load_settings` in ``__main__`` and passed down. Defaults
+suit a small gateway: one scoring thread, a few MB of outbox, windows of a few
+minutes. Every number that shapes behaviour (windows, thresholds, backoff) is
+here as data, not buried in a loop.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class _Group(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True, extra="forbid")
+
+
+class NodeSettings(_Group):
+    """Who this agent is, as reported to the platform."""
+
+    id: str = "edge-node"
+    """Node name (the Kubernetes node name at the edge)."""
+    site: str = "site"
+    """Site the node belongs to; reports and MQTT topics carry it."""
+    cohort: str = ""
+    """Free-form cohort (e.g. pump type, rollout group) for fleet aggregates."""
+
+
+class ServerSettings(_Group):
+    """HTTP server."""
+
+    host: str = "127.0.0.1"
+    """Bind address. In a pod set 0.0.0.0; tests and the demo keep loopback."""
+    port: int = Field(8080, ge=1, le=65535)
+
+
+class ModelSettings(_Group):
+    """Which model to serve and where bundles live on disk."""
+
+    bundle: str = ""
+    """Serve this one bundle (directory or URL) and ignore the desired-model file."""
+    desired_model_path: Path = Path("/etc/edgeloop/desired-model.json")
+    """The desired-model record (the rendered ConfigMap, mounted as a file)."""
+    cache_dir: Path = Path("/var/lib/edgeloop/models")
+    """Verified bundles, one directory per digest; survives restarts (a volume)."""
+    poll_interval_s: float = Field(2.0, gt=0)
+    """How often the desired-model file is checked for a change."""
+    download_timeout_s: float = Field(60.0, gt=0)
+    """Per-request timeout while fetching a bundle over HTTP(S)."""
+    retry_delays_s: tuple[float, ...] = (1.0, 5.0, 15.0, 60.0)
+    """Backoff between failed fetches of the same desired model; the last repeats."""
+    smoke_tolerance: float = Field(1e-5, gt=0)
+    """Largest allowed |score - recorded score| on the bundle's reference sample."""
+    name_alias: str = "edge-model"
+    """Extra model name accepted on the V2 API, so clients need not know the version."""
+
+
+class ScoringSettings(_Group):
+    """Limits and threads of the scorer."""
+
+    threads: int = Field(1, ge=1, le=64)
+    """onnxruntime intra-op threads (the device profile's thread count)."""
+    max_batch_rows: int = Field(10_000, ge=1)
+    """Largest batch accepted in one request; larger ones get HTTP 413."""
+    max_body_bytes: int = Field(8 * 2**20, ge=1024)
+    """Largest request body accepted; larger ones get HTTP 413 before parsing."""
+    max_entities: int = Field(10_000, ge=1)
+    """Entities (pumps) with a feature history kept in memory."""
+
+
+class DriftSettings(_Group):
+    """Windows, drift and data-quality bookkeeping."""
+
+    window_readings: int = Field(1_000, ge=1)
+    """A window closes after this many scored readings ..."""
+    window_seconds: float = Field(300.0, gt=0)
+    """... or after this many seconds with at least one reading."""
+    psi_threshold: float = Field(0.2, gt=0)
+    """PSI at or above which a model input counts as drifted (0.2 is the usual rule)."""
+    sample_size: int = Field(50, ge=0)
+    """Rows kept per window by reservoir sampling for the platform's Evidently reports."""
+    stuck_readings: int = Field(30, ge=2)
+    """Identical consecutive values that mark a sensor as stuck."""
+    spike_sigmas: float = Field(8.0, gt=0)
+    """A jump larger than this many reference standard deviations is a spike."""
+
+
+class OutboxSettings(_Group):
+    """Store-and-forward of reports to the platform's intake."""
+
+    path: Path = Path("/var/lib/edgeloop/outbox.sqlite")
+    """SQLite database (WAL) holding unsent reports; survives restarts."""
+    intake_url: str = ""
+    """Intake base URL; empty keeps reports queued locally (offline forever)."""
+    token: str = ""
+    """Bearer token of this node (a Kubernetes Secret in the cluster)."""
+    max_reports: int = Field(10_000, ge=10)
+    """Reports kept when the link is down; beyond it the drop policy applies."""
+    max_bytes: int = Field(50 * 2**20, ge=2**16)
+    """Bytes of report bodies kept; beyond it the drop policy applies."""
+    batch_size: int = Field(100, ge=1)
+    """Reports per POST to the intake."""
+    retry_delays_s: tuple[float, ...] = (1.0, 2.0, 5.0, 15.0, 60.0)
+    """Backoff after a failed delivery; the last delay repeats while offline."""
+    flush_interval_s: float = Field(1.0, gt=0)
+    """Idle time between delivery attempts when the link is up."""
+    heartbeat_interval_s: float = Field(30.0, gt=0)
+    """How often a heartbeat is queued."""
+    request_timeout_s: float = Field(10.0, gt=0)
+
+
+class MqttSettings(_Group):
+    """Readings from the site's broker, scores and alarms back to it."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(1883, ge=1, le=65535)
+    readings_topic: str = "edgeloop/+/+/readings"
+    """Subscription; topic levels are ``edgeloop/<site>/<entity>/readings``."""
+    score_topic: str = "edgeloop/{site}/{entity}/score"
+    alarm_topic: str = "edgeloop/{site}/{entity}/alarm"
+    qos: int = Field(1, ge=0, le=2)
+    batch_max: int = Field(256, ge=1)
+    """Readings scored together at most (micro-batching across pumps)."""
+    batch_wait_s: float = Field(0.05, ge=0)
+    """How long the scorer waits to fill a micro-batch."""
+
+
+class AgentSettings(BaseSettings):
+    """Root of the agent's settings."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="EDGELOOP_AGENT_",
+        env_nested_delimiter="__",
+        use_attribute_docstrings=True,
+        extra="ignore",
+    )
+
+    node: NodeSettings = Field(default_factory=NodeSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    model: ModelSettings = Field(default_factory=ModelSettings)
+    scoring: ScoringSettings = Field(default_factory=ScoringSettings)
+    drift: DriftSettings = Field(default_factory=DriftSettings)
+    outbox: OutboxSettings = Field(default_factory=OutboxSettings)
+    mqtt: MqttSettings = Field(default_factory=MqttSettings)
+
+
+def load_settings(**overrides: object) -> AgentSettings:
+    """Settings from the environment, with explicit overrides applied."""
+    return AgentSettings(**overrides)  # type: ignore[arg-type]
