@@ -229,10 +229,11 @@ def assemble_bundle(
     spec = _spec(split_dir)
     schema: DatasetSchema = load_schema(split_dir / SCHEMA_FILE)
     train_x, _ = _xy(pd.read_parquet(split_dir / TRAIN), spec)
-    holdout_x, _ = _xy(pd.read_parquet(split_dir / HOLDOUT), spec)
     sess = export.session(onnx_path)
+    # The sample comes from the training rows, like the reference bins: both
+    # describe the distribution the model learned, which drift is measured against.
     sample = packaging.reference_sample(
-        holdout_x, export.onnx_scores(sess, holdout_x), REFERENCE_SAMPLE_ROWS, 0
+        train_x, export.onnx_scores(sess, train_x), REFERENCE_SAMPLE_ROWS, 0
     )
     gates = [GateResult.model_validate(g) for g in gate_result["gates"]]
     gates.append(

@@ -1,0 +1,101 @@
+import numpy as np
+import pytest
+
+from edgeloop_agent.contracts import verify_bundle
+from edgeloop_agent.drift.monitor import WindowMonitor
+from edgeloop_agent.features import window_features
+from edgeloop_agent.settings import DriftSettings, NodeSettings
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1_000.0
+
+    def __call__(self):
+        return self.now
+
+
+def reference_rows(manifest):
+    return np.array([[np.nan if v is None else v for v in r] for r in manifest.reference_sample.inputs],
+                    dtype=np.float32)
+
+
+@pytest.fixture()
+def manifest(bundle):
+    return verify_bundle(bundle)
+
+
+def monitor(manifest, clock=None, **settings):
+    return WindowMonitor(manifest, "1", DriftSettings(**settings), NodeSettings(id="n", site="s"),
+                         clock or Clock())
+
+
+def test_window_closes_after_n_readings_and_counts_add_up(manifest):
+    mon = monitor(manifest, window_readings=50, sample_size=5)
+    x = reference_rows(manifest)
+    closed = mon.observe(x[:120], np.linspace(0, 1, 120))
+    assert [w.rows for w, _ in closed] == [50, 50]
+    assert mon.rows == 20
+    for window, sample in closed:
+        assert sum(window.features[0].counts) + window.features[0].nan_count == 50
+        assert sum(window.score_counts) == 50
+        assert len(sample.rows) == 5 and len(sample.columns) == len(window.features)
+
+
+def draw_from_reference(manifest, n, rng):
+    """Rows drawn from the reference histograms themselves (no drift by construction)."""
+    columns = []
+    for ref in manifest.reference:
+        counts = np.asarray(ref.counts, dtype=float)
+        edges = np.asarray(ref.bin_edges)
+        bins = rng.choice(len(counts), size=n, p=counts / counts.sum())
+        columns.append(rng.uniform(edges[bins], edges[bins + 1]))
+    return np.stack(columns, axis=1).astype(np.float32)
+
+
+def test_reference_data_does_not_drift_shifted_data_does(manifest):
+    rng = np.random.default_rng(0)
+    same = draw_from_reference(manifest, 600, rng)
+    (window, _), = monitor(manifest, window_readings=600).observe(same, np.zeros(600))
+    assert window.drifted_share < 0.2
+    shifted = same * 1.8 + 5
+    (window, _), = monitor(manifest, window_readings=600).observe(shifted, np.zeros(600))
+    assert window.drifted_share > 0.5
+
+
+def test_window_closes_on_time(manifest):
+    clock = Clock()
+    mon = monitor(manifest, clock, window_seconds=60)
+    mon.observe(reference_rows(manifest)[:3], np.zeros(3))
+    assert not mon.due()
+    clock.now += 61
+    assert mon.due()
+    window, _ = mon.close()
+    assert window.rows == 3 and (window.window_end - window.window_start).total_seconds() == pytest.approx(61)
+    assert not mon.due()
+
+
+def test_quality_flags_nan_out_of_range_stuck_and_spikes(manifest):
+    sensors = manifest.features.sensors
+    mon = monitor(manifest, window_readings=100, stuck_readings=10, spike_sigmas=8)
+    raw = np.tile(np.array([2.0, 40.0, 150.0, 90.0, 4.0, 200.0, 2950.0, 15.0]), (100, 1))
+    raw += np.random.default_rng(1).normal(0, 0.01, raw.shape)
+    raw[:, 1] = 55.0  # bearing_temp stuck for entity p1
+    raw[10:20, 5] = np.nan  # flow dropout
+    raw[30, 0] = 65.0  # vibration spike, above its 50 mm/s range
+    entities = ["p1"] * 100
+    x = np.zeros((100, len(manifest.features.input_names())), dtype=np.float32)
+    (window, _), = mon.observe(x, np.zeros(100), raw, entities)
+    q = {s.name: s for s in window.quality}
+    assert set(q) == set(sensors)
+    assert q["flow_rate"].nan_count == 10
+    assert q["vibration_rms"].out_of_range == 1 and q["vibration_rms"].spikes == 2
+    assert q["bearing_temp"].stuck_entities == ("p1",)
+    assert q["motor_current"].stuck_entities == ()
+
+
+def test_raw_history_path_matches_window_features(manifest):
+    spec = manifest.features
+    history = np.random.default_rng(2).normal(size=(4, max(spec.windows), len(spec.sensors)))
+    inputs = window_features(history, spec)
+    assert inputs.shape == (4, len(spec.input_names()))
