@@ -17,7 +17,9 @@ from starlette.staticfiles import StaticFiles
 
 @contextmanager
 def serve_app(app, port: int, lifespan: str = "auto") -> Iterator[str]:
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan=lifespan)
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan=lifespan
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

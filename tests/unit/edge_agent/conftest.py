@@ -16,5 +16,10 @@ def bundle(registry_with_champion, tmp_path) -> Path:
 
 
 def desired_for(bundle_dir: Path, version: str = "1", **extra) -> DesiredModel:
-    return DesiredModel(model_name="pump-failure", version=version, bundle_uri=str(bundle_dir),
-                        bundle_sha256=bundle_digest(bundle_dir), **extra)
+    return DesiredModel(
+        model_name="pump-failure",
+        version=version,
+        bundle_uri=str(bundle_dir),
+        bundle_sha256=bundle_digest(bundle_dir),
+        **extra,
+    )

@@ -5,7 +5,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from edgeloop_agent.contracts import MANIFEST_FILE, MODEL_FILE, BundleError, bundle_digest
+from edgeloop_agent.contracts import (
+    MANIFEST_FILE,
+    MODEL_FILE,
+    BundleError,
+    bundle_digest,
+)
 from edgeloop_agent.lifecycle import Lifecycle
 from edgeloop_agent.scoring.model_store import ModelStore, read_desired
 from edgeloop_agent.service import ScoringService
@@ -50,7 +55,10 @@ def test_unreadable_onnx_with_matching_digest_fails_to_load(bundle, tmp_path):
     import hashlib
 
     (bundle / MODEL_FILE).write_bytes(b"not onnx at all")
-    retamper(bundle, lambda d: d.update(model_sha256=hashlib.sha256(b"not onnx at all").hexdigest()))
+    retamper(
+        bundle,
+        lambda d: d.update(model_sha256=hashlib.sha256(b"not onnx at all").hexdigest()),
+    )
     store = ModelStore(tmp_path / "cache")
     desired = desired_for(bundle)
     with pytest.raises(BundleError, match="not a loadable ONNX model"):
@@ -58,7 +66,12 @@ def test_unreadable_onnx_with_matching_digest_fails_to_load(bundle, tmp_path):
 
 
 def test_smoke_test_catches_a_model_that_scores_differently(bundle, tmp_path):
-    retamper(bundle, lambda d: d["reference_sample"].update(scores=[0.5] * len(d["reference_sample"]["scores"])))
+    retamper(
+        bundle,
+        lambda d: d["reference_sample"].update(
+            scores=[0.5] * len(d["reference_sample"]["scores"])
+        ),
+    )
     store = ModelStore(tmp_path / "cache")
     desired = desired_for(bundle)
     with pytest.raises(BundleError, match="smoke test failed"):
@@ -120,10 +133,17 @@ class Clock:
 
 
 def lifecycle(tmp_path, clock=None):
-    settings = AgentSettings(model=ModelSettings(desired_model_path=tmp_path / "desired.json",
-                                                 cache_dir=tmp_path / "cache", retry_delays_s=(30.0,)))
+    settings = AgentSettings(
+        model=ModelSettings(
+            desired_model_path=tmp_path / "desired.json",
+            cache_dir=tmp_path / "cache",
+            retry_delays_s=(30.0,),
+        )
+    )
     service = ScoringService(settings, clock=clock or Clock())
-    return Lifecycle(settings.model, ModelStore(settings.model.cache_dir), service, clock or Clock()), service
+    return Lifecycle(
+        settings.model, ModelStore(settings.model.cache_dir), service, clock or Clock()
+    ), service
 
 
 def write_desired(tmp_path, desired):
@@ -142,7 +162,9 @@ def test_lifecycle_activates_then_keeps_serving_through_a_bad_update(bundle, tmp
     write_desired(tmp_path, desired_for(bad, version="2"))
     asyncio.run(life.step())
     assert service.active.version == "1"
-    assert "model.onnx" in service.last_model_failure and "2" in service.last_model_failure
+    assert (
+        "model.onnx" in service.last_model_failure and "2" in service.last_model_failure
+    )
     assert service.heartbeat().last_model_failure == service.last_model_failure
 
 
@@ -162,7 +184,9 @@ def test_lifecycle_prestages_and_activates_at_the_given_time(bundle, tmp_path):
 def test_lifecycle_falls_back_to_last_known_good_when_nothing_serves(bundle, tmp_path):
     life, service = lifecycle(tmp_path)
     good = desired_for(bundle, version="1")
-    broken = good.model_copy(update={"version": "2", "bundle_sha256": "b" * 64, "last_known_good": good})
+    broken = good.model_copy(
+        update={"version": "2", "bundle_sha256": "b" * 64, "last_known_good": good}
+    )
     write_desired(tmp_path, broken)
     asyncio.run(life.step())
     assert service.active.version == "1"

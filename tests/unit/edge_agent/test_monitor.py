@@ -16,8 +16,13 @@ class Clock:
 
 
 def reference_rows(manifest):
-    return np.array([[np.nan if v is None else v for v in r] for r in manifest.reference_sample.inputs],
-                    dtype=np.float32)
+    return np.array(
+        [
+            [np.nan if v is None else v for v in r]
+            for r in manifest.reference_sample.inputs
+        ],
+        dtype=np.float32,
+    )
 
 
 @pytest.fixture()
@@ -26,8 +31,13 @@ def manifest(bundle):
 
 
 def monitor(manifest, clock=None, **settings):
-    return WindowMonitor(manifest, "1", DriftSettings(**settings), NodeSettings(id="n", site="s"),
-                         clock or Clock())
+    return WindowMonitor(
+        manifest,
+        "1",
+        DriftSettings(**settings),
+        NodeSettings(id="n", site="s"),
+        clock or Clock(),
+    )
 
 
 def test_window_closes_after_n_readings_and_counts_add_up(manifest):
@@ -56,10 +66,12 @@ def draw_from_reference(manifest, n, rng):
 def test_reference_data_does_not_drift_shifted_data_does(manifest):
     rng = np.random.default_rng(0)
     same = draw_from_reference(manifest, 600, rng)
-    (window, _), = monitor(manifest, window_readings=600).observe(same, np.zeros(600))
+    ((window, _),) = monitor(manifest, window_readings=600).observe(same, np.zeros(600))
     assert window.drifted_share < 0.2
     shifted = same * 1.8 + 5
-    (window, _), = monitor(manifest, window_readings=600).observe(shifted, np.zeros(600))
+    ((window, _),) = monitor(manifest, window_readings=600).observe(
+        shifted, np.zeros(600)
+    )
     assert window.drifted_share > 0.5
 
 
@@ -71,21 +83,25 @@ def test_window_closes_on_time(manifest):
     clock.now += 61
     assert mon.due()
     window, _ = mon.close()
-    assert window.rows == 3 and (window.window_end - window.window_start).total_seconds() == pytest.approx(61)
+    assert window.rows == 3 and (
+        window.window_end - window.window_start
+    ).total_seconds() == pytest.approx(61)
     assert not mon.due()
 
 
 def test_quality_flags_nan_out_of_range_stuck_and_spikes(manifest):
     sensors = manifest.features.sensors
     mon = monitor(manifest, window_readings=100, stuck_readings=10, spike_sigmas=8)
-    raw = np.tile(np.array([2.0, 40.0, 150.0, 90.0, 4.0, 200.0, 2950.0, 15.0]), (100, 1))
+    raw = np.tile(
+        np.array([2.0, 40.0, 150.0, 90.0, 4.0, 200.0, 2950.0, 15.0]), (100, 1)
+    )
     raw += np.random.default_rng(1).normal(0, 0.01, raw.shape)
     raw[:, 1] = 55.0  # bearing_temp stuck for entity p1
     raw[10:20, 5] = np.nan  # flow dropout
     raw[30, 0] = 65.0  # vibration spike, above its 50 mm/s range
     entities = ["p1"] * 100
     x = np.zeros((100, len(manifest.features.input_names())), dtype=np.float32)
-    (window, _), = mon.observe(x, np.zeros(100), raw, entities)
+    ((window, _),) = mon.observe(x, np.zeros(100), raw, entities)
     q = {s.name: s for s in window.quality}
     assert set(q) == set(sensors)
     assert q["flow_rate"].nan_count == 10
@@ -96,6 +112,8 @@ def test_quality_flags_nan_out_of_range_stuck_and_spikes(manifest):
 
 def test_raw_history_path_matches_window_features(manifest):
     spec = manifest.features
-    history = np.random.default_rng(2).normal(size=(4, max(spec.windows), len(spec.sensors)))
+    history = np.random.default_rng(2).normal(
+        size=(4, max(spec.windows), len(spec.sensors))
+    )
     inputs = window_features(history, spec)
     assert inputs.shape == (4, len(spec.input_names()))

@@ -2,7 +2,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from edgeloop_agent.contracts import DriftWindow, FeatureWindow, Heartbeat, Report, RowSample
+from edgeloop_agent.contracts import (
+    DriftWindow,
+    FeatureWindow,
+    Heartbeat,
+    Report,
+    RowSample,
+)
 from edgeloop_agent.outbox.store import Outbox
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -13,14 +19,30 @@ def heartbeat(n=0):
 
 
 def window(rows=10, version="1"):
-    return DriftWindow(site="s", model_name="m", model_version=version, window_start=NOW, window_end=NOW,
-                       rows=rows, features=(FeatureWindow(name="f", counts=(rows, 0), psi=0.0),),
-                       psi_threshold=0.2, drifted_share=0.0, score_counts=(rows,) + (0,) * 9)
+    return DriftWindow(
+        site="s",
+        model_name="m",
+        model_version=version,
+        window_start=NOW,
+        window_end=NOW,
+        rows=rows,
+        features=(FeatureWindow(name="f", counts=(rows, 0), psi=0.0),),
+        psi_threshold=0.2,
+        drifted_share=0.0,
+        score_counts=(rows,) + (0,) * 9,
+    )
 
 
 def sample():
-    return RowSample(site="s", model_name="m", model_version="1", window_end=NOW, columns=("f",),
-                     rows=((1.0,),), scores=(0.1,))
+    return RowSample(
+        site="s",
+        model_name="m",
+        model_version="1",
+        window_end=NOW,
+        columns=("f",),
+        rows=((1.0,),),
+        scores=(0.1,),
+    )
 
 
 def test_reports_survive_reopen_in_order_with_stable_keys(tmp_path):
