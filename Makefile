@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.edgeloop-installed
 
-.PHONY: install demo test test-e2e lint fmt pipelines clean help
+.PHONY: install system-deps demo test test-e2e lint fmt pipelines bench clean help
 
 help:
 	@echo "make demo      run the loop locally on embedded defaults"
@@ -28,7 +28,15 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/edgeloop demo
 
-test: $(STAMP)
+# The MQTT tests run a real mosquitto broker (Debian package). As root with
+# apt-get, install it when missing; otherwise say what to install.
+system-deps:
+	@command -v mosquitto >/dev/null 2>&1 || test -x /usr/sbin/mosquitto || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto; \
+	  else echo "mosquitto is missing: install it (e.g. sudo apt-get install mosquitto)" >&2; exit 1; fi; }
+
+test: $(STAMP) system-deps
 	$(BIN)/python -m pytest
 
 test-e2e: $(STAMP)
@@ -49,6 +57,7 @@ pipelines: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.agent
 
 clean:
 	rm -rf build dist .pytest_cache .mypy_cache .ruff_cache .import_linter_cache local_outputs

@@ -29,7 +29,9 @@ def fleet_for(readings: int, seed: int = 3) -> cfg.SimulationConfig:
     sites = max(2, min(50, pumps // 8))
     per_site = max(1, round(pumps / sites))
     days = readings / (sites * per_site * 144)
-    return cfg.SimulationConfig(sites=sites, pumps_per_site=per_site, days=days, seed=seed)
+    return cfg.SimulationConfig(
+        sites=sites, pumps_per_site=per_site, days=days, seed=seed
+    )
 
 
 def bench_simulator(sizes: list[int]) -> list[tuple[int, float, float]]:

@@ -6,6 +6,7 @@ contract (``edgeloop_agent.contracts.ReportBatch``).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from dataclasses import dataclass, field
@@ -25,6 +26,8 @@ class Received:
     duplicates: int = 0
     auth: set[str] = field(default_factory=set)
     fail_with: int | None = None
+    delay_s: float = 0.0
+    """Answer this long after recording a batch (a window in which to kill the sender)."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def kinds(self) -> dict[str, int]:
@@ -48,6 +51,8 @@ def receiver_app(state: Received) -> Starlette:
                     state.duplicates += 1
                 else:
                     state.reports[report.key] = json.loads(report.model_dump_json())
+        if state.delay_s:
+            await asyncio.sleep(state.delay_s)
         return JSONResponse({"accepted": len(batch.reports)})
 
     return Starlette(routes=[Route("/v1/reports", reports, methods=["POST"])])

@@ -114,16 +114,26 @@ def code_revision() -> str:
 
 
 def pipeline_arguments(
-    settings: PlatformSettings, data_path: Path, **params: Any
+    settings: PlatformSettings,
+    data_path: Path | str,
+    *,
+    local: bool = True,
+    **params: Any,
 ) -> dict[str, Any]:
-    """The pipeline's arguments; unset parameters keep the pipeline's defaults."""
-    data_path = Path(data_path)
-    if not data_path.exists():
-        raise UsageError(
-            f"{data_path}: no such dataset (a directory with schema.yaml, or a readings file)"
-        )
+    """The pipeline's arguments; unset parameters keep the pipeline's defaults.
+
+    For a local run the dataset must exist here; a submitted run passes the
+    path through (it may only exist in the cluster, e.g. a mounted volume).
+    """
+    if local:
+        path = Path(data_path)
+        if not path.exists():
+            raise UsageError(
+                f"{path}: no such dataset (a directory with schema.yaml, or a readings file)"
+            )
+        data_path = str(path.resolve())
     args: dict[str, Any] = {
-        "data_path": str(data_path.resolve()),
+        "data_path": str(data_path),
         "tracking_uri": settings.tracking_uri(),
         "model_name": settings.registry.model_name,
         "code_revision": code_revision(),

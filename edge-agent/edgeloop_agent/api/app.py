@@ -129,7 +129,12 @@ def create_app(
                 bridge.stop()
             for task in tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            if tasks:
+                _, stuck = await asyncio.wait(tasks, timeout=10)
+                for task in stuck:
+                    log.error(
+                        "background task %s did not stop within 10 s", task.get_name()
+                    )
             service.tick()
 
     app = FastAPI(

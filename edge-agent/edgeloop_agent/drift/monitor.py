@@ -42,7 +42,8 @@ class _EntityState:
 class _Window:
     started: float
     rows: int = 0
-    entities: list[str] = field(default_factory=list)
+    entities: dict[int, str] = field(default_factory=dict)
+    """Entity of each buffered row that came with one (raw readings)."""
     stuck: list[set[str]] = field(default_factory=list)
     spikes: NDArray[np.int64] | None = None
 
@@ -151,15 +152,20 @@ class WindowMonitor:
     ) -> None:
         w = self._window
         n = len(scores)
-        self._inputs[w.rows : w.rows + n] = inputs
-        self._scores[w.rows : w.rows + n] = scores
+        at = w.rows
+        if n == 1:  # the common edge request: plain row copies, no slicing machinery
+            self._inputs[at] = inputs[0]
+            self._scores[at] = scores[0]
+        else:
+            self._inputs[at : at + n] = inputs
+            self._scores[at : at + n] = scores
         if raw is not None:
-            self._raw[w.rows : w.rows + n] = raw
-            self._has_raw[w.rows : w.rows + n] = True
+            self._raw[at : at + n] = raw
+            self._has_raw[at : at + n] = True
             for i, entity in enumerate(entities or ()):
                 self._track(entity, raw[i])
-        w.entities.extend(entities or [""] * n)
-        w.rows += n
+            w.entities.update(zip(range(at, at + n), entities or [""] * n, strict=True))
+        w.rows = at + n
 
     def _track(self, entity: str, values: NDArray[np.float64]) -> None:
         state = self._entities.get(entity)
@@ -274,7 +280,7 @@ class WindowMonitor:
                 for r in rows
             ),
             scores=tuple(float(self._scores[r]) for r in rows),
-            entities=tuple(w.entities[r] for r in rows),
+            entities=tuple(w.entities.get(int(r), "") for r in rows),
         )
 
 

@@ -73,8 +73,12 @@ class Forwarder:
                 if progressed and self.outbox.depth():
                     continue
                 self._wake.clear()
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow
+                # a cancellation that races with the event firing, and the loop
+                # would then never stop.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=self._delay())
+                    async with asyncio.timeout(self._delay()):
+                        await self._wake.wait()
 
     async def flush_once(self, client: httpx.AsyncClient) -> bool:
         """Try one batch; True if something left the queue."""
@@ -121,6 +125,6 @@ class Forwarder:
         self._failures += 1
         self.last_error = reason
         log.warning(
-            "report delivery failed (%s); retrying in %.0fs", reason, self._delay()
+            "report delivery failed (%s); retrying in %.1fs", reason, self._delay()
         )
         return False

@@ -28,7 +28,7 @@ def compile_(
 @app.command()
 def run(
     ctx: typer.Context,
-    data: Path = typer.Option(
+    data: str = typer.Option(
         ..., "--data", help="Dataset directory (with schema.yaml) or readings file."
     ),
     schema: Path | None = typer.Option(None, "--schema", help="Dataset schema file."),
@@ -72,8 +72,10 @@ def run(
     clash = sorted(k for k in extra if named.get(k) is not None)
     if clash:
         raise UsageError(f"set {', '.join(clash)} either as an option or as --param")
-    arguments = pipeline_runs.pipeline_arguments(settings, data, **{**named, **extra})
     host = kfp_host or settings.pipeline.kfp_host
+    arguments = pipeline_runs.pipeline_arguments(
+        settings, data, local=not host, **{**named, **extra}
+    )
     if host:
         emit(ctx, pipeline_runs.submit(settings, arguments, host))
         return

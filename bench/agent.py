@@ -1,0 +1,549 @@
+"""Edge-agent benchmark: floor, agent, naive FastAPI, MLServer — one run, one core.
+
+Every server is pinned to CPU 0 with ``taskset``; the load generator runs on
+CPU 1 and speaks raw HTTP/1.1 over keep-alive sockets so that it is not the
+bottleneck. Same model everywhere (XGBoost 200 trees, depth 6, 20 inputs, ONNX,
+one onnxruntime thread). Results are appended to docs/benchmarks.md by
+``python -m bench.agent``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+DOC = ROOT / "docs" / "benchmarks.md"
+MLSERVER_VENV = Path(
+    os.environ.get("BENCH_MLSERVER_VENV", ROOT / "build" / "bench" / "mlserver-venv")
+)
+MLSERVER_PINS = ["mlserver==1.7.1", "onnxruntime==1.31.1", "numpy<2.3"]
+
+
+def ensure_mlserver_venv() -> bool:
+    """MLServer lives in its own venv (its pins clash with ours); made on first use."""
+    if (MLSERVER_VENV / "bin" / "mlserver").exists():
+        return True
+    print(f"installing MLServer into {MLSERVER_VENV} (first run only) …", flush=True)
+    try:
+        subprocess.run([sys.executable, "-m", "venv", str(MLSERVER_VENV)], check=True)
+        subprocess.run(
+            [str(MLSERVER_VENV / "bin" / "pip"), "install", "-q", *MLSERVER_PINS],
+            check=True,
+        )
+    except (OSError, subprocess.CalledProcessError) as exc:
+        print(
+            f"MLServer not installed ({exc}); it is left out of the table", flush=True
+        )
+        return False
+    return True
+
+
+MARK = "## Edge agent serving"
+
+
+@dataclass
+class Target:
+    name: str
+    url_path: str
+    body_one: bytes
+    body_batch: bytes
+    pid: int = 0
+    port: int = 0
+
+
+def build_bundle(work: Path) -> tuple[Path, np.ndarray]:
+    """A bundle around a 200-tree, depth-6, 20-input XGBoost model."""
+    from edgeloop_agent.contracts import Lineage
+    from edgeloop_components import export, packaging, training
+    from edgeloop_components.dataset import (
+        DatasetSchema,
+        FeatureColumn,
+        FailureLogLabel,
+    )
+    from edgeloop_components.featurize import feature_spec
+
+    schema = DatasetSchema(
+        entity_column="pump",
+        time_column="t",
+        features=[FeatureColumn(name=f"s{i}", min=-100, max=100) for i in range(5)],
+        label=FailureLogLabel(
+            path="x.csv", entity_column="pump", time_column="t", horizon_hours=1
+        ),
+    )
+    spec = feature_spec(schema, [12], ["last", "mean", "std", "slope"])
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(20_000, 20)).astype(np.float32)
+    y = (x[:, 0] + 0.5 * x[:, 1] - x[:, 2] * x[:, 3] > 0.3).astype(int)
+    model = training.train(x, y, training.TrainParams(n_estimators=200, max_depth=6))
+    export.to_onnx(model, 20, work / "model.onnx")
+    scores = export.onnx_scores(export.session(work / "model.onnx"), x)
+    packaging.write_bundle(
+        work / "bundle",
+        model_name="bench",
+        onnx_path=work / "model.onnx",
+        spec=spec,
+        schema=schema,
+        threshold=0.5,
+        horizon_hours=1,
+        train_x=x,
+        sample=packaging.reference_sample(x, scores, 50, 0),
+        metrics={},
+        gates=[],
+        latency=[],
+        lineage=Lineage(
+            data_hash="bench", code_revision="bench", pipeline_run_id="bench"
+        ),
+    )
+    return work / "bundle", x
+
+
+def oip(rows: np.ndarray) -> bytes:
+    return json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "input",
+                    "shape": list(rows.shape),
+                    "datatype": "FP32",
+                    "data": rows.reshape(-1).tolist(),
+                }
+            ]
+        }
+    ).encode()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start(
+    cmd: list[str], env: dict[str, str], cwd: Path, log: Path
+) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        ["taskset", "-c", "0", *cmd],
+        env={**os.environ, **env},
+        cwd=cwd,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+def wait_ready(port: int, path: str, timeout: float = 90) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if (
+                httpx.get(f"http://127.0.0.1:{port}{path}", timeout=1).status_code
+                == 200
+            ):
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"server on {port} not ready")
+
+
+def server_pid(proc: subprocess.Popen[bytes]) -> int:
+    """The Python process behind ``taskset`` (taskset execs, so it is the same pid)."""
+    return proc.pid
+
+
+def peak_rss_mb(pid: int) -> float:
+    total = 0.0
+    for p in [pid, *_children(pid)]:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    total += int(line.split()[1]) / 1024
+        except OSError:
+            pass
+    return total
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        out = subprocess.run(
+            ["pgrep", "-P", str(pid)], capture_output=True, text=True
+        ).stdout.split()
+    except OSError:
+        return []
+    kids = [int(p) for p in out]
+    return kids + [g for k in kids for g in _children(k)]
+
+
+async def _request(reader, writer, raw: bytes) -> float:
+    start = time.perf_counter()
+    writer.write(raw)
+    await writer.drain()
+    header = await reader.readuntil(b"\r\n\r\n")
+    status = int(header.split(b" ", 2)[1])
+    length = 0
+    for line in header.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":")[1])
+    await reader.readexactly(length)
+    if status != 200:
+        raise RuntimeError(f"HTTP {status}")
+    return time.perf_counter() - start
+
+
+def _raw(port: int, path: str, body: bytes) -> bytes:
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+
+
+async def closed_loop(
+    port: int, path: str, body: bytes, seconds: float, connections: int = 8
+) -> tuple[float, list[float]]:
+    raw = _raw(port, path, body)
+    latencies: list[float] = []
+    stop = time.perf_counter() + seconds
+
+    async def worker() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        while time.perf_counter() < stop:
+            latencies.append(await _request(reader, writer, raw))
+        writer.close()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(connections)))
+    return len(latencies) / (time.perf_counter() - start), latencies
+
+
+async def open_loop(
+    port: int, path: str, body: bytes, rate: float, seconds: float
+) -> tuple[list[float], int]:
+    """Send at a fixed rate regardless of answers; latency includes queueing."""
+    raw = _raw(port, path, body)
+    pool: asyncio.Queue = asyncio.Queue()
+    for _ in range(64):
+        pool.put_nowait(await asyncio.open_connection("127.0.0.1", port))
+    latencies: list[float] = []
+    failures = 0
+
+    async def one(scheduled: float) -> None:
+        nonlocal failures
+        conn = await pool.get()
+        try:
+            await _request(*conn, raw)
+            latencies.append(time.perf_counter() - scheduled)
+        except Exception:
+            failures += 1
+        finally:
+            pool.put_nowait(conn)
+
+    tasks = []
+    start = time.perf_counter()
+    total = int(rate * seconds)
+    for i in range(total):
+        when = start + i / rate
+        delay = when - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(when)))
+    await asyncio.gather(*tasks)
+    while not pool.empty():
+        _, writer = pool.get_nowait()
+        writer.close()
+    return latencies, failures
+
+
+def pct(values: list[float], q: float) -> float:
+    return (
+        float(np.percentile(np.asarray(values) * 1000, q)) if values else float("nan")
+    )
+
+
+def floor(bundle: Path, x: np.ndarray) -> dict[str, float]:
+    """(a) onnxruntime in-process, one thread."""
+    from edgeloop_components import export
+
+    sess = export.session(bundle / "model.onnx", threads=1)
+    one, batch = {"input": x[:1]}, {"input": x[:100]}
+    singles, batches = [], []
+    for _ in range(3000):
+        t = time.perf_counter()
+        sess.run(["probabilities"], one)
+        singles.append(time.perf_counter() - t)
+    for _ in range(300):
+        t = time.perf_counter()
+        sess.run(["probabilities"], batch)
+        batches.append(time.perf_counter() - t)
+    return {
+        "rps": 1 / statistics.median(singles),
+        "p50": pct(singles, 50),
+        "p99": pct(singles, 99),
+        "batch_p50": pct(batches, 50),
+        "batch_rows_s": 100 / statistics.median(batches),
+    }
+
+
+def bookkeeping_overhead(bundle: Path, x: np.ndarray) -> dict[str, float]:
+    """CPU of the window monitor (rows copied in, windows closed) per scored row.
+
+    Returned as a share of ``session.run`` for the same rows; the caller also
+    relates it to the whole request's CPU measured over HTTP.
+    """
+    from edgeloop_agent.contracts import verify_bundle
+    from edgeloop_agent.drift.monitor import WindowMonitor
+    from edgeloop_agent.scoring.onnx import OnnxScorer
+    from edgeloop_agent.settings import DriftSettings, NodeSettings
+
+    manifest = verify_bundle(bundle)
+    scorer = OnnxScorer(1)
+    scorer.load(bundle / "model.onnx")
+    monitor = WindowMonitor(manifest, "1", DriftSettings(), NodeSettings(), time.time)
+    out: dict[str, float] = {}
+    for label, rows in (("1 row", x[:1]), ("100 rows", x[:100])):
+        n = 20_000 if len(rows) == 1 else 1_000
+        scores = scorer.predict(rows)
+        t = time.process_time()
+        for _ in range(n):
+            scorer.predict(rows)
+        predict = time.process_time() - t
+        t = time.process_time()
+        for _ in range(n):
+            monitor.observe(rows, scores)  # includes every window close it triggers
+        out[label] = (time.process_time() - t) / predict
+        out[f"{label} us"] = (time.process_time() - t) / n * 1e6
+    return out
+
+
+def run_servers(
+    bundle: Path, x: np.ndarray, work: Path, seconds: float, rate: float
+) -> list[dict[str, object]]:
+    one, batch = x[:1], x[:100]
+    targets = [
+        Target("edgeloop agent", "/v2/models/bench/infer", oip(one), oip(batch)),
+        Target(
+            "naive FastAPI + pydantic",
+            "/predict",
+            json.dumps({"inputs": one.tolist()}).encode(),
+            json.dumps({"inputs": batch.tolist()}).encode(),
+        ),
+    ]
+    have_mlserver = ensure_mlserver_venv()
+    if have_mlserver:
+        targets.append(
+            Target(
+                "MLServer 1.7.1 (custom ONNX runtime)",
+                "/v2/models/bench/infer",
+                oip(one),
+                oip(batch),
+            )
+        )
+    results = []
+    for target in targets:
+        port = free_port()
+        log = work / f"{target.name.split()[0]}.log"
+        if target.name.startswith("edgeloop"):
+            proc = start(
+                [
+                    str(Path(sys.executable).with_name("edgeloop-agent")),
+                    "serve",
+                    "--port",
+                    str(port),
+                    "--bundle",
+                    str(bundle),
+                    "--log-level",
+                    "warning",
+                ],
+                {
+                    "EDGELOOP_AGENT_MODEL__CACHE_DIR": str(work / "cache"),
+                    "EDGELOOP_AGENT_OUTBOX__PATH": str(work / "outbox.sqlite"),
+                },
+                ROOT,
+                log,
+            )
+            ready = "/v2/health/ready"
+        elif target.name.startswith("naive"):
+            proc = start(
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "bench.servers.naive_fastapi:app",
+                    "--port",
+                    str(port),
+                    "--log-level",
+                    "warning",
+                    "--no-access-log",
+                ],
+                {"BENCH_MODEL": str(bundle / "model.onnx")},
+                ROOT,
+                log,
+            )
+            ready = "/docs"
+        else:
+            model_dir = work / "mlserver"
+            shutil.rmtree(model_dir, ignore_errors=True)
+            (model_dir / "bench").mkdir(parents=True)
+            shutil.copy(
+                ROOT / "bench" / "servers" / "mlserver_runtime.py",
+                model_dir / "bench" / "runtime.py",
+            )
+            (model_dir / "settings.json").write_text(
+                json.dumps(
+                    {
+                        "http_port": port,
+                        "grpc_port": free_port(),
+                        "metrics_port": free_port(),
+                        "host": "127.0.0.1",
+                        "parallel_workers": 0,
+                        "metrics_endpoint": None,
+                        "debug": False,
+                    }
+                )
+            )
+            (model_dir / "bench" / "model-settings.json").write_text(
+                json.dumps(
+                    {
+                        "name": "bench",
+                        "implementation": "runtime.OnnxModel",
+                        "parameters": {"uri": str(bundle / "model.onnx")},
+                    }
+                )
+            )
+            proc = start(
+                [str(MLSERVER_VENV / "bin" / "mlserver"), "start", str(model_dir)],
+                {},
+                model_dir / "bench",
+                log,
+            )
+            ready = "/v2/models/bench/ready"
+        try:
+            wait_ready(port, ready)
+            asyncio.run(
+                closed_loop(port, target.url_path, target.body_one, 1.0)
+            )  # warm-up
+            rps, single = asyncio.run(
+                closed_loop(port, target.url_path, target.body_one, seconds)
+            )
+            batch_rps, batches = asyncio.run(
+                closed_loop(port, target.url_path, target.body_batch, seconds, 4)
+            )
+            fixed, failures = asyncio.run(
+                open_loop(port, target.url_path, target.body_one, rate, seconds)
+            )
+            results.append(
+                {
+                    "name": target.name,
+                    "rps": rps,
+                    "p50": pct(single, 50),
+                    "p99": pct(single, 99),
+                    "batch_rows_s": batch_rps * 100,
+                    "batch_p50": pct(batches, 50),
+                    "fixed_p50": pct(fixed, 50),
+                    "fixed_p99": pct(fixed, 99),
+                    "fixed_failures": failures,
+                    "rss_mb": peak_rss_mb(proc.pid),
+                }
+            )
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    if not have_mlserver:
+        results.append({"name": f"MLServer: not measured (no venv at {MLSERVER_VENV})"})
+    return results
+
+
+def render(
+    fl: dict[str, float],
+    servers: list[dict[str, object]],
+    overhead: dict[str, float],
+    rate: float,
+    seconds: float,
+) -> str:
+    agent = servers[0]
+    lines = [
+        MARK,
+        "",
+        f"Generated by `python -m bench.agent`. Servers pinned to one core (`taskset -c 0`), load from the other; "
+        f"same ONNX model (XGBoost 200 trees, depth 6, 20 inputs), one onnxruntime thread. Closed loop: 8 "
+        f"keep-alive connections for {seconds:.0f} s (batches: 4 connections, 100 rows per request). Fixed load: "
+        f"{rate:.0f} requests/s open loop for {seconds:.0f} s, latency from the scheduled send time.",
+        "",
+        "| server | 1-row req/s | p50 / p99 ms | 100-row batches: rows/s (p50 ms) | at fixed load: p50 / p99 ms (failed) | peak RSS MB |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        f"| (a) onnxruntime in-process (floor) | {fl['rps']:,.0f} | {fl['p50']:.3f} / {fl['p99']:.3f} | "
+        f"{fl['batch_rows_s']:,.0f} ({fl['batch_p50']:.2f}) | – | – |",
+    ]
+    for label, row in zip(("(b)", "(c)", "(d)"), servers, strict=False):
+        if "rps" not in row:
+            lines.append(f"| {label} {row['name']} | – | – | – | – | – |")
+            continue
+        lines.append(
+            f"| {label} {row['name']} | {row['rps']:,.0f} | {row['p50']:.2f} / {row['p99']:.2f} | "
+            f"{row['batch_rows_s']:,.0f} ({row['batch_p50']:.2f}) | {row['fixed_p50']:.2f} / {row['fixed_p99']:.2f} "
+            f"({row['fixed_failures']}) | {row['rss_mb']:.0f} |"
+        )
+    lines += ["", "Ratios of the agent's single-row throughput:", ""]
+    for row in servers[1:]:
+        if "rps" in row:
+            lines.append(f"* vs {row['name']}: **{agent['rps'] / row['rps']:.2f}×**")
+    request_us = 1e6 / float(agent["rps"]) if "rps" in agent else float("nan")
+    lines += [
+        "",
+        "Drift and data-quality bookkeeping (window monitor: rows copied in, histograms, PSI, quality and",
+        "the reservoir sample at each window close), CPU per scored request:",
+        "",
+        "| request | monitor µs | vs `session.run` alone | vs the agent's whole request CPU |",
+        "| --- | ---: | ---: | ---: |",
+        f"| 1 row | {overhead['1 row us']:.1f} | {overhead['1 row']:.0%} | {overhead['1 row us'] / request_us:.1%} |",
+        f"| 100 rows | {overhead['100 rows us']:.1f} | {overhead['100 rows']:.0%} | "
+        f"{overhead['100 rows us'] / (1e6 * 100 / float(agent.get('batch_rows_s', float('nan')))):.1%} |",
+        "",
+        f"(The agent's whole request CPU is taken as one core divided by its closed-loop rate: "
+        f"{request_us:.0f} µs for one row.)",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--rate", type=float, default=1000.0)
+    opts = parser.parse_args()
+    os.sched_setaffinity(0, {1})
+    with tempfile.TemporaryDirectory(prefix="edgeloop-agent-bench-") as tmp:
+        work = Path(tmp)
+        bundle, x = build_bundle(work)
+        fl = floor(bundle, x)
+        overhead = bookkeeping_overhead(bundle, x)
+        servers = run_servers(bundle, x, work, opts.seconds, opts.rate)
+    section = render(fl, servers, overhead, opts.rate, opts.seconds)
+    text = DOC.read_text(encoding="utf-8") if DOC.exists() else "# Benchmarks\n"
+    if MARK in text:
+        text = text[: text.index(MARK)].rstrip() + "\n"
+    DOC.write_text(text.rstrip() + "\n\n" + section, encoding="utf-8")
+    print(section)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,149 @@
+"""The agent's MQTT bridge against a real mosquitto broker on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from edgeloop_agent.api.app import create_app
+from edgeloop_agent.settings import MqttSettings
+
+from ..conftest import free_port
+from ..servers import serve_app
+from .test_agent_http import SENSORS, activate, settings_for, wait_for
+
+
+def mosquitto_binary() -> str:
+    found = shutil.which("mosquitto") or (
+        "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
+    )
+    if found is None:
+        pytest.fail(
+            "mosquitto is not installed: `make test` installs it as root, or run `apt-get install mosquitto`"
+        )
+    return found
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory):
+    root = tmp_path_factory.mktemp("mosquitto")
+    port = free_port()
+    (root / "mosquitto.conf").write_text(
+        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stdout\n"
+    )
+    proc = subprocess.Popen(
+        [mosquitto_binary(), "-c", str(root / "mosquitto.conf")],
+        stdout=(root / "log").open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for(lambda: _accepts(port), what="mosquitto listening")
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _accepts(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+class Listener:
+    def __init__(self, port: int, topics: list[str]) -> None:
+        self.messages: list[tuple[str, dict]] = []
+        self.lock = threading.Lock()
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=f"listener-{time.time_ns()}"
+        )
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", port)
+        for topic in topics:
+            self.client.subscribe(topic, qos=1)
+        self.client.loop_start()
+
+    def _on_message(self, client, userdata, message):
+        with self.lock:
+            self.messages.append((message.topic, json.loads(message.payload)))
+
+    def stop(self):
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def test_readings_in_scores_and_alarms_out_malformed_skipped(
+    broker, tmp_path, registry_with_champion
+):
+    bundle = tmp_path / "b"
+    shutil.copytree(registry_with_champion["run"].bundle_dir, bundle)
+    settings = settings_for(tmp_path)
+    settings.mqtt = MqttSettings(enabled=True, port=broker, batch_wait_s=0.02)
+    listener = Listener(broker, ["edgeloop/+/+/score", "edgeloop/+/+/alarm"])
+    publisher = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="mapper")
+    publisher.connect("127.0.0.1", broker)
+    publisher.loop_start()
+    try:
+        with serve_app(create_app(settings), free_port(), lifespan="on") as url:
+            activate(url, settings, bundle)
+            import httpx
+
+            wait_for(
+                lambda: "edgeloop_mqtt_connected 1" in httpx.get(f"{url}/metrics").text,
+                what="bridge",
+            )
+            for i in range(20):
+                publisher.publish(
+                    f"edgeloop/offshore-01/p{i % 2}/readings",
+                    json.dumps({"ts": f"2026-01-01T00:{i:02d}:00Z", "values": SENSORS}),
+                    qos=1,
+                )
+            publisher.publish(
+                "edgeloop/offshore-01/p0/readings", b"\xff not json", qos=1
+            )
+            publisher.publish(
+                "edgeloop/offshore-01/p0/readings",
+                json.dumps({"values": {"vibration_rms": 1}}),
+                qos=1,
+            )
+            hot = {**SENSORS, "vibration_rms": 14.0, "bearing_temp": 95.0}
+            for i in range(12):
+                publisher.publish(
+                    "edgeloop/offshore-01/p7/readings",
+                    json.dumps({"values": hot}),
+                    qos=1,
+                )
+            wait_for(lambda: len(_scores(listener)) >= 32, what="scores")
+            metrics = httpx.get(f"{url}/metrics").text
+    finally:
+        publisher.loop_stop()
+        listener.stop()
+    scores = _scores(listener)
+    assert {t for t, _ in scores} >= {
+        "edgeloop/offshore-01/p0/score",
+        "edgeloop/offshore-01/p1/score",
+    }
+    assert all(
+        0.0 <= body["score"] <= 1.0 and body["model_version"] == "1"
+        for _, body in scores
+    )
+    assert "edgeloop_mqtt_malformed_total 2" in metrics
+    assert "edgeloop_mqtt_scored_total 32" in metrics
+    alarms = [b for t, b in listener.messages if t.endswith("/alarm")]
+    assert alarms and all(b["alarm"] for b in alarms)
+    assert {b["entity"] for b in alarms} == {"p7"}
+    assert len(alarms) == sum(1 for _, b in scores if b["alarm"])
+
+
+def _scores(listener: Listener) -> list[tuple[str, dict]]:
+    with listener.lock:
+        return [(t, b) for t, b in listener.messages if t.endswith("/score")]
