@@ -69,8 +69,8 @@ def build_bundle(work: Path) -> tuple[Path, np.ndarray]:
     from edgeloop_components import export, packaging, training
     from edgeloop_components.dataset import (
         DatasetSchema,
-        FeatureColumn,
         FailureLogLabel,
+        FeatureColumn,
     )
     from edgeloop_components.featurize import feature_spec
 
