@@ -116,7 +116,7 @@ def test_readings_in_scores_and_alarms_out_malformed_skipped(
                 qos=1,
             )
             hot = {**SENSORS, "vibration_rms": 14.0, "bearing_temp": 95.0}
-            for i in range(12):
+            for _ in range(12):
                 publisher.publish(
                     "edgeloop/offshore-01/p7/readings",
                     json.dumps({"values": hot}),
