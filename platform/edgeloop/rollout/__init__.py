@@ -1,0 +1,1 @@
+"""Rollout controller: EdgeRollout spec, planning, rendering, validation, sinks."""

@@ -1,0 +1,402 @@
+"""Rollout planning: spec + registry view + fleet observations + clock -> plan.
+
+Pure and deterministic: no I/O, no clock of its own, no randomness. The
+controller (or ``edgeloop rollout plan``) calls :func:`plan` on every
+reconcile; the returned status is written back, and the per-group desired
+models are rendered and applied.
+
+Rules, in order:
+
+* a new target version starts at the first wave; the previous successful
+  version becomes ``lastKnownGood``;
+* groups whose device profile the model's recorded latency/memory profile does
+  not fit are refused (condition ``HardwareFit=False``) and keep their model;
+* waves run in order; earlier waves run the target, later ones the last good;
+* a wave's gates are read from the nodes that report: silent nodes count
+  neither way up to ``maxSilentFraction`` (beyond it the wave holds); the wave
+  passes when enough reporting nodes run the target healthily for the soak time;
+* a failed gate rolls back (automatically, if the policy says so) and records why;
+* ``paused`` holds everything; manual ``promote`` skips the soak/approval.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from edgeloop.rollout.spec import (
+    Condition,
+    Decision,
+    EdgeRollout,
+    EdgeRolloutStatus,
+    Gates,
+    TargetGroup,
+    Wave,
+    WaveStatus,
+)
+from edgeloop_agent.contracts import DesiredModel, LatencyProfile
+
+
+@dataclass(frozen=True)
+class NodeObservation:
+    """What the fleet last said about one node (from the intake's fleet API)."""
+
+    node: str
+    last_seen: float | None
+    """Epoch seconds of the last heartbeat; None if never seen."""
+    active_version: str = ""
+    healthy: bool = True
+    error_rate: float = 0.0
+    p99_ms: float | None = None
+    drifted_share: float | None = None
+
+
+@dataclass(frozen=True)
+class RegistryView:
+    """What the registry says about the model the rollout follows."""
+
+    desired: DesiredModel
+    latency: Sequence[LatencyProfile] = ()
+    previous_drifted_share: float | None = None
+    """Mean drifted share seen on the previous version (the drift gate's baseline)."""
+
+
+@dataclass(frozen=True)
+class GateCheck:
+    """One gate's verdict for the current wave."""
+
+    wave: str
+    name: str
+    passed: bool
+    detail: str
+
+
+@dataclass
+class Plan:
+    """The outcome of one planning pass."""
+
+    status: EdgeRolloutStatus
+    desired: dict[str, DesiredModel | None] = field(default_factory=dict)
+    """Desired model per group (None: render nothing new for it)."""
+    nodes: dict[str, list[str]] = field(default_factory=dict)
+    """Member nodes per group (explicit or observed)."""
+    waves: dict[str, list[str]] = field(default_factory=dict)
+    """Groups per wave, after resolving percentages."""
+    gates: list[GateCheck] = field(default_factory=list)
+    refused: dict[str, str] = field(default_factory=dict)
+
+
+def _ts(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, tz=UTC)
+
+
+def resolve_waves(
+    waves: Sequence[Wave], groups: Sequence[TargetGroup], sizes: dict[str, int]
+) -> dict[str, list[str]]:
+    """Groups per wave; a percentage takes whole groups of the untargeted nodes.
+
+    Groups are taken in spec order until they cover that share of the nodes
+    not yet targeted (a node belongs to one KubeEdge NodeGroup, so a wave
+    cannot split a group).
+    """
+    named = {g for w in waves for g in w.groups}
+    remaining = [g.name for g in groups if g.name not in named]
+    out: dict[str, list[str]] = {}
+    for wave in waves:
+        if wave.groups:
+            out[wave.name] = list(wave.groups)
+            continue
+        pool = sum(sizes.get(g, 0) for g in remaining)
+        want = math.ceil(pool * (wave.percent or 0) / 100)
+        chosen: list[str] = []
+        while remaining and (sum(sizes.get(g, 0) for g in chosen) < want or not chosen):
+            chosen.append(remaining.pop(0))
+        out[wave.name] = chosen
+    return out
+
+
+def hardware_refusals(
+    groups: Sequence[TargetGroup], latency: Sequence[LatencyProfile]
+) -> dict[str, str]:
+    """Groups whose device profile the model does not fit, with the reason."""
+    profiles = {p.device_profile: p for p in latency}
+    refused = {}
+    for group in groups:
+        profile = profiles.get(group.deviceProfile)
+        if profile is None:
+            refused[group.name] = (
+                f"no latency profile recorded for device profile '{group.deviceProfile}'"
+            )
+        elif not profile.fits:
+            refused[group.name] = (
+                f"model does not fit '{group.deviceProfile}': p99 {profile.single_p99_ms:.2f} ms "
+                f"(budget {profile.latency_budget_ms} ms), memory {profile.session_memory_mb:.0f} MB "
+                f"(budget {profile.memory_budget_mb:.0f} MB)"
+            )
+    return refused
+
+
+def _members(
+    group: TargetGroup,
+    fleet: Sequence[NodeObservation],
+    labels: dict[str, dict[str, str]],
+) -> list[str]:
+    if group.nodes:
+        return sorted(group.nodes)
+    found = [
+        n.node
+        for n in fleet
+        if labels.get(n.node, {}).items() >= group.matchLabels.items()
+        and group.matchLabels
+    ]
+    return sorted(found)
+
+
+def evaluate_wave(
+    wave: Wave,
+    nodes: list[str],
+    target: str,
+    fleet: dict[str, NodeObservation],
+    now: float,
+    started: float,
+    silent_after_s: float,
+    baseline_drift: float | None,
+) -> tuple[str, WaveStatus, list[GateCheck]]:
+    """Verdict ``pass`` / ``hold`` / ``fail`` for one wave, with counts and gate details."""
+    gates: Gates = wave.gates
+    silent = [
+        n
+        for n in nodes
+        if fleet.get(n) is None
+        or fleet[n].last_seen is None
+        or now - (fleet[n].last_seen or 0) > silent_after_s
+    ]
+    reporting = [fleet[n] for n in nodes if n not in silent]
+    updated = [o for o in reporting if o.active_version == target]
+    bad = [
+        o
+        for o in updated
+        if not o.healthy
+        or o.error_rate > gates.maxErrorRate
+        or (o.p99_ms is not None and o.p99_ms > gates.maxP99LatencyMs)
+    ]
+    good = len(updated) - len(bad)
+    status = WaveStatus(
+        name=wave.name,
+        targeted=len(nodes),
+        updated=len(updated),
+        healthy=good,
+        failing=len(bad),
+        silent=len(silent),
+        startedAt=_ts(started),
+    )
+    checks: list[GateCheck] = []
+
+    def check(name: str, ok: bool, detail: str) -> bool:
+        checks.append(GateCheck(wave.name, name, ok, detail))
+        return ok
+
+    failing_share = len(bad) / len(reporting) if reporting else 0.0
+    if not check(
+        "errors",
+        failing_share <= 1 - gates.minHealthyFraction,
+        f"{len(bad)} of {len(reporting)} reporting nodes unhealthy, over error rate "
+        f"{gates.maxErrorRate} or p99 {gates.maxP99LatencyMs} ms",
+    ):
+        return "fail", status, checks
+    drifts = [o.drifted_share for o in updated if o.drifted_share is not None]
+    if drifts and baseline_drift is not None:
+        mean = sum(drifts) / len(drifts)
+        if not check(
+            "drift",
+            mean - baseline_drift <= gates.maxDriftShareIncrease,
+            f"drifted share {mean:.2f} vs previous {baseline_drift:.2f} "
+            f"(max increase {gates.maxDriftShareIncrease})",
+        ):
+            return "fail", status, checks
+    silent_share = len(silent) / len(nodes) if nodes else 0.0
+    if not check(
+        "silent",
+        silent_share <= gates.maxSilentFraction,
+        f"{len(silent)} of {len(nodes)} nodes silent (max share {gates.maxSilentFraction})",
+    ):
+        return "hold", status, checks
+    healthy_share = good / len(reporting) if reporting else 0.0
+    if not check(
+        "healthy",
+        bool(reporting) and healthy_share >= gates.minHealthyFraction,
+        f"{good} of {len(reporting)} reporting nodes healthy on {target} "
+        f"(min share {gates.minHealthyFraction})",
+    ):
+        return "hold", status, checks
+    soaked = now - started
+    if not check(
+        "soak",
+        soaked >= gates.soakSeconds,
+        f"soaked {soaked:.0f} s of {gates.soakSeconds} s",
+    ):
+        return "hold", status, checks
+    return "pass", status, checks
+
+
+def plan(
+    rollout: EdgeRollout,
+    registry: RegistryView,
+    fleet: Sequence[NodeObservation],
+    now: float,
+    *,
+    node_labels: dict[str, dict[str, str]] | None = None,
+    silent_after_s: float = 300.0,
+) -> Plan:
+    """One reconcile step (see the module docstring for the rules)."""
+    spec = rollout.spec
+    status = rollout.status.model_copy(deep=True)
+    target = registry.desired.version
+    observed = {o.node: o for o in fleet}
+    labels = node_labels or {}
+    result = Plan(status=status)
+    result.nodes = {g.name: _members(g, fleet, labels) for g in spec.groups}
+    result.waves = resolve_waves(
+        spec.waves, spec.groups, {g: len(n) for g, n in result.nodes.items()}
+    )
+    result.refused = hardware_refusals(spec.groups, registry.latency)
+
+    def decide(action: str, wave: str, reason: str) -> None:
+        status.history.append(
+            Decision.model_validate(
+                {"at": _ts(now), "wave": wave, "action": action, "reason": reason}
+            )
+        )
+
+    if status.modelVersion != target:
+        if status.modelVersion and status.phase in {
+            "Succeeded",
+            "Progressing",
+            "Paused",
+        }:
+            status.lastKnownGood = (
+                status.modelVersion
+                if status.phase == "Succeeded"
+                else status.lastKnownGood
+            )
+        status.modelVersion, status.phase, status.wave = (
+            target,
+            "Progressing",
+            spec.waves[0].name,
+        )
+        status.waves = [WaveStatus(name=w.name) for w in spec.waves]
+        status.waves[0].startedAt = _ts(now)
+        decide(
+            "start",
+            spec.waves[0].name,
+            f"new target {registry.desired.model_name}:{target}",
+        )
+
+    status.conditions = [
+        Condition(
+            type="HardwareFit",
+            status="False" if result.refused else "True",
+            reason="ProfileMismatch" if result.refused else "AllGroupsFit",
+            message="; ".join(f"{g}: {r}" for g, r in sorted(result.refused.items())),
+        ),
+    ]
+    names = [w.name for w in spec.waves]
+    current = names.index(status.wave) if status.wave in names else 0
+    lkg = _lkg(status, registry)
+
+    if status.phase == "Progressing" and spec.paused:
+        status.phase = "Paused"
+        decide("pause", status.wave, "spec.paused is true")
+    elif status.phase == "Paused" and not spec.paused:
+        status.phase = "Progressing"
+        decide("resume", status.wave, "spec.paused is false")
+
+    if status.phase == "Progressing":
+        wave = spec.waves[current]
+        nodes = [
+            n
+            for g in result.waves[wave.name]
+            if g not in result.refused
+            for n in result.nodes[g]
+        ]
+        started = (status.waves[current].startedAt or _ts(now)).timestamp()
+        verdict, counts, checks = evaluate_wave(
+            wave,
+            nodes,
+            target,
+            observed,
+            now,
+            started,
+            silent_after_s,
+            registry.previous_drifted_share,
+        )
+        status.waves[current] = counts
+        result.gates = checks
+        if verdict == "fail":
+            reason = next(c.detail for c in checks if not c.passed)
+            if spec.rollback.automatic and lkg is not None:
+                status.phase = "RolledBack"
+                decide(
+                    "rollback",
+                    wave.name,
+                    f"gate failed: {reason}; back to {lkg.version}",
+                )
+            else:
+                status.phase = "Failed"
+                decide(
+                    "hold", wave.name, f"gate failed: {reason}; no automatic rollback"
+                )
+        elif verdict == "pass":
+            if current + 1 == len(spec.waves):
+                status.phase = "Succeeded"
+                decide("complete", wave.name, "every wave passed its gates")
+            elif spec.waves[current + 1].requireApproval:
+                status.conditions.append(
+                    Condition(
+                        type="AwaitingApproval",
+                        status="True",
+                        reason="ManualGate",
+                        message=f"wave {names[current + 1]} needs `edgeloop rollout promote`",
+                    )
+                )
+            else:
+                status.wave = names[current + 1]
+                status.waves[current + 1].startedAt = _ts(now)
+                decide(
+                    "advance", wave.name, f"gates passed; starting wave {status.wave}"
+                )
+        elif (
+            not status.history
+            or status.history[-1].action != "hold"
+            or status.history[-1].wave != wave.name
+        ):
+            reason = next((c.detail for c in checks if not c.passed), "waiting")
+            decide("hold", wave.name, reason)
+
+    current = names.index(status.wave) if status.wave in names else 0
+    for index, wave in enumerate(spec.waves):
+        for group in result.waves[wave.name]:
+            if group in result.refused:
+                result.desired[group] = lkg
+            elif status.phase in {"RolledBack", "Failed"}:
+                result.desired[group] = (
+                    lkg
+                    if spec.rollback.scope == "all-waves" or index == current
+                    else (registry.desired if index < current else lkg)
+                )
+            elif index <= current or status.phase == "Succeeded":
+                result.desired[group] = registry.desired
+            else:
+                result.desired[group] = lkg
+    return result
+
+
+def _lkg(status: EdgeRolloutStatus, registry: RegistryView) -> DesiredModel | None:
+    """The last-known-good record, as the registry view knows it."""
+    last = status.lastKnownGood
+    fallback = registry.desired.last_known_good
+    if fallback is not None and (not last or fallback.version == last):
+        return fallback
+    return None

@@ -1,0 +1,95 @@
+"""Render everything one target group needs for one desired model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from edgeloop.rollout.render import config, k3s, kubeedge, labels, workloads
+from edgeloop.rollout.spec import EdgeRolloutSpec, TargetGroup
+from edgeloop_agent.contracts import DesiredModel
+
+
+@dataclass(frozen=True)
+class GroupRender:
+    """Inputs of :func:`render_group` (all already validated)."""
+
+    rollout: str
+    namespace: str
+    spec: EdgeRolloutSpec
+    group: TargetGroup
+    desired: DesiredModel
+    replicas: int
+    prepull: bool = False
+
+
+def node_group_name(rollout: str, group: TargetGroup) -> str:
+    """The NodeGroup a group targets: its own, or one the rollout manages."""
+    return group.nodeGroup or f"{rollout}-{group.name}"
+
+
+def render_group(r: GroupRender) -> list[dict[str, Any]]:
+    """Manifests for one group, in apply order (pure, deterministic)."""
+    tags = labels.common(
+        r.rollout, r.group.name, r.desired.model_name, r.desired.version
+    )
+    name = f"{r.rollout}-{r.group.name}"
+    objects: list[dict[str, Any]] = [
+        config.desired_model_configmap(
+            r.rollout, r.group.name, r.namespace, r.desired, tags
+        )
+    ]
+    threads = r.spec.runtime.threads
+    common = workloads.AgentWorkload(
+        name=f"{name}-agent",
+        namespace=r.namespace,
+        rollout=r.rollout,
+        group=r.group.name,
+        site=r.group.site,
+        image=r.spec.runtime.image,
+        threads=threads,
+        replicas=r.replicas,
+        extra_env=r.spec.runtime.env,
+        object_labels=tags,
+    )
+    if r.spec.platform == "kubeedge":
+        ng = node_group_name(r.rollout, r.group)
+        if r.group.nodes and not r.group.nodeGroup:
+            objects.append(
+                kubeedge.node_group(ng, r.group.nodes, r.group.matchLabels, tags)
+            )
+        if r.prepull:
+            objects.append(
+                kubeedge.image_prepull_job(
+                    f"{name}-prepull",
+                    r.spec.runtime.image,
+                    {kubeedge.NODE_GROUP_LABEL: ng},
+                    tags,
+                )
+            )
+        deployment = workloads.agent_deployment(common)
+        objects.append(
+            kubeedge.edge_application(
+                name=name,
+                namespace=r.namespace,
+                node_group_name=ng,
+                deployment=deployment,
+                replicas=r.replicas,
+                threads=threads,
+                labels=tags,
+            )
+        )
+    else:
+        objects.append(
+            workloads.agent_deployment(
+                replace(
+                    common,
+                    node_selector=r.group.matchLabels or None,
+                    affinity_nodes=r.group.nodes or None,
+                )
+            )
+        )
+        objects.append(
+            k3s.service(f"{name}-agent", r.namespace, r.rollout, r.group.name, tags)
+        )
+    return objects

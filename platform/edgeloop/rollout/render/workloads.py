@@ -1,0 +1,162 @@
+"""The agent Deployment: image, env, probes, resources, security, volumes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from edgeloop.rollout.render import config, labels, placement
+
+AGENT_PORT = 8080
+CACHE_HOST_DIR = "/var/lib/edgeloop"
+
+#: Resources by device-profile thread count: small gateways get small limits.
+_RESOURCES = {
+    1: {
+        "requests": {"cpu": "100m", "memory": "96Mi"},
+        "limits": {"cpu": "1", "memory": "192Mi"},
+    },
+    2: {
+        "requests": {"cpu": "200m", "memory": "128Mi"},
+        "limits": {"cpu": "2", "memory": "256Mi"},
+    },
+}
+
+
+def resources(threads: int) -> dict[str, Any]:
+    """Requests/limits for an agent using ``threads`` onnxruntime threads."""
+    return _RESOURCES.get(threads, _RESOURCES[2])
+
+
+@dataclass(frozen=True)
+class AgentWorkload:
+    """Everything that varies between groups' agent Deployments."""
+
+    name: str
+    namespace: str
+    rollout: str
+    group: str
+    site: str
+    image: str
+    threads: int
+    replicas: int
+    extra_env: dict[str, str]
+    object_labels: dict[str, str]
+    node_selector: dict[str, str] | None = None
+    affinity_nodes: list[str] | None = None
+
+
+def agent_deployment(w: AgentWorkload) -> dict[str, Any]:
+    """The agent Deployment for one group."""
+    select = labels.selector(w.rollout, w.group)
+    env = [
+        {
+            "name": "EDGELOOP_AGENT_NODE__ID",
+            "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}},
+        },
+        {"name": "EDGELOOP_AGENT_NODE__SITE", "value": w.site or w.group},
+        {"name": "EDGELOOP_AGENT_NODE__COHORT", "value": w.group},
+        {"name": "EDGELOOP_AGENT_SERVER__HOST", "value": "0.0.0.0"},
+        {"name": "EDGELOOP_AGENT_SCORING__THREADS", "value": str(w.threads)},
+        {
+            "name": "EDGELOOP_AGENT_MODEL__DESIRED_MODEL_PATH",
+            "value": f"{config.MOUNT_DIR}/{config.DESIRED_FILE}",
+        },
+        {
+            "name": "EDGELOOP_AGENT_MODEL__CACHE_DIR",
+            "value": f"{CACHE_HOST_DIR}/models",
+        },
+        {
+            "name": "EDGELOOP_AGENT_OUTBOX__PATH",
+            "value": f"{CACHE_HOST_DIR}/outbox.sqlite",
+        },
+        *({"name": k, "value": v} for k, v in sorted(w.extra_env.items())),
+    ]
+    affinity = placement.one_per_node(select)
+    if w.affinity_nodes:
+        affinity.update(placement.node_affinity(w.affinity_nodes))
+    pod_spec: dict[str, Any] = {
+        "automountServiceAccountToken": False,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": 10001,
+            "runAsGroup": 10001,
+            "fsGroup": 10001,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "nodeSelector": {placement.EDGE_ROLE: "", **(w.node_selector or {})},
+        "tolerations": placement.tolerations(),
+        "affinity": affinity,
+        "containers": [
+            {
+                "name": "agent",
+                "image": w.image,
+                "imagePullPolicy": "IfNotPresent",
+                "args": ["serve"],
+                "ports": [
+                    {"name": "http", "containerPort": AGENT_PORT, "protocol": "TCP"}
+                ],
+                "env": env,
+                "resources": resources(w.threads),
+                "livenessProbe": {
+                    "httpGet": {"path": "/v2/health/live", "port": "http"},
+                    "periodSeconds": 10,
+                },
+                "readinessProbe": {
+                    "httpGet": {"path": "/v2/health/ready", "port": "http"},
+                    "periodSeconds": 5,
+                },
+                "securityContext": {
+                    "allowPrivilegeEscalation": False,
+                    "readOnlyRootFilesystem": True,
+                    "capabilities": {"drop": ["ALL"]},
+                },
+                "volumeMounts": [
+                    {
+                        "name": "desired-model",
+                        "mountPath": config.MOUNT_DIR,
+                        "readOnly": True,
+                    },
+                    {"name": "state", "mountPath": CACHE_HOST_DIR},
+                    {"name": "tmp", "mountPath": "/tmp"},
+                ],
+            }
+        ],
+        "volumes": [
+            {
+                "name": "desired-model",
+                "configMap": {"name": config.configmap_name(w.rollout, w.group)},
+            },
+            # Host path, not emptyDir: the bundle cache and the outbox must survive a
+            # pod restart while the node is offline.
+            {
+                "name": "state",
+                "hostPath": {
+                    "path": f"{CACHE_HOST_DIR}/{w.rollout}",
+                    "type": "DirectoryOrCreate",
+                },
+            },
+            {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
+        ],
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": w.name,
+            "namespace": w.namespace,
+            "labels": dict(w.object_labels),
+        },
+        "spec": {
+            "replicas": w.replicas,
+            "selector": {"matchLabels": select},
+            "strategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0},
+            },
+            "template": {
+                "metadata": {"labels": {**w.object_labels, **labels.OFFLINE_AUTONOMY}},
+                "spec": pod_spec,
+            },
+        },
+    }

@@ -1,0 +1,255 @@
+"""The ``EdgeRollout`` resource (``edgeloop.io/v1alpha1``), defined once.
+
+The CRD's openAPIV3Schema is generated from these models (:mod:`.crd`); nothing
+is kept by hand twice. Validation here is what makes an invalid rollout fail
+before anything is planned, rendered or applied: unknown fields, empty or
+overlapping targets, out-of-range gates, images without a tag or digest.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+GROUP = "edgeloop.io"
+VERSION = "v1alpha1"
+KIND = "EdgeRollout"
+PLURAL = "edgerollouts"
+
+_IMAGE = re.compile(r"^[a-z0-9][\w./:\-]*(:[\w][\w.\-]{0,127}|@sha256:[0-9a-f]{64})$")
+_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class ModelSelector(_Spec):
+    """Which registered model to roll out: an alias to follow, or a pinned version."""
+
+    name: str = Field(min_length=1)
+    alias: str | None = None
+    version: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _one_of(self) -> ModelSelector:
+        if (self.alias is None) == (self.version is None):
+            raise ValueError("model: set exactly one of alias or version")
+        return self
+
+
+class Runtime(_Spec):
+    """The agent workload."""
+
+    image: str
+    """Agent image with a tag or digest (``:latest``-less pinning is required)."""
+    threads: int = Field(1, ge=1, le=64)
+    env: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("image")
+    @classmethod
+    def _pinned(cls, value: str) -> str:
+        if not _IMAGE.match(value) or value.endswith(":latest"):
+            raise ValueError(
+                f"image {value!r} must carry a tag (not latest) or an @sha256 digest"
+            )
+        return value
+
+
+class TargetGroup(_Spec):
+    """A group of edge nodes: a KubeEdge NodeGroup, or nodes matched by labels (K3s)."""
+
+    name: str = Field(min_length=1, max_length=63)
+    nodeGroup: str | None = None
+    """Existing KubeEdge NodeGroup to target (created by the rollout when ``nodes`` is set)."""
+    nodes: list[str] = Field(default_factory=list)
+    """Explicit member nodes (the rollout manages the NodeGroup then)."""
+    matchLabels: dict[str, str] = Field(default_factory=dict)
+    deviceProfile: str = "gateway-small"
+    site: str = ""
+
+    @field_validator("name")
+    @classmethod
+    def _dns(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError(f"group name {value!r} must be a DNS-1123 label")
+        return value
+
+    @model_validator(mode="after")
+    def _selects_something(self) -> TargetGroup:
+        if not self.nodes and not self.matchLabels and not self.nodeGroup:
+            raise ValueError(
+                f"group {self.name!r}: give nodes, matchLabels or nodeGroup"
+            )
+        return self
+
+
+class Gates(_Spec):
+    """What a wave must show before the next one starts."""
+
+    minHealthyFraction: float = Field(0.9, ge=0, le=1)
+    """Of the reporting nodes, the share that must run the new version and be healthy."""
+    soakSeconds: int = Field(300, ge=0, le=7 * 86400)
+    maxErrorRate: float = Field(0.05, ge=0, le=1)
+    maxP99LatencyMs: float = Field(50.0, gt=0)
+    maxSilentFraction: float = Field(0.34, ge=0, le=1)
+    """Nodes that stay silent count neither way, up to this share of the wave."""
+    maxDriftShareIncrease: float = Field(0.2, ge=0, le=1)
+    """Allowed increase of the drifted-input share over the previous version."""
+
+
+class Wave(_Spec):
+    """One step of the rollout."""
+
+    name: str = Field(min_length=1, max_length=63)
+    groups: list[str] = Field(default_factory=list)
+    percent: int | None = Field(None, ge=1, le=100)
+    """Instead of groups: this percentage of the nodes not yet targeted."""
+    gates: Gates = Field(default_factory=Gates)
+    requireApproval: bool = False
+
+    @model_validator(mode="after")
+    def _target(self) -> Wave:
+        if bool(self.groups) == (self.percent is not None):
+            raise ValueError(
+                f"wave {self.name!r}: set exactly one of groups or percent"
+            )
+        return self
+
+
+class RollbackPolicy(_Spec):
+    """What happens when a gate fails."""
+
+    automatic: bool = True
+    scope: Literal["failed-wave", "all-waves"] = "all-waves"
+
+
+class MaintenanceWindow(_Spec):
+    """Hours (UTC) in which a site may change model."""
+
+    site: str
+    startHour: int = Field(ge=0, le=23)
+    endHour: int = Field(ge=1, le=24)
+
+
+class EdgeRolloutSpec(_Spec):
+    """``spec`` of an EdgeRollout."""
+
+    model: ModelSelector
+    runtime: Runtime
+    platform: Literal["kubeedge", "k3s"] = "kubeedge"
+    groups: list[TargetGroup] = Field(min_length=1)
+    waves: list[Wave] = Field(min_length=1)
+    rollback: RollbackPolicy = Field(default_factory=RollbackPolicy)
+    maintenanceWindows: list[MaintenanceWindow] = Field(default_factory=list)
+    paused: bool = False
+
+    @model_validator(mode="after")
+    def _consistent(self) -> EdgeRolloutSpec:
+        names = [g.name for g in self.groups]
+        if len(set(names)) != len(names):
+            raise ValueError("groups: names must be unique")
+        seen: dict[str, str] = {}
+        for group in self.groups:
+            for node in group.nodes:
+                if node in seen:
+                    raise ValueError(
+                        f"groups: node {node!r} is in both {seen[node]!r} and {group.name!r}"
+                    )
+                seen[node] = group.name
+        waves = [w.name for w in self.waves]
+        if len(set(waves)) != len(waves):
+            raise ValueError("waves: names must be unique")
+        used: dict[str, str] = {}
+        for wave in self.waves:
+            for g in wave.groups:
+                if g not in names:
+                    raise ValueError(f"wave {wave.name!r}: unknown group {g!r}")
+                if g in used:
+                    raise ValueError(
+                        f"wave {wave.name!r}: group {g!r} is already in wave {used[g]!r}"
+                    )
+                used[g] = wave.name
+        return self
+
+
+class Decision(BaseModel):
+    """One recorded controller decision."""
+
+    at: datetime
+    wave: str
+    action: Literal[
+        "start",
+        "hold",
+        "advance",
+        "complete",
+        "rollback",
+        "pause",
+        "resume",
+        "promote",
+        "refuse",
+    ]
+    reason: str
+
+
+class WaveStatus(BaseModel):
+    """Per-wave counts the gates read."""
+
+    name: str
+    targeted: int = 0
+    updated: int = 0
+    healthy: int = 0
+    failing: int = 0
+    silent: int = 0
+    startedAt: datetime | None = None
+
+
+class Condition(BaseModel):
+    """A Kubernetes-style condition."""
+
+    type: str
+    status: Literal["True", "False", "Unknown"]
+    reason: str
+    message: str = ""
+
+
+class EdgeRolloutStatus(BaseModel):
+    """``status`` of an EdgeRollout (the subresource the controller patches)."""
+
+    phase: Literal[
+        "Pending",
+        "Progressing",
+        "Paused",
+        "Succeeded",
+        "RolledBack",
+        "Failed",
+        "Invalid",
+    ] = "Pending"
+    modelVersion: str = ""
+    lastKnownGood: str = ""
+    wave: str = ""
+    waves: list[WaveStatus] = Field(default_factory=list)
+    conditions: list[Condition] = Field(default_factory=list)
+    history: list[Decision] = Field(default_factory=list)
+
+
+class Metadata(_Spec):
+    """The part of ``metadata`` the controller reads."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    namespace: str = "edgeloop"
+
+
+class EdgeRollout(_Spec):
+    """A whole EdgeRollout object."""
+
+    apiVersion: Literal["edgeloop.io/v1alpha1"] = "edgeloop.io/v1alpha1"
+    kind: Literal["EdgeRollout"] = "EdgeRollout"
+    metadata: Metadata
+    spec: EdgeRolloutSpec
+    status: EdgeRolloutStatus = Field(default_factory=EdgeRolloutStatus)
