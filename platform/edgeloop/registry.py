@@ -186,6 +186,24 @@ class Registry:
             "previous": previous,
         }
 
+    def bundle_location(self, name: str, version: int) -> str:
+        """Where an agent can fetch a version's bundle from.
+
+        An embedded store gives a local directory; an MLflow server gives its
+        artifact proxy URL (``/api/2.0/mlflow-artifacts/artifacts/...``), which
+        agents fetch over HTTP(S) with the same Range/resume logic.
+        """
+        info = self.show(ModelRef(name, version=version))
+        with self._errors(f"{name}:{version}"):
+            artifact_uri = str(self._client.get_run(info["run_id"]).info.artifact_uri)
+        base = artifact_uri.rstrip("/") + "/bundle"
+        if base.startswith("file://"):
+            return base[len("file://") :]
+        if base.startswith("mlflow-artifacts:"):
+            path = base[len("mlflow-artifacts:") :].lstrip("/")
+            return f"{self.tracking_uri.rstrip('/')}/api/2.0/mlflow-artifacts/artifacts/{path}"
+        return base
+
     def download(self, ref: ModelRef, dst: Path) -> tuple[int, Path]:
         """Fetch and verify a version's bundle; returns (version, bundle dir)."""
         from edgeloop_components import registration

@@ -249,6 +249,7 @@ def plan(
     *,
     node_labels: dict[str, dict[str, str]] | None = None,
     silent_after_s: float = 300.0,
+    promote: bool = False,
 ) -> Plan:
     """One reconcile step (see the module docstring for the rules)."""
     spec = rollout.spec
@@ -322,6 +323,10 @@ def plan(
             for n in result.nodes[g]
         ]
         started = (status.waves[current].startedAt or _ts(now)).timestamp()
+        if promote:
+            started = (
+                now - wave.gates.soakSeconds
+            )  # promote skips the soak (and the approval)
         verdict, counts, checks = evaluate_wave(
             wave,
             nodes,
@@ -352,7 +357,7 @@ def plan(
             if current + 1 == len(spec.waves):
                 status.phase = "Succeeded"
                 decide("complete", wave.name, "every wave passed its gates")
-            elif spec.waves[current + 1].requireApproval:
+            elif spec.waves[current + 1].requireApproval and not promote:
                 status.conditions.append(
                     Condition(
                         type="AwaitingApproval",

@@ -1,0 +1,336 @@
+"""``edgeloop rollout`` and ``edgeloop controller``: plan, apply and steer EdgeRollouts.
+
+Without a cluster the controller reconciles EdgeRollout files against a local
+sink (node files) or a GitOps work tree; status is kept under
+``$EDGELOOP_HOME/rollouts/``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from edgeloop.cli.output import emit, state, stderr
+from edgeloop.errors import UsageError
+
+if TYPE_CHECKING:
+    from edgeloop.rollout.controller import Outcome, Reconciler, StatusStore
+    from edgeloop.rollout.spec import EdgeRollout
+
+app = typer.Typer(
+    help="EdgeRollouts: plan, apply, status, pause, resume, promote, rollback, history.",
+    no_args_is_help=True,
+)
+controller_app = typer.Typer(
+    help="Run the rollout controller without a cluster.", no_args_is_help=True
+)
+
+FILE = typer.Option(..., "--file", "-f", help="EdgeRollout YAML file.")
+FLEET = typer.Option(None, "--fleet", help="Fleet observations YAML (nodes: [...]).")
+AGENTS = typer.Option(
+    None,
+    "--agents",
+    help="YAML map node -> agent URL, probed directly (embedded mode).",
+)
+SINK = typer.Option(
+    "local", "--sink", help="local (node files) or gitops (git work tree)."
+)
+NODES_DIR = typer.Option(
+    None, "--nodes-dir", help="Local sink: directory with one folder per node."
+)
+REPO = typer.Option(None, "--repo", help="GitOps sink: git work tree.")
+REPO_PATH = typer.Option(
+    "edgeloop", "--repo-path", help="GitOps sink: folder inside the repository."
+)
+PUSH = typer.Option(False, "--push", help="GitOps sink: push after committing.")
+
+
+def _store() -> StatusStore:
+    from edgeloop.rollout.controller import StatusStore
+    from edgeloop.settings import load_settings
+
+    return StatusStore(load_settings().home / "rollouts")
+
+
+def _fleet(fleet: Path | None, agents: Path | None) -> Any:
+    from edgeloop.rollout.fleet import AgentProbe, FileFleet
+
+    if fleet and agents:
+        raise UsageError("give --fleet or --agents, not both")
+    if agents:
+        import yaml
+
+        try:
+            mapping = yaml.safe_load(agents.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise UsageError(f"{agents}: cannot read agent map ({exc})") from exc
+        if not isinstance(mapping, dict) or not all(
+            isinstance(v, str) for v in mapping.values()
+        ):
+            raise UsageError(f"{agents}: expected a mapping of node name to agent URL")
+        return AgentProbe({str(k): v for k, v in mapping.items()})
+    if fleet:
+        return FileFleet(fleet)
+
+    class _Nobody:
+        def observe(self) -> list[Any]:
+            return []
+
+        def labels(self) -> dict[str, dict[str, str]]:
+            return {}
+
+    return _Nobody()
+
+
+def _sink(
+    kind: str, nodes_dir: Path | None, repo: Path | None, repo_path: str, push: bool
+) -> Any:
+    from edgeloop.rollout.sinks import GitOpsSink, LocalSink
+
+    if kind == "local":
+        if nodes_dir is None:
+            raise UsageError("--sink local needs --nodes-dir DIR")
+        return LocalSink(nodes_dir)
+    if kind == "gitops":
+        if repo is None:
+            raise UsageError("--sink gitops needs --repo DIR")
+        return GitOpsSink(repo, repo_path, push)
+    raise UsageError(f"unknown sink {kind!r}: use local or gitops")
+
+
+def _reconciler(fleet: Any, sink: Any) -> Reconciler:
+    from edgeloop.registry import Registry
+    from edgeloop.rollout.controller import Reconciler
+    from edgeloop.rollout.registry_view import registry_view
+    from edgeloop.settings import load_settings
+
+    registry = Registry(load_settings().tracking_uri())
+    return Reconciler(
+        registry_view=lambda r: registry_view(registry, r), fleet=fleet, sink=sink
+    )
+
+
+def _summary(outcome: Outcome) -> dict[str, Any]:
+    p = outcome.plan
+    status = outcome.rollout.status
+    return {
+        "rollout": outcome.rollout.metadata.name,
+        "phase": status.phase,
+        "model": f"{outcome.rollout.spec.model.name}:{status.modelVersion}",
+        "wave": status.wave,
+        "lastKnownGood": status.lastKnownGood,
+        "waves": [
+            {
+                "wave": w,
+                "groups": groups,
+                "nodes": sorted(n for g in groups for n in p.nodes.get(g, [])),
+                "version": sorted(
+                    {d.version for g in groups if (d := p.desired.get(g)) is not None}
+                ),
+            }
+            for w, groups in p.waves.items()
+        ],
+        "gates": [
+            {"wave": g.wave, "gate": g.name, "passed": g.passed, "detail": g.detail}
+            for g in p.gates
+        ],
+        "refused": p.refused,
+        "objects": [f"{o['kind']}/{o['metadata']['name']}" for o in outcome.objects],
+        "changed": outcome.changed,
+    }
+
+
+def _load(path: Path) -> EdgeRollout:
+    from edgeloop.rollout.controller import load_rollout
+
+    return _store().load(load_rollout(path))
+
+
+@app.command("plan")
+def plan_(
+    ctx: typer.Context,
+    file: Path = FILE,
+    fleet: Path | None = FLEET,
+    agents: Path | None = AGENTS,
+) -> None:
+    """Dry run: per wave, which nodes and versions, which objects, which gates; nothing is written."""
+    rollout = _load(file)
+    outcome = _reconciler(_fleet(fleet, agents), None).reconcile(rollout, dry_run=True)
+    emit(ctx, _summary(outcome))
+
+
+@app.command()
+def apply(
+    ctx: typer.Context,
+    file: Path = FILE,
+    fleet: Path | None = FLEET,
+    agents: Path | None = AGENTS,
+    sink: str = SINK,
+    nodes_dir: Path | None = NODES_DIR,
+    repo: Path | None = REPO,
+    repo_path: str = REPO_PATH,
+    push: bool = PUSH,
+) -> None:
+    """One reconcile: plan, render, validate, write to the sink, record status."""
+    rollout = _load(file)
+    outcome = _reconciler(
+        _fleet(fleet, agents), _sink(sink, nodes_dir, repo, repo_path, push)
+    ).reconcile(rollout)
+    _store().save(outcome.rollout)
+    emit(ctx, _summary(outcome))
+
+
+def _by_name(name: str, directory: Path) -> Path:
+    path = directory / f"{name}.yaml"
+    if not path.exists():
+        raise UsageError(
+            f"{path}: no such rollout file (pass --dir where the EdgeRollout YAML files are)"
+        )
+    return path
+
+
+DIR = typer.Option(
+    Path("."), "--dir", help="Directory holding <name>.yaml EdgeRollout files."
+)
+
+
+@app.command()
+def status(ctx: typer.Context, name: str, dir: Path = DIR) -> None:
+    """Phase, wave, per-wave counts and conditions."""
+    rollout = _load(_by_name(name, dir))
+    emit(ctx, json.loads(rollout.status.model_dump_json(exclude={"history"})))
+
+
+@app.command()
+def history(ctx: typer.Context, name: str, dir: Path = DIR) -> None:
+    """Every decision with its reason."""
+    rollout = _load(_by_name(name, dir))
+    emit(
+        ctx,
+        [json.loads(d.model_dump_json()) for d in rollout.status.history],
+        title=f"{name} history",
+    )
+
+
+def _manual(ctx: typer.Context, name: str, dir: Path, action: str, reason: str) -> None:
+    from edgeloop.rollout.controller import manual
+
+    rollout = manual(_load(_by_name(name, dir)), action, time.time(), reason)
+    _store().save(rollout)
+    emit(
+        ctx,
+        {
+            "rollout": name,
+            "action": action,
+            "phase": rollout.status.phase,
+            "wave": rollout.status.wave,
+        },
+    )
+
+
+REASON = typer.Option("", "--reason", help="Recorded in the history.")
+
+
+@app.command()
+def pause(ctx: typer.Context, name: str, dir: Path = DIR, reason: str = REASON) -> None:
+    """Hold the rollout where it is."""
+    _manual(ctx, name, dir, "pause", reason)
+
+
+@app.command()
+def resume(
+    ctx: typer.Context, name: str, dir: Path = DIR, reason: str = REASON
+) -> None:
+    """Continue a paused rollout."""
+    _manual(ctx, name, dir, "resume", reason)
+
+
+@app.command()
+def rollback(
+    ctx: typer.Context, name: str, dir: Path = DIR, reason: str = REASON
+) -> None:
+    """Send every wave back to the last-known-good version (applied at the next reconcile)."""
+    _manual(ctx, name, dir, "rollback", reason)
+
+
+@app.command()
+def promote(
+    ctx: typer.Context,
+    file: Path = FILE,
+    fleet: Path | None = FLEET,
+    agents: Path | None = AGENTS,
+    sink: str = SINK,
+    nodes_dir: Path | None = NODES_DIR,
+    repo: Path | None = REPO,
+    repo_path: str = REPO_PATH,
+    push: bool = PUSH,
+) -> None:
+    """Skip the current wave's soak (and approval) and reconcile now; failing gates still stop it."""
+    from edgeloop.rollout.controller import manual
+
+    rollout = manual(_load(file), "promote", time.time())
+    outcome = _reconciler(
+        _fleet(fleet, agents), _sink(sink, nodes_dir, repo, repo_path, push)
+    ).reconcile(rollout, promote=True)
+    _store().save(outcome.rollout)
+    emit(ctx, _summary(outcome))
+
+
+@controller_app.command("run")
+def run(
+    ctx: typer.Context,
+    rollouts: Path = typer.Option(
+        ..., "--rollouts", help="Directory of EdgeRollout YAML files."
+    ),
+    fleet: Path | None = FLEET,
+    agents: Path | None = AGENTS,
+    sink: str = SINK,
+    nodes_dir: Path | None = NODES_DIR,
+    repo: Path | None = REPO,
+    repo_path: str = REPO_PATH,
+    push: bool = PUSH,
+    interval: float = typer.Option(30.0, min=0.1, help="Seconds between reconciles."),
+    once: bool = typer.Option(
+        False, "--once", help="Reconcile every file once and exit."
+    ),
+) -> None:
+    """Reconcile every EdgeRollout file in a directory, on an interval (Ctrl-C stops)."""
+    from edgeloop.errors import EdgeloopError, RetryableError
+    from edgeloop.rollout.controller import load_rollout
+
+    if not rollouts.is_dir():
+        raise UsageError(f"{rollouts}: not a directory")
+    reconciler = _reconciler(
+        _fleet(fleet, agents), _sink(sink, nodes_dir, repo, repo_path, push)
+    )
+    store = _store()
+    console = stderr()
+    try:
+        while True:
+            results = []
+            for path in sorted(rollouts.glob("*.y*ml")):
+                try:
+                    outcome = reconciler.reconcile(store.load(load_rollout(path)))
+                except RetryableError as exc:
+                    console.print(f"{path.name}: will retry: {exc}")
+                    continue
+                except EdgeloopError as exc:
+                    console.print(f"{path.name}: {exc}")
+                    continue
+                store.save(outcome.rollout)
+                results.append(_summary(outcome))
+                if not state(ctx).quiet:
+                    s = outcome.rollout.status
+                    console.print(
+                        f"{path.name}: {s.phase} wave={s.wave} version={s.modelVersion}"
+                    )
+            if once:
+                emit(ctx, results)
+                return
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        console.print("controller stopped")

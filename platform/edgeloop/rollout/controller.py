@@ -1,0 +1,176 @@
+"""One reconcile: plan -> render -> validate -> sink, and where status is kept.
+
+The kopf operator (not built yet) and ``edgeloop controller run`` both call
+:meth:`Reconciler.reconcile`. Without a cluster, status lives in JSON files
+under ``$EDGELOOP_HOME/rollouts/`` (:class:`StatusStore`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from edgeloop.errors import UsageError
+from edgeloop.rollout import plan as planning
+from edgeloop.rollout import validate
+from edgeloop.rollout.fleet import FleetSource
+from edgeloop.rollout.render.group import GroupRender, render_group
+from edgeloop.rollout.sinks import Sink, commit_message
+from edgeloop.rollout.spec import Decision, EdgeRollout, EdgeRolloutStatus
+
+
+def load_rollout(path: Path) -> EdgeRollout:
+    """Read and validate an EdgeRollout YAML file (one readable error if invalid)."""
+    try:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read ({exc.strerror})") from exc
+    except yaml.YAMLError as exc:
+        raise UsageError(f"{path}: not valid YAML ({exc})") from exc
+    if not isinstance(raw, dict):
+        raise UsageError(f"{path}: expected an EdgeRollout object")
+    try:
+        return EdgeRollout.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(
+            str(p) for p in first["loc"] if not str(p).startswith("function-")
+        )
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise UsageError(f"{path}: {where}: {message}") from exc
+
+
+@dataclass
+class StatusStore:
+    """Rollout status (and manual flags) in ``<dir>/<namespace>__<name>.json``."""
+
+    directory: Path
+
+    def _path(self, rollout: EdgeRollout) -> Path:
+        return (
+            self.directory
+            / f"{rollout.metadata.namespace}__{rollout.metadata.name}.json"
+        )
+
+    def load(self, rollout: EdgeRollout) -> EdgeRollout:
+        """The rollout with its stored status attached."""
+        path = self._path(rollout)
+        if not path.exists():
+            return rollout
+        status = EdgeRolloutStatus.model_validate_json(path.read_text(encoding="utf-8"))
+        return rollout.model_copy(update={"status": status})
+
+    def save(self, rollout: EdgeRollout) -> None:
+        """Store the status atomically."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self._path(rollout)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(rollout.status.model_dump_json(indent=1), encoding="utf-8")
+        tmp.replace(path)
+
+
+def manual(
+    rollout: EdgeRollout, action: str, now: float, reason: str = ""
+) -> EdgeRollout:
+    """Apply ``pause`` / ``resume`` / ``promote`` / ``rollback`` by hand."""
+    status = rollout.status.model_copy(deep=True)
+    spec = rollout.spec
+    why = reason or "by hand"
+    if action == "pause":
+        spec = spec.model_copy(update={"paused": True})
+        status.phase = "Paused" if status.phase == "Progressing" else status.phase
+    elif action == "resume":
+        spec = spec.model_copy(update={"paused": False})
+        status.phase = "Progressing" if status.phase == "Paused" else status.phase
+    elif action == "promote":
+        if status.phase != "Progressing":
+            raise UsageError(f"cannot promote: rollout is {status.phase}")
+    elif action == "rollback":
+        if not status.lastKnownGood:
+            raise UsageError("cannot roll back: no last-known-good version recorded")
+        status.phase = "RolledBack"
+    else:
+        raise UsageError(f"unknown action {action!r}")
+    status.history.append(
+        Decision(
+            at=datetime.fromtimestamp(now, tz=UTC),
+            wave=status.wave,
+            action=action,
+            reason=why,
+        )
+    )
+    return rollout.model_copy(update={"spec": spec, "status": status})
+
+
+@dataclass
+class Outcome:
+    """What one reconcile did."""
+
+    rollout: EdgeRollout
+    plan: planning.Plan
+    objects: list[dict[str, Any]] = field(default_factory=list)
+    changed: bool = False
+
+
+@dataclass
+class Reconciler:
+    """plan -> render -> validate -> sink, for any rollout."""
+
+    registry_view: Callable[[EdgeRollout], planning.RegistryView]
+    fleet: FleetSource
+    sink: Sink | None
+    clock: Callable[[], float] = time.time
+    silent_after_s: float = 300.0
+
+    def reconcile(
+        self, rollout: EdgeRollout, *, dry_run: bool = False, promote: bool = False
+    ) -> Outcome:
+        """One step; with ``dry_run`` nothing is written anywhere."""
+        now = self.clock()
+        view = self.registry_view(rollout)
+        result = planning.plan(
+            rollout,
+            view,
+            self.fleet.observe(),
+            now,
+            node_labels=self.fleet.labels(),
+            silent_after_s=self.silent_after_s,
+            promote=promote,
+        )
+        name, namespace = rollout.metadata.name, rollout.metadata.namespace
+        objects: list[dict[str, Any]] = []
+        for group in rollout.spec.groups:
+            desired = result.desired.get(group.name)
+            if desired is None:
+                continue
+            objects += render_group(
+                GroupRender(
+                    rollout=name,
+                    namespace=namespace,
+                    spec=rollout.spec,
+                    group=group,
+                    desired=desired.model_copy(update={"rollout": name}),
+                    replicas=max(1, len(result.nodes.get(group.name, []))),
+                )
+            )
+        validate.validate_all(objects)
+        updated = rollout.model_copy(update={"status": result.status})
+        changed = False
+        if not dry_run and self.sink is not None:
+            message = commit_message(
+                name,
+                view.desired.model_name,
+                view.desired.version,
+                result.status.wave,
+                result.status.phase,
+                {"bundle_sha256": view.desired.bundle_sha256},
+            )
+            changed = self.sink.apply(name, objects, result.nodes, message)
+        return Outcome(updated, result, objects, changed)

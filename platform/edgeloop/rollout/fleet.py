@@ -1,0 +1,143 @@
+"""Fleet observations: what the planner knows about each node.
+
+``FleetSource`` is the interface; the intake's fleet-status API will implement
+it at scale (monitoring issue). Here:
+
+* :class:`FileFleet` reads a YAML/JSON file of observations (tests, dry runs,
+  or an export of the fleet API);
+* :class:`AgentProbe` asks each agent directly over HTTP (``/v2/health/ready``,
+  model metadata, ``/metrics``): the embedded mode, where every node's agent
+  is reachable from the controller.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+import httpx
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from edgeloop.errors import UsageError
+from edgeloop.rollout.plan import NodeObservation
+
+
+class FleetSource(Protocol):
+    """Where observations and node labels come from."""
+
+    def observe(self) -> list[NodeObservation]:
+        """Current observation of every known node."""
+        ...
+
+    def labels(self) -> dict[str, dict[str, str]]:
+        """Node labels (for label-selected groups)."""
+        ...
+
+
+class _Entry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    node: str
+    labels: dict[str, str] = Field(default_factory=dict)
+    last_seen: float | None = None
+    active_version: str = ""
+    healthy: bool = True
+    error_rate: float = Field(0.0, ge=0, le=1)
+    p99_ms: float | None = None
+    drifted_share: float | None = Field(None, ge=0, le=1)
+
+
+class FileFleet:
+    """Observations from a file: ``nodes: [{node, labels, last_seen, active_version, ...}]``."""
+
+    def __init__(self, path: Path) -> None:
+        try:
+            raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+            self._entries = [_Entry.model_validate(e) for e in raw.get("nodes", [])]
+        except (OSError, yaml.YAMLError, AttributeError) as exc:
+            raise UsageError(f"{path}: cannot read fleet observations ({exc})") from exc
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise UsageError(
+                f"{path}: nodes.{'.'.join(map(str, first['loc']))}: {first['msg']}"
+            ) from exc
+
+    def observe(self) -> list[NodeObservation]:
+        """The file's observations."""
+        return [
+            NodeObservation(
+                e.node,
+                e.last_seen,
+                e.active_version,
+                e.healthy,
+                e.error_rate,
+                e.p99_ms,
+                e.drifted_share,
+            )
+            for e in self._entries
+        ]
+
+    def labels(self) -> dict[str, dict[str, str]]:
+        """The file's node labels."""
+        return {e.node: e.labels for e in self._entries}
+
+
+_COUNTER = re.compile(
+    r"^(edgeloop_requests_total|edgeloop_request_errors_total)(?:\{[^}]*\})? ([0-9.eE+-]+)$",
+    re.M,
+)
+
+
+class AgentProbe:
+    """Observe agents directly: node -> base URL of its agent."""
+
+    def __init__(
+        self,
+        agents: dict[str, str],
+        model_alias: str = "edge-model",
+        clock: Callable[[], float] = time.time,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.agents = agents
+        self._alias = model_alias
+        self._clock = clock
+        self._transport = transport
+        self._node_labels: dict[str, dict[str, str]] = {}
+
+    def observe(self) -> list[NodeObservation]:
+        """One probe per agent; an agent that does not answer is silent."""
+        out = []
+        with httpx.Client(timeout=2.0, transport=self._transport) as client:
+            for node, url in sorted(self.agents.items()):
+                out.append(self._probe(client, node, url.rstrip("/")))
+        return out
+
+    def _probe(self, client: httpx.Client, node: str, url: str) -> NodeObservation:
+        try:
+            ready = client.get(f"{url}/v2/health/ready").status_code == 200
+            meta = client.get(f"{url}/v2/models/{self._alias}")
+            version = meta.json()["versions"][0] if meta.status_code == 200 else ""
+            metrics = client.get(f"{url}/metrics").text
+        except (httpx.HTTPError, ValueError, KeyError, IndexError):
+            return NodeObservation(node=node, last_seen=None)
+        totals: dict[str, float] = {}
+        for name, value in _COUNTER.findall(metrics):
+            totals[name] = totals.get(name, 0.0) + float(value)
+        requests = totals.get("edgeloop_requests_total", 0.0)
+        errors = totals.get("edgeloop_request_errors_total", 0.0)
+        error_rate = errors / (requests + errors) if requests + errors else 0.0
+        return NodeObservation(
+            node=node,
+            last_seen=self._clock(),
+            active_version=version,
+            healthy=ready,
+            error_rate=error_rate,
+        )
+
+    def labels(self) -> dict[str, dict[str, str]]:
+        """Probed agents carry no labels; groups list their nodes explicitly."""
+        return self._node_labels
