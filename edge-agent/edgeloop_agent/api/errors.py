@@ -9,6 +9,17 @@ from fastapi.responses import JSONResponse
 from edgeloop_agent.errors import AgentError, ContractError
 
 
+def _count(app: FastAPI, request: Request, status: int) -> None:
+    """Count errors of scoring requests only.
+
+    The error-rate gate and the heartbeat are about scoring, not about health
+    or metadata probes (which answer 503 until a model is active).
+    """
+    path = request.url.path
+    if path == "/predict" or path.endswith("/infer"):
+        app.state.metrics.inc("edgeloop_request_errors_total", status=str(status))
+
+
 def _location(loc: tuple[object, ...]) -> str:
     parts = [str(p) for p in loc if p != "body"]
     return ".".join(parts) or "body"
@@ -20,14 +31,14 @@ def install(app: FastAPI) -> None:
     async def agent_error(request: Request, exc: Exception) -> JSONResponse:
         status = getattr(exc, "status_code", 500)
         message = getattr(exc, "message", str(exc))
-        app.state.metrics.inc("edgeloop_request_errors_total", status=str(status))
+        _count(app, request, status)
         return JSONResponse({"error": message}, status_code=status)
 
     async def validation_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
         errors = exc.errors()
         first = errors[0] if errors else {"loc": ("body",), "msg": "invalid request"}
-        app.state.metrics.inc("edgeloop_request_errors_total", status="422")
+        _count(app, request, 422)
         return JSONResponse(
             {
                 "error": f"{_location(tuple(first['loc']))}: {first['msg']}",
