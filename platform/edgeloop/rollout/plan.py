@@ -231,7 +231,8 @@ def evaluate_wave(
         f"(min share {gates.minHealthyFraction})",
     ):
         return "hold", status, checks
-    soaked = now - started
+    # startedAt round-trips through a datetime (microseconds): never negative.
+    soaked = max(0.0, round(now - started, 3))
     if not check(
         "soak",
         soaked >= gates.soakSeconds,

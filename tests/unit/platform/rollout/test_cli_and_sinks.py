@@ -119,7 +119,7 @@ def test_apply_writes_node_files_and_status_then_history(files):
             app, ["-o", "json", "rollout", "history", "pumps", "--dir", str(files)]
         ).stdout
     )
-    assert [h["action"] for h in history][:3] == ["start", "advance", "hold"]
+    assert [h["action"] for h in history][:3] == ["start", "advance", "hold"], history
     paused = json.loads(
         runner.invoke(
             app, ["-o", "json", "rollout", "pause", "pumps", "--dir", str(files)]
