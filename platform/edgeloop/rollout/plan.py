@@ -30,6 +30,7 @@ from edgeloop.rollout.spec import (
     Condition,
     Decision,
     EdgeRollout,
+    EdgeRolloutSpec,
     EdgeRolloutStatus,
     Gates,
     TargetGroup,
@@ -367,6 +368,14 @@ def plan(
                         message=f"wave {names[current + 1]} needs `edgeloop rollout promote`",
                     )
                 )
+            elif (
+                closed := outside_window(spec, result.waves[names[current + 1]], now)
+            ) and not promote:
+                if (
+                    status.history[-1].action != "hold"
+                    or status.history[-1].reason != closed
+                ):
+                    decide("hold", wave.name, closed)
             else:
                 status.wave = names[current + 1]
                 status.waves[current + 1].startedAt = _ts(now)
@@ -397,6 +406,18 @@ def plan(
             else:
                 result.desired[group] = lkg
     return result
+
+
+def outside_window(spec: EdgeRolloutSpec, groups: Sequence[str], now: float) -> str:
+    """Why a wave may not start now (a site outside its maintenance windows), or ""."""
+    hour = _ts(now).hour
+    sites = {g.site for g in spec.groups if g.name in groups and g.site}
+    for site in sorted(sites):
+        windows = [w for w in spec.maintenanceWindows if w.site == site]
+        if windows and not any(w.startHour <= hour < w.endHour for w in windows):
+            spans = ", ".join(f"{w.startHour:02d}-{w.endHour:02d}" for w in windows)
+            return f"site {site} is outside its maintenance window ({spans} UTC, now {hour:02d}h)"
+    return ""
 
 
 def _lkg(status: EdgeRolloutStatus, registry: RegistryView) -> DesiredModel | None:

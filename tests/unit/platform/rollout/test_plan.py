@@ -286,3 +286,32 @@ def test_first_rollout_failing_has_no_rollback_target():
 def test_invalid_rollouts_are_rejected_with_a_precise_message(change, message):
     with pytest.raises(ValueError, match=message):
         rollout(**change)
+
+
+def test_next_wave_waits_for_its_sites_maintenance_window():
+    hour = int((T0 // 3600) % 24)  # UTC hour of T0
+    closed = {
+        "site": "desert-02",
+        "startHour": (hour + 2) % 23,
+        "endHour": (hour + 2) % 23 + 1,
+    }
+    r = rollout(
+        groups=[
+            {"name": "canary", "nodes": ["n1", "n2"]},
+            {"name": "fleet", "nodes": ["n3", "n4", "n5", "n6"], "site": "desert-02"},
+        ],
+        maintenanceWindows=[closed],
+    )
+    r.status.modelVersion, r.status.phase = "1", "Succeeded"
+    r, _ = step(r, V2, fleet("1", ALL), T0)
+    r, result = step(r, V2, fleet("2", ["n1", "n2"], T0 + 61), T0 + 61)
+    assert result.status.wave == "canary"
+    assert (
+        "site desert-02 is outside its maintenance window"
+        in result.status.history[-1].reason
+    )
+    assert result.desired["fleet"].version == "1"
+    promoted = plan(r, V2, fleet("2", ["n1", "n2"], T0 + 62), T0 + 62, promote=True)
+        plan(r, V2, fleet("2", ["n1", "n2"], T0 + 62), T0 + 62, promote=True)
+    )
+    assert promoted.status.wave == "fleet"
