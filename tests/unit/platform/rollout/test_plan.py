@@ -312,6 +312,4 @@ def test_next_wave_waits_for_its_sites_maintenance_window():
     )
     assert result.desired["fleet"].version == "1"
     promoted = plan(r, V2, fleet("2", ["n1", "n2"], T0 + 62), T0 + 62, promote=True)
-        plan(r, V2, fleet("2", ["n1", "n2"], T0 + 62), T0 + 62, promote=True)
-    )
     assert promoted.status.wave == "fleet"
