@@ -38,6 +38,21 @@ class PipelineSettings(BaseModel):
     """Kubeflow experiment that submitted runs are filed under."""
 
 
+class IntakeSettings(BaseModel):
+    """The intake service."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    database_url: str = ""
+    """SQLAlchemy URL of the report store. Empty means ``sqlite:///<home>/intake.db``;
+    use ``postgresql+psycopg://...`` at scale."""
+    host: str = "127.0.0.1"
+    """Bind address (0.0.0.0 in a pod)."""
+    port: int = Field(8000, ge=1, le=65535)
+    max_body_bytes: int = Field(4 * 2**20, ge=1024)
+    """Largest report batch accepted; larger ones get HTTP 413."""
+
+
 class PlatformSettings(BaseSettings):
     """Root of the control plane's settings."""
 
@@ -54,12 +69,20 @@ class PlatformSettings(BaseSettings):
     demo data). Relative paths are taken from the current directory."""
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
     pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
+    intake: IntakeSettings = Field(default_factory=IntakeSettings)
 
     def tracking_uri(self) -> str:
         """The configured MLflow URI, or the embedded sqlite store under ``home``."""
         if self.registry.tracking_uri:
             return self.registry.tracking_uri
         return f"sqlite:///{(self.home / 'mlflow.db').resolve()}"
+
+    def intake_database_url(self) -> str:
+        """The configured store URL, or SQLite under ``home``."""
+        if self.intake.database_url:
+            return self.intake.database_url
+        self.home.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{(self.home / 'intake.db').resolve()}"
 
     def pipeline_root(self) -> Path:
         """Where local pipeline runs keep their artifacts."""

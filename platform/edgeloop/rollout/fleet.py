@@ -141,3 +141,46 @@ class AgentProbe:
     def labels(self) -> dict[str, dict[str, str]]:
         """Probed agents carry no labels; groups list their nodes explicitly."""
         return self._node_labels
+
+
+class IntakeFleet:
+    """Observations from the intake's fleet API (``GET {url}/v1/fleet``)."""
+
+    def __init__(self, url: str, transport: httpx.BaseTransport | None = None) -> None:
+        self.url = url.rstrip("/")
+        self._transport = transport
+        self._labels: dict[str, dict[str, str]] = {}
+
+    def observe(self) -> list[NodeObservation]:
+        """The intake's latest view of every node that ever reported."""
+        from edgeloop.errors import RetryableError
+
+        try:
+            with httpx.Client(timeout=10.0, transport=self._transport) as client:
+                response = client.get(f"{self.url}/v1/fleet")
+                response.raise_for_status()
+                rows = response.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            raise RetryableError(
+                f"intake {self.url} unreachable: {exc}", delay=10
+            ) from exc
+        self._labels = {
+            r["node"]: {"site": r.get("site", ""), "cohort": r.get("cohort", "")}
+            for r in rows
+        }
+        return [
+            NodeObservation(
+                node=r["node"],
+                last_seen=r.get("last_seen"),
+                active_version=r.get("active_version", ""),
+                healthy=bool(r.get("healthy", True)),
+                error_rate=float(r.get("error_rate", 0.0)),
+                p99_ms=r.get("p99_ms"),
+                drifted_share=r.get("drifted_share"),
+            )
+            for r in rows
+        ]
+
+    def labels(self) -> dict[str, dict[str, str]]:
+        """Site and cohort of each node, as last reported."""
+        return self._labels

@@ -1,0 +1,196 @@
+"""The intake's persistent store (SQLAlchemy Core: SQLite by default, PostgreSQL at scale).
+
+Tables: ``tokens`` (per-node bearer tokens, stored as sha256 only), ``reports``
+(every accepted report, unique by idempotency key, so a redelivered report
+changes nothing) and ``nodes`` (the latest view of each node, updated in the
+same transaction as the report that changed it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from edgeloop_agent.contracts import DriftWindow, Heartbeat, Report
+
+metadata = sa.MetaData()
+tokens = sa.Table(
+    "tokens",
+    metadata,
+    sa.Column("node", sa.String(253), primary_key=True),
+    sa.Column("token_sha256", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+reports = sa.Table(
+    "reports",
+    metadata,
+    sa.Column("key", sa.String(128), primary_key=True),
+    sa.Column("node", sa.String(253), nullable=False, index=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("model_version", sa.String(64), nullable=False, default=""),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+)
+nodes = sa.Table(
+    "nodes",
+    metadata,
+    sa.Column("node", sa.String(253), primary_key=True),
+    sa.Column("site", sa.String(253), nullable=False, default=""),
+    sa.Column("cohort", sa.String(253), nullable=False, default=""),
+    sa.Column("last_seen", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("active_version", sa.String(64), nullable=False, default=""),
+    sa.Column("healthy", sa.Boolean, nullable=False, default=True),
+    sa.Column("requests", sa.Integer, nullable=False, default=0),
+    sa.Column("errors", sa.Integer, nullable=False, default=0),
+    sa.Column("p99_ms", sa.Float, nullable=True),
+    sa.Column("drifted_share", sa.Float, nullable=True),
+    sa.Column("quality_flags", sa.Text, nullable=False, default="[]"),
+)
+
+
+def token_hash(token: str) -> str:
+    """What is stored for a token (never the token itself)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class IntakeStore:
+    """All intake persistence behind one small interface."""
+
+    def __init__(self, url: str) -> None:
+        self.engine = sa.create_engine(url, future=True)
+        if url.startswith("sqlite"):
+            with self.engine.begin() as conn:
+                conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+        metadata.create_all(self.engine)
+
+    def create_token(self, node: str) -> str:
+        """A new token for ``node`` (replacing any old one); shown once."""
+        token = secrets.token_urlsafe(32)
+        with self.engine.begin() as conn:
+            conn.execute(tokens.delete().where(tokens.c.node == node))
+            conn.execute(
+                tokens.insert().values(
+                    node=node,
+                    token_sha256=token_hash(token),
+                    created_at=datetime.now(UTC),
+                )
+            )
+        return token
+
+    def node_for(self, token: str) -> str | None:
+        """The node a bearer token belongs to, or None."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(tokens.c.node).where(
+                    tokens.c.token_sha256 == token_hash(token)
+                )
+            ).first()
+        return None if row is None else str(row[0])
+
+    def accept(self, batch: list[Report]) -> tuple[int, int]:
+        """Store new reports and update node views; returns (accepted, duplicates)."""
+        accepted = duplicates = 0
+        now = datetime.now(UTC)
+        with self.engine.begin() as conn:
+            for report in batch:
+                exists = conn.execute(
+                    sa.select(reports.c.key).where(reports.c.key == report.key)
+                ).first()
+                if exists is not None:
+                    duplicates += 1
+                    continue
+                body = report.body
+                conn.execute(
+                    reports.insert().values(
+                        key=report.key,
+                        node=report.node,
+                        kind=body.kind,
+                        model_version=getattr(body, "model_version", ""),
+                        created_at=report.created_at,
+                        received_at=now,
+                        body=report.model_dump_json(),
+                    )
+                )
+                self._update_node(conn, report)
+                accepted += 1
+        return accepted, duplicates
+
+    def _update_node(self, conn: sa.Connection, report: Report) -> None:
+        body = report.body
+        values: dict[str, Any] = {"site": body.site, "cohort": body.cohort}
+        if isinstance(body, Heartbeat):
+            values.update(
+                last_seen=report.created_at,
+                active_version=body.model_version,
+                healthy=bool(body.model_version) and not body.last_model_failure,
+                requests=body.requests,
+                errors=body.errors,
+                p99_ms=body.latency_p99_ms,
+            )
+        elif isinstance(body, DriftWindow):
+            flags = [
+                f"{q.name}:{kind}"
+                for q in body.quality
+                for kind, hit in (
+                    ("nan", q.nan_count > 0),
+                    ("out_of_range", q.out_of_range > 0),
+                    ("spikes", q.spikes > 0),
+                    ("stuck", bool(q.stuck_entities)),
+                )
+                if hit
+            ]
+            values.update(
+                drifted_share=body.drifted_share, quality_flags=json.dumps(flags)
+            )
+        current = conn.execute(
+            sa.select(nodes.c.last_seen).where(nodes.c.node == report.node)
+        ).first()
+        if current is None:
+            conn.execute(nodes.insert().values(node=report.node, **values))
+            return
+        if "last_seen" in values and current[0] is not None:
+            previous = (
+                current[0] if current[0].tzinfo else current[0].replace(tzinfo=UTC)
+            )
+            if (
+                previous > report.created_at
+            ):  # a late, out-of-order heartbeat: keep the newer view
+                return
+        conn.execute(nodes.update().where(nodes.c.node == report.node).values(**values))
+
+    def fleet(self) -> list[dict[str, Any]]:
+        """Per node: version, health, last seen, latest drift and quality flags."""
+        with self.engine.connect() as conn:
+            rows = (
+                conn.execute(sa.select(nodes).order_by(nodes.c.node)).mappings().all()
+            )
+        out = []
+        for row in rows:
+            item = dict(row)
+            seen = item["last_seen"]
+            item["last_seen"] = (
+                None
+                if seen is None
+                else (seen if seen.tzinfo else seen.replace(tzinfo=UTC)).timestamp()
+            )
+            item["quality_flags"] = json.loads(item["quality_flags"] or "[]")
+            requests, errors = item.pop("requests") or 0, item.pop("errors") or 0
+            item["error_rate"] = (
+                errors / (requests + errors) if requests + errors else 0.0
+            )
+            out.append(item)
+        return out
+
+    def count(self, kind: str | None = None) -> int:
+        """Stored reports (of one kind)."""
+        query = sa.select(sa.func.count()).select_from(reports)
+        if kind:
+            query = query.where(reports.c.kind == kind)
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())

@@ -1,0 +1,165 @@
+"""The intake on 127.0.0.1 with a real store, fed by a real agent."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from edgeloop.cli import app as cli
+from edgeloop.intake.app import create_app
+from edgeloop.intake.store import IntakeStore
+from edgeloop.rollout.fleet import IntakeFleet
+from edgeloop.settings import PlatformSettings
+from edgeloop_agent.api.app import create_app as create_agent
+from edgeloop_agent.contracts import Heartbeat, Report, ReportBatch
+
+from ..conftest import free_port
+from ..servers import serve_app
+from .test_agent_http import SENSORS, activate, settings_for, wait_for
+
+
+def heartbeat_report(node: str, key: str, version: str = "1") -> Report:
+    return Report(
+        key=key,
+        node=node,
+        created_at=datetime.now(UTC),
+        body=Heartbeat(
+            site="s",
+            model_version=version,
+            requests=10,
+            errors=1,
+            outbox_depth=0,
+            uptime_s=1,
+        ),
+    )
+
+
+def post(url: str, token: str, reports: list[Report]) -> httpx.Response:
+    body = ReportBatch(reports=tuple(reports)).model_dump_json()
+    return httpx.post(
+        f"{url}/v1/reports",
+        content=body,
+        headers={
+            "Authorization": f"Bearer {token}",
+            "Content-Type": "application/json",
+        },
+    )
+
+
+@pytest.fixture()
+def intake(tmp_path):
+    settings = PlatformSettings(home=tmp_path / "home")
+    settings.intake.max_body_bytes = 50_000
+    store = IntakeStore(settings.intake_database_url())
+    with serve_app(create_app(settings, store), free_port()) as url:
+        yield url, store, settings
+
+
+def test_auth_size_shape_and_idempotency(intake):
+    url, store, _ = intake
+    token = store.create_token("node-a")
+    other = store.create_token("node-b")
+    assert (
+        post(url, "nope", [heartbeat_report("node-a", "node-a:hb:1")]).status_code
+        == 401
+    )
+    missing = httpx.post(f"{url}/v1/reports", json={"reports": []})
+    assert missing.status_code == 401 and missing.json() == {
+        "error": "unknown or missing bearer token"
+    }
+    forbidden = post(url, other, [heartbeat_report("node-a", "node-a:hb:1")])
+    assert (
+        forbidden.status_code == 403
+        and "is for node 'node-a', token is for 'node-b'" in forbidden.json()["error"]
+    )
+    bad = httpx.post(
+        f"{url}/v1/reports",
+        content=b'{"reports":[{"key":"k"}]}',
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert bad.status_code == 422 and bad.json()["error"].startswith("reports.0.key:")
+    big = httpx.post(
+        f"{url}/v1/reports",
+        content=b"x" * 60_000,
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert big.status_code == 413
+    first = post(url, token, [heartbeat_report("node-a", "node-a:hb:1")])
+    assert first.json() == {"accepted": 1, "duplicates": 0}
+    again = post(
+        url,
+        token,
+        [
+            heartbeat_report("node-a", "node-a:hb:1"),
+            heartbeat_report("node-a", "node-a:hb:2"),
+        ],
+    )
+    assert again.json() == {"accepted": 1, "duplicates": 1}
+    assert store.count("heartbeat") == 2
+
+
+def test_reports_survive_a_restart(intake, tmp_path):
+    url, store, settings = intake
+    token = store.create_token("node-a")
+    post(url, token, [heartbeat_report("node-a", "node-a:hb:1", version="7")])
+    reopened = IntakeStore(settings.intake_database_url())
+    assert reopened.fleet()[0]["active_version"] == "7"
+    assert reopened.accept([heartbeat_report("node-a", "node-a:hb:1")]) == (0, 1)
+    assert reopened.node_for(token) == "node-a"
+
+
+def test_agent_reports_land_in_the_fleet_view_the_controller_reads(
+    intake, tmp_path, registry_with_champion
+):
+    url, store, _ = intake
+    token = store.create_token("node-a")
+    bundle = tmp_path / "bundle"
+    shutil.copytree(registry_with_champion["run"].bundle_dir, bundle)
+    settings = settings_for(tmp_path / "agent", url)
+    settings.outbox.token = token
+    with serve_app(create_agent(settings), free_port(), lifespan="on") as agent:
+        activate(agent, settings, bundle)
+        httpx.post(
+            f"{agent}/predict",
+            json={
+                "readings": [
+                    {"entity": f"p{i % 3}", "values": SENSORS} for i in range(40)
+                ]
+            },
+        )
+        wait_for(lambda: store.count("drift") >= 2, what="drift windows at the intake")
+        settings.outbox.heartbeat_interval_s = 0.2
+        wait_for(
+            lambda: any(n["active_version"] == "1" for n in store.fleet()),
+            what="heartbeat with version",
+        )
+    (row,) = store.fleet()
+    assert (
+        row["node"] == "node-a"
+        and row["site"] == "offshore-01"
+        and row["drifted_share"] is not None
+    )
+    (observed,) = IntakeFleet(url).observe()
+    assert (
+        observed.node == "node-a"
+        and observed.active_version == "1"
+        and observed.last_seen is not None
+    )
+
+
+def test_token_cli_prints_a_working_token(intake, monkeypatch):
+    url, store, settings = intake
+    monkeypatch.setenv("EDGELOOP_HOME", str(settings.home))
+    result = CliRunner().invoke(
+        cli, ["-o", "json", "intake", "token", "create", "gw-offshore-01a"]
+    )
+    assert result.exit_code == 0, result.output
+    token = json.loads(result.stdout)["token"]
+    assert store.node_for(token) == "gw-offshore-01a"
+    bad = CliRunner().invoke(cli, ["intake", "token", "create", "has space"])
+    assert bad.exit_code == 1 and "invalid node name" in bad.stderr
