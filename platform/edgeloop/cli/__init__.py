@@ -15,7 +15,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from edgeloop.cli import data, demo, intake, models, pipeline, rollouts
+from edgeloop.cli import data, demo, intake, models, pipeline, rollouts, triggers
 from edgeloop.cli.output import State, error_line
 
 
@@ -61,6 +61,8 @@ app.add_typer(models.app, name="models")
 app.add_typer(rollouts.app, name="rollout")
 app.add_typer(rollouts.controller_app, name="controller")
 app.add_typer(intake.app, name="intake")
+app.add_typer(triggers.app, name="triggers")
+app.command("retrain")(triggers.retrain)
 app.command("demo")(demo.demo)
 
 

@@ -194,3 +194,51 @@ class IntakeStore:
             query = query.where(reports.c.kind == kind)
         with self.engine.connect() as conn:
             return int(conn.execute(query).scalar_one())
+
+    def drift_windows(
+        self, received_after: datetime | None
+    ) -> tuple[list[Any], datetime | None]:
+        """Drift windows received after a point in time, and the newest receive time.
+
+        Returned as :class:`edgeloop.triggers.policy.WindowSummary`; the cohort
+        is the report's cohort, or its site when the node has none.
+        """
+        from edgeloop.triggers.policy import WindowSummary
+
+        query = sa.select(reports.c.body, reports.c.received_at).where(
+            reports.c.kind == "drift"
+        )
+        if received_after is not None:
+            query = query.where(reports.c.received_at > received_after)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(reports.c.received_at)).all()
+        out = []
+        newest = received_after
+        for body, received in rows:
+            report = Report.model_validate_json(body)
+            window = report.body
+            assert isinstance(window, DriftWindow)
+            flags = tuple(
+                f"{q.name}:{kind}"
+                for q in window.quality
+                for kind, hit in (
+                    ("nan", q.nan_count > 0),
+                    ("out_of_range", q.out_of_range > 0),
+                    ("spikes", q.spikes > 0),
+                    ("stuck", bool(q.stuck_entities)),
+                )
+                if hit
+            )
+            out.append(
+                WindowSummary(
+                    key=report.key,
+                    node=report.node,
+                    cohort=window.cohort or window.site,
+                    window_end=window.window_end.timestamp(),
+                    drifted_share=window.drifted_share,
+                    quality_flags=flags,
+                )
+            )
+            received = received if received.tzinfo else received.replace(tzinfo=UTC)
+            newest = received if newest is None or received > newest else newest
+        return out, newest

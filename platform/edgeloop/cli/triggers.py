@@ -1,0 +1,115 @@
+"""``edgeloop triggers`` and ``edgeloop retrain``: decide, record, launch retraining."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from edgeloop.cli.output import emit, stderr
+from edgeloop.errors import UsageError
+
+if TYPE_CHECKING:
+    from edgeloop.triggers.engine import TriggerEngine
+
+app = typer.Typer(help="Retraining triggers: evaluate, list.", no_args_is_help=True)
+
+POLICY = typer.Option(
+    None, "--policy", help="Trigger policy YAML (fields of TriggerPolicy)."
+)
+DATA = typer.Option(
+    None,
+    "--data",
+    help="Dataset to retrain on when a trigger fires (runs the pipeline).",
+)
+
+
+def _engine(policy_file: Path | None) -> TriggerEngine:
+    import yaml
+    from pydantic import ValidationError
+
+    from edgeloop.intake.store import IntakeStore
+    from edgeloop.settings import load_settings
+    from edgeloop.triggers.engine import TriggerEngine
+    from edgeloop.triggers.policy import TriggerPolicy
+
+    settings = load_settings()
+    policy = TriggerPolicy()
+    if policy_file is not None:
+        try:
+            policy = TriggerPolicy.model_validate(
+                yaml.safe_load(policy_file.read_text(encoding="utf-8")) or {}
+            )
+        except (OSError, yaml.YAMLError) as exc:
+            raise UsageError(f"{policy_file}: cannot read policy ({exc})") from exc
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise UsageError(
+                f"{policy_file}: {'.'.join(map(str, first['loc']))}: {first['msg']}"
+            ) from exc
+    store = IntakeStore(settings.intake_database_url())
+    return TriggerEngine(store, settings.home / "triggers.json", policy)
+
+
+def _launch(data: Path, reason: str) -> dict[str, Any]:
+    from edgeloop import pipeline_runs
+    from edgeloop.settings import load_settings
+
+    settings = load_settings()
+    console = stderr()
+    console.print(f"retraining on {data}: {reason}")
+    args = pipeline_runs.pipeline_arguments(settings, data)
+    result = pipeline_runs.run_local(
+        settings,
+        args,
+        lambda t, s: console.print(f"  {t}: {s}") if s != "started" else None,
+    )
+    return result.registered
+
+
+def _row(decision: Any) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(decision.model_dump_json())
+    data["evidence"] = ", ".join(f"{k}={v}" for k, v in data["evidence"].items())
+    return data
+
+
+@app.command()
+def evaluate(
+    ctx: typer.Context, policy: Path | None = POLICY, data: Path | None = DATA
+) -> None:
+    """Run the policy on reports received since the last evaluation; retrain if it fires."""
+    engine = _engine(policy)
+    decisions = engine.evaluate()
+    fired = [d for d in decisions if d.fired]
+    result: dict[str, Any] = {
+        "decisions": [_row(d) for d in decisions],
+        "fired": len(fired),
+    }
+    if fired and data is not None:
+        result["registered"] = _launch(data, fired[0].reason)
+    emit(ctx, result)
+
+
+@app.command("list")
+def list_(ctx: typer.Context, policy: Path | None = POLICY) -> None:
+    """Every decision, fired or suppressed, with its evidence."""
+    emit(ctx, [_row(d) for d in _engine(policy).decisions()], title="trigger decisions")
+
+
+def retrain(
+    ctx: typer.Context,
+    reason: str = typer.Option(
+        ..., "--reason", help="Why (recorded with the decision)."
+    ),
+    data: Path | None = DATA,
+) -> None:
+    """Ask for a retraining by hand; with --data the pipeline runs now."""
+    if not reason.strip():
+        raise UsageError("--reason must not be empty")
+    decision = _engine(None).manual(reason)
+    result: dict[str, Any] = {"decision": _row(decision)}
+    if data is not None:
+        result["registered"] = _launch(data, reason)
+    emit(ctx, result)

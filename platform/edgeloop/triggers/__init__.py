@@ -1,0 +1,1 @@
+"""Retraining triggers: the pure policy, and where decisions are kept."""

@@ -1,0 +1,328 @@
+"""Retraining trigger policy: pure, deterministic, every decision with its evidence.
+
+Drift fires when, in a cohort, the share of drifted model inputs is at least
+``drift_share`` on at least ``node_fraction`` of the reporting nodes, for
+``consecutive`` windows in a row. Then the cohort is disarmed until its drifting
+node fraction falls below ``release_fraction`` (hysteresis), and no trigger of
+any kind fires within ``cooldown_s`` of the last one (a storm of reports gives
+one retraining per cooldown). Many nodes saying the same thing give one trigger.
+
+Sensor faults are not drift: a window whose data-quality flags (NaN, out of
+range, stuck, spikes) explain it raises a ``data_quality`` alert for that node
+and is left out of the drift count.
+
+Also: a schedule (5-field cron, UTC), new labelled data, a performance drop
+measured from delayed labels, and manual requests. No I/O, no clock of its own.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Kind = Literal[
+    "drift",
+    "data_quality",
+    "schedule",
+    "new_data",
+    "performance",
+    "manual",
+    "code_change",
+]
+
+
+class TriggerPolicy(BaseModel):
+    """Thresholds of the trigger policy (settings data, not constants in loops)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    drift_share: float = Field(0.3, gt=0, le=1)
+    """A node's window counts as drifted at this share of drifted inputs or more."""
+    node_fraction: float = Field(0.5, gt=0, le=1)
+    """Share of a cohort's reporting nodes that must be drifted in a window."""
+    consecutive: int = Field(3, ge=1)
+    """Windows in a row a cohort must be drifted before it fires."""
+    release_fraction: float = Field(0.2, ge=0, le=1)
+    """A fired cohort re-arms once its drifted node share falls below this."""
+    cooldown_s: float = Field(6 * 3600, ge=0)
+    """No trigger fires within this many seconds of the previous one."""
+    window_s: float = Field(300, gt=0)
+    """Windows are grouped into rounds of this length (the agents' window_seconds)."""
+    schedule: str = ""
+    """Cron expression (minute hour day month weekday, UTC); empty: no schedule."""
+    new_labelled_rows: int = Field(0, ge=0)
+    """Fire after this many new labelled rows since the last training; 0 disables."""
+    max_metric_drop: float = Field(0.1, ge=0, le=1)
+    """Fire when live PR-AUC from delayed labels drops this much below the holdout's."""
+
+
+@dataclass(frozen=True)
+class WindowSummary:
+    """One drift window as the intake stored it."""
+
+    key: str
+    node: str
+    cohort: str
+    window_end: float
+    drifted_share: float
+    quality_flags: tuple[str, ...] = ()
+
+
+class Decision(BaseModel):
+    """A recorded decision, fired or suppressed."""
+
+    at: datetime
+    kind: Kind
+    fired: bool
+    cohort: str = ""
+    reason: str
+    evidence: dict[str, Any] = Field(default_factory=dict)
+
+
+class TriggerState(BaseModel):
+    """What the policy remembers between evaluations."""
+
+    consecutive: dict[str, int] = Field(default_factory=dict)
+    disarmed: list[str] = Field(default_factory=list)
+    last_fired: float | None = None
+    last_schedule_minute: int | None = None
+    decisions: list[Decision] = Field(default_factory=list)
+
+
+def _ts(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, tz=UTC)
+
+
+def _cooling(policy: TriggerPolicy, state: TriggerState, now: float) -> bool:
+    return state.last_fired is not None and now - state.last_fired < policy.cooldown_s
+
+
+def _record(
+    state: TriggerState,
+    now: float,
+    kind: Kind,
+    fired: bool,
+    reason: str,
+    cohort: str = "",
+    **evidence: Any,
+) -> Decision:
+    decision = Decision(
+        at=_ts(now),
+        kind=kind,
+        fired=fired,
+        cohort=cohort,
+        reason=reason,
+        evidence=evidence,
+    )
+    state.decisions.append(decision)
+    if fired:
+        state.last_fired = now
+    return decision
+
+
+def evaluate_drift(
+    policy: TriggerPolicy,
+    state: TriggerState,
+    windows: Sequence[WindowSummary],
+    now: float,
+) -> list[Decision]:
+    """Feed new windows (any order); returns the decisions taken."""
+    out: list[Decision] = []
+    rounds: dict[tuple[str, int], list[WindowSummary]] = defaultdict(list)
+    for w in windows:
+        rounds[(w.cohort, int(w.window_end // policy.window_s))].append(w)
+    for (cohort, bucket), members in sorted(
+        rounds.items(), key=lambda kv: (kv[0][1], kv[0][0])
+    ):
+        latest = {w.node: w for w in sorted(members, key=lambda w: w.window_end)}
+        faulty = {n: w for n, w in latest.items() if w.quality_flags}
+        for node, w in sorted(faulty.items()):
+            out.append(
+                _record(
+                    state,
+                    now,
+                    "data_quality",
+                    False,
+                    f"node {node}: {', '.join(w.quality_flags)}; not counted as drift",
+                    cohort,
+                    node=node,
+                    report=w.key,
+                )
+            )
+        clean = {n: w for n, w in latest.items() if n not in faulty}
+        if not clean:
+            continue
+        drifted = sorted(
+            n for n, w in clean.items() if w.drifted_share >= policy.drift_share
+        )
+        share = len(drifted) / len(clean)
+        if share >= policy.node_fraction:
+            state.consecutive[cohort] = state.consecutive.get(cohort, 0) + 1
+        else:
+            state.consecutive[cohort] = 0
+            if cohort in state.disarmed and share < policy.release_fraction:
+                state.disarmed.remove(cohort)
+            continue
+        count = state.consecutive[cohort]
+        evidence = {
+            "window": _ts((bucket + 1) * policy.window_s).isoformat(),
+            "reporting": len(clean),
+            "drifted_nodes": drifted,
+            "reports": sorted(clean[n].key for n in drifted),
+            "consecutive": count,
+        }
+        if count < policy.consecutive:
+            continue
+        if cohort in state.disarmed:
+            continue
+        if _cooling(policy, state, now):
+            out.append(
+                _record(
+                    state,
+                    now,
+                    "drift",
+                    False,
+                    f"cohort {cohort} drifted but within the cooldown",
+                    cohort,
+                    **evidence,
+                )
+            )
+            continue
+        state.disarmed.append(cohort)
+        out.append(
+            _record(
+                state,
+                now,
+                "drift",
+                True,
+                f"cohort {cohort}: {len(drifted)} of {len(clean)} nodes drifted for {count} windows",
+                cohort,
+                **evidence,
+            )
+        )
+    return out
+
+
+def _cron_field(spec: str, value: int, low: int, high: int) -> bool:
+    for part in spec.split(","):
+        step = 1
+        if "/" in part:
+            part, step_text = part.split("/", 1)
+            step = int(step_text)
+        if part == "*":
+            start, end = low, high
+        elif "-" in part:
+            a, b = part.split("-", 1)
+            start, end = int(a), int(b)
+        else:
+            start = end = int(part)
+        if start <= value <= end and (value - start) % step == 0:
+            return True
+    return False
+
+
+def cron_matches(expression: str, when: datetime) -> bool:
+    """Whether a 5-field cron expression (UTC) matches a minute.
+
+    Raises:
+        ValueError: not five fields, or a field that is not a number, range,
+            list or step.
+    """
+    fields = expression.split()
+    if len(fields) != 5:
+        raise ValueError(
+            f"cron {expression!r}: expected 5 fields (minute hour day month weekday)"
+        )
+    values = (when.minute, when.hour, when.day, when.month, (when.weekday() + 1) % 7)
+    bounds = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 6))
+    try:
+        return all(
+            _cron_field(f, v, lo, hi)
+            for f, v, (lo, hi) in zip(fields, values, bounds, strict=True)
+        )
+    except ValueError as exc:
+        raise ValueError(f"cron {expression!r}: {exc}") from exc
+
+
+def evaluate_schedule(
+    policy: TriggerPolicy, state: TriggerState, now: float
+) -> list[Decision]:
+    """Fire once per matching minute of the schedule."""
+    if not policy.schedule:
+        return []
+    when = _ts(now)
+    minute = int(now // 60)
+    if state.last_schedule_minute == minute or not cron_matches(policy.schedule, when):
+        return []
+    state.last_schedule_minute = minute
+    if _cooling(policy, state, now):
+        return [
+            _record(
+                state,
+                now,
+                "schedule",
+                False,
+                f"schedule {policy.schedule!r} due but within the cooldown",
+            )
+        ]
+    return [_record(state, now, "schedule", True, f"schedule {policy.schedule!r}")]
+
+
+def evaluate_new_data(
+    policy: TriggerPolicy, state: TriggerState, new_rows: int, now: float
+) -> list[Decision]:
+    """Fire when enough new labelled rows arrived since the last training."""
+    if not policy.new_labelled_rows or new_rows < policy.new_labelled_rows:
+        return []
+    fired = not _cooling(policy, state, now)
+    reason = f"{new_rows} new labelled rows (threshold {policy.new_labelled_rows})"
+    return [
+        _record(
+            state,
+            now,
+            "new_data",
+            fired,
+            reason if fired else reason + "; within the cooldown",
+            new_rows=new_rows,
+        )
+    ]
+
+
+def evaluate_performance(
+    policy: TriggerPolicy,
+    state: TriggerState,
+    live_pr_auc: float,
+    holdout_pr_auc: float,
+    version: str,
+    now: float,
+) -> list[Decision]:
+    """Fire when the live metric from delayed labels dropped too far."""
+    drop = holdout_pr_auc - live_pr_auc
+    if drop <= policy.max_metric_drop:
+        return []
+    fired = not _cooling(policy, state, now)
+    reason = f"version {version}: live PR-AUC {live_pr_auc:.3f} vs holdout {holdout_pr_auc:.3f}"
+    return [
+        _record(
+            state,
+            now,
+            "performance",
+            fired,
+            reason if fired else reason + "; within the cooldown",
+            version=version,
+            live=live_pr_auc,
+            holdout=holdout_pr_auc,
+        )
+    ]
+
+
+def manual(
+    state: TriggerState, reason: str, now: float, kind: Kind = "manual"
+) -> Decision:
+    """A person (or a CI job, ``code_change``) asked for a retraining: always fires."""
+    return _record(state, now, kind, True, reason)

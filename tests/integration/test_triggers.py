@@ -1,0 +1,90 @@
+"""Drift reports through the real intake store -> trigger policy -> recorded decisions."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+from typer.testing import CliRunner
+
+from edgeloop.cli import app
+from edgeloop.intake.store import IntakeStore
+from edgeloop.settings import PlatformSettings
+from edgeloop.triggers.engine import TriggerEngine
+from edgeloop.triggers.policy import TriggerPolicy
+from edgeloop_agent.contracts import DriftWindow, FeatureWindow, Report, SensorQuality
+
+START = datetime(2026, 6, 1, tzinfo=UTC)
+
+
+def window(
+    node: str, i: int, share: float, cohort: str = "offshore", stuck: bool = False
+) -> Report:
+    end = START + timedelta(minutes=5 * (i + 1))
+    quality = (
+        SensorQuality(
+            name="bearing_temp", readings=100, stuck_entities=("p1",) if stuck else ()
+        ),
+    )
+    body = DriftWindow(
+        site="offshore-01",
+        cohort=cohort,
+        model_name="pump-failure",
+        model_version="1",
+        window_start=end - timedelta(minutes=5),
+        window_end=end,
+        rows=100,
+        features=(FeatureWindow(name="f", counts=(50, 50), psi=share),),
+        psi_threshold=0.2,
+        drifted_share=share,
+        quality=quality,
+    )
+    return Report(key=f"{node}:drift:{i}", node=node, created_at=end, body=body)
+
+
+def test_drift_storm_through_the_intake_fires_once_and_faults_do_not(
+    tmp_path, monkeypatch
+):
+    settings = PlatformSettings(home=tmp_path / "home")
+    store = IntakeStore(settings.intake_database_url())
+    policy = TriggerPolicy(consecutive=2, cooldown_s=3600)
+    engine = TriggerEngine(store, settings.home / "triggers.json", policy)
+    for i in range(
+        6
+    ):  # a storm: every node drifted in every window, reports delivered twice
+        batch = [window(n, i, 0.8) for n in ("gw-1", "gw-2", "gw-3")]
+        store.accept(batch)
+        store.accept(batch)
+    store.accept(
+        [window("gw-9", i, 0.9, cohort="arctic", stuck=True) for i in range(6)]
+    )
+    decisions = engine.evaluate(now=START.timestamp() + 3000)
+    fired = [d for d in decisions if d.fired]
+    assert len(fired) == 1 and fired[0].cohort == "offshore"
+    assert fired[0].evidence["drifted_nodes"] == ["gw-1", "gw-2", "gw-3"]
+    alerts = [d for d in decisions if d.kind == "data_quality"]
+    assert alerts and all(d.cohort == "arctic" for d in alerts)
+    assert (
+        engine.evaluate(now=START.timestamp() + 3100) == []
+    )  # nothing new: nothing decided again
+
+    reloaded = TriggerEngine(store, settings.home / "triggers.json", policy)
+    assert len(reloaded.decisions()) == len(engine.decisions())
+
+    monkeypatch.setenv("EDGELOOP_HOME", str(settings.home))
+    listed = CliRunner().invoke(app, ["-o", "json", "triggers", "list"])
+    assert listed.exit_code == 0, listed.output
+    kinds = [d["kind"] for d in json.loads(listed.stdout)]
+    assert kinds.count("drift") == 1 and "data_quality" in kinds
+    manual = CliRunner().invoke(
+        app, ["-o", "json", "retrain", "--reason", "new impeller batch"]
+    )
+    assert json.loads(manual.stdout)["decision"]["kind"] == "manual"
+    empty = CliRunner().invoke(app, ["retrain", "--reason", " "])
+    assert empty.exit_code == 1 and "--reason must not be empty" in empty.stderr
+    bad_policy = tmp_path / "policy.yaml"
+    bad_policy.write_text("consecutive: 0\n")
+    refused = CliRunner().invoke(
+        app, ["triggers", "evaluate", "--policy", str(bad_policy)]
+    )
+    assert refused.exit_code == 1 and "consecutive" in refused.stderr
