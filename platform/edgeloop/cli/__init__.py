@@ -15,7 +15,16 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from edgeloop.cli import data, demo, intake, models, pipeline, rollouts, triggers
+from edgeloop.cli import (
+    data,
+    demo,
+    intake,
+    models,
+    monitor,
+    pipeline,
+    rollouts,
+    triggers,
+)
 from edgeloop.cli.output import State, error_line
 
 
@@ -62,6 +71,7 @@ app.add_typer(rollouts.app, name="rollout")
 app.add_typer(rollouts.controller_app, name="controller")
 app.add_typer(intake.app, name="intake")
 app.add_typer(triggers.app, name="triggers")
+app.add_typer(monitor.app, name="monitor")
 app.command("retrain")(triggers.retrain)
 app.command("demo")(demo.demo)
 

@@ -1,0 +1,1 @@
+"""Monitoring with Evidently: reports from agents' samples against the bundle's reference."""

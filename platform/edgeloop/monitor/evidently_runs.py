@@ -1,0 +1,197 @@
+"""Evidently data-drift and data-summary reports per model version, cohort and window.
+
+Current data: the row samples agents send (``RowSample`` reports in the intake
+store). Reference data: the bundle's reference sample (training rows scored by
+the exported model). Each run is stored as a snapshot in an Evidently workspace,
+one project per model (a local directory by default; ``evidently ui`` shows it).
+
+Evidently is imported inside the functions that need it: its import alone takes
+seconds and the rest of the CLI should not pay for it.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+
+from edgeloop.errors import NotFoundError
+from edgeloop.intake.store import IntakeStore, reports
+from edgeloop.registry import ModelRef, Registry
+from edgeloop_agent.contracts import Report, RowSample, read_manifest
+
+SCORE = "score"
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One stored Evidently run."""
+
+    project: str
+    snapshot: str
+    model: str
+    version: str
+    cohort: str
+    window: str
+    rows: int
+    drifted_columns: float | None
+
+
+def reference_frame(registry: Registry, name: str, version: int) -> pd.DataFrame:
+    """The bundle's reference sample (inputs + score) as a DataFrame."""
+    with tempfile.TemporaryDirectory(prefix="edgeloop-ref-") as tmp:
+        _, bundle = registry.download(ModelRef(name, version=version), Path(tmp))
+        manifest = read_manifest(bundle)
+    columns = manifest.features.input_names()
+    frame = pd.DataFrame(
+        [list(r) for r in manifest.reference_sample.inputs],
+        columns=columns,
+        dtype=float,
+    )
+    frame[SCORE] = list(manifest.reference_sample.scores)
+    return frame
+
+
+def sample_groups(
+    store: IntakeStore,
+    model: str,
+    version: str | None = None,
+    after: datetime | None = None,
+    bucket_s: int = 3600,
+) -> dict[tuple[str, str, str], pd.DataFrame]:
+    """Samples grouped by (version, cohort, window start), as DataFrames."""
+    query = sa.select(reports.c.body).where(reports.c.kind == "sample")
+    if after is not None:
+        query = query.where(reports.c.received_at > after)
+    with store.engine.connect() as conn:
+        bodies = [row[0] for row in conn.execute(query.order_by(reports.c.received_at))]
+    rows: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
+    for text in bodies:
+        sample = Report.model_validate_json(text).body
+        assert isinstance(sample, RowSample)
+        if sample.model_name != model or (
+            version is not None and sample.model_version != version
+        ):
+            continue
+        start = int(sample.window_end.timestamp() // bucket_s * bucket_s)
+        key = (
+            sample.model_version,
+            sample.cohort or sample.site,
+            datetime.fromtimestamp(start, tz=UTC).isoformat(),
+        )
+        for values, score in zip(sample.rows, sample.scores, strict=True):
+            rows[key].append(
+                {**dict(zip(sample.columns, values, strict=True)), SCORE: score}
+            )
+    return {key: pd.DataFrame(items).astype(float) for key, items in rows.items()}
+
+
+def run_report(
+    current: pd.DataFrame, reference: pd.DataFrame, metadata: dict[str, str]
+) -> Any:
+    """Evidently's data-drift and data-summary presets on current vs reference."""
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.presets import DataDriftPreset, DataSummaryPreset
+
+    columns = [c for c in reference.columns if c in current.columns]
+    definition = DataDefinition(numerical_columns=columns)
+    report = Report([DataDriftPreset(), DataSummaryPreset()])
+    return report.run(
+        current_data=Dataset.from_pandas(current[columns], data_definition=definition),
+        reference_data=Dataset.from_pandas(
+            reference[columns], data_definition=definition
+        ),
+        metadata=dict(metadata),
+        tags=[f"{k}={v}" for k, v in sorted(metadata.items())],
+        name=f"{metadata['model']}:{metadata['version']} {metadata['cohort']} {metadata['window']}",
+    )
+
+
+def drifted_share(snapshot: Any) -> float | None:
+    """Share of drifted columns from a snapshot (Evidently's DriftedColumnsCount)."""
+    for metric in json.loads(snapshot.json()).get("metrics", []):
+        if "DriftedColumnsCount" in str(metric.get("metric_name", "")):
+            value = metric.get("value", {})
+            share = value.get("share") if isinstance(value, dict) else None
+            return None if share is None else float(share)
+    return None
+
+
+class MonitorWorkspace:
+    """An Evidently workspace with one project per model."""
+
+    def __init__(self, path: Path) -> None:
+        from evidently.ui.workspace import Workspace
+
+        self.path = Path(path)
+        self.workspace = Workspace.create(str(self.path))
+
+    def project_id(self, model: str) -> str:
+        """The model's project, created once (create_project does not dedupe by name)."""
+        found = self.workspace.search_project(model)
+        if found:
+            return str(found[0].id)
+        project = self.workspace.create_project(
+            model, description=f"edgeloop monitoring of {model}"
+        )
+        project.save()
+        return str(project.id)
+
+    def add(self, model: str, snapshot: Any) -> str:
+        """Store a run; returns the snapshot id."""
+        ref = self.workspace.add_run(
+            self.project_id(model), snapshot, include_data=False
+        )
+        return str(getattr(ref, "id", ref))
+
+    def runs(self, model: str) -> list[str]:
+        """Snapshot ids stored for a model."""
+        return [str(r) for r in self.workspace.list_runs(self.project_id(model))]
+
+
+def monitor_pass(
+    store: IntakeStore,
+    registry: Registry,
+    workspace: MonitorWorkspace,
+    model: str,
+    after: datetime | None,
+) -> tuple[list[RunRecord], datetime | None]:
+    """Run reports for samples received after ``after``; returns the runs and the new mark."""
+    with store.engine.connect() as conn:
+        newest = conn.execute(
+            sa.select(sa.func.max(reports.c.received_at)).where(
+                reports.c.kind == "sample"
+            )
+        ).scalar()
+    groups = sample_groups(store, model, after=after)
+    references: dict[str, pd.DataFrame] = {}
+    records = []
+    for (version, cohort, window), current in sorted(groups.items()):
+        if version not in references:
+            try:
+                references[version] = reference_frame(registry, model, int(version))
+            except (NotFoundError, ValueError):
+                continue
+        meta = {"model": model, "version": version, "cohort": cohort, "window": window}
+        snapshot = run_report(current, references[version], meta)
+        snapshot_id = workspace.add(model, snapshot)
+        records.append(
+            RunRecord(
+                workspace.project_id(model),
+                snapshot_id,
+                model,
+                version,
+                cohort,
+                window,
+                len(current),
+                drifted_share(snapshot),
+            )
+        )
+    return records, newest

@@ -1,0 +1,124 @@
+"""Evidently runs from agents' samples (through the intake store) into a real workspace."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from edgeloop.cli import app
+from edgeloop.intake.store import IntakeStore
+from edgeloop.settings import PlatformSettings
+from edgeloop_agent.contracts import Report, RowSample, verify_bundle
+
+pytestmark = pytest.mark.slow
+START = datetime(2026, 6, 1, tzinfo=UTC)
+
+
+def samples(bundle, node: str, cohort: str, shift: float, hours: int) -> list[Report]:
+    manifest = verify_bundle(bundle)
+    rows = np.array(
+        [
+            [np.nan if v is None else v for v in r]
+            for r in manifest.reference_sample.inputs
+        ]
+    )
+    out = []
+    for h in range(hours):
+        chosen = rows[(np.arange(60) + h * 7) % len(rows)] * (1 + shift) + shift * 3
+        body = RowSample(
+            site="offshore-01",
+            cohort=cohort,
+            model_name="pump-failure",
+            model_version="1",
+            window_end=START + timedelta(hours=h, minutes=30),
+            columns=tuple(manifest.features.input_names()),
+            rows=tuple(
+                tuple(None if np.isnan(v) else float(v) for v in r) for r in chosen
+            ),
+            scores=tuple(0.1 for _ in chosen),
+        )
+        out.append(
+            Report(
+                key=f"{node}:sample:{h}",
+                node=node,
+                created_at=body.window_end,
+                body=body,
+            )
+        )
+    return out
+
+
+def test_monitor_run_stores_snapshots_per_cohort_and_window_and_exports_html(
+    registry_with_champion, tmp_path, monkeypatch
+):
+    shutil.copyfile(
+        registry_with_champion["root"] / "mlflow.db", tmp_path / "mlflow.db"
+    )
+    settings = PlatformSettings(home=tmp_path / "home")
+    monkeypatch.setenv("EDGELOOP_HOME", str(settings.home))
+    monkeypatch.setenv(
+        "EDGELOOP_REGISTRY__TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}"
+    )
+    store = IntakeStore(settings.intake_database_url())
+    bundle = registry_with_champion["run"].bundle_dir
+    store.accept(
+        samples(bundle, "gw-1", "flowserve-hpx", 0.0, 2)
+        + samples(bundle, "gw-2", "sulzer-msd", 0.8, 2)
+    )
+
+    runner = CliRunner()
+    first = runner.invoke(app, ["-o", "json", "monitor", "run"])
+    assert first.exit_code == 0, first.output
+    runs = json.loads(first.stdout)
+    assert sorted((r["cohort"], r["window"][:13]) for r in runs) == [
+        ("flowserve-hpx", "2026-06-01T00"),
+        ("flowserve-hpx", "2026-06-01T01"),
+        ("sulzer-msd", "2026-06-01T00"),
+        ("sulzer-msd", "2026-06-01T01"),
+    ]
+    shifted = [r["drifted_columns"] for r in runs if r["cohort"] == "sulzer-msd"]
+    calm = [r["drifted_columns"] for r in runs if r["cohort"] == "flowserve-hpx"]
+    assert min(shifted) > max(calm)
+    again = runner.invoke(app, ["-o", "json", "monitor", "run"])
+    assert json.loads(again.stdout) == []  # nothing new since the last pass
+
+    from evidently.ui.workspace import Workspace
+
+    workspace = Workspace(str(settings.home / "evidently"))
+    (project,) = workspace.search_project("pump-failure")
+    stored = workspace.list_runs(project.id)
+    assert len(stored) == 4
+    assert workspace.get_run(project.id, stored[0]) is not None
+
+    html = tmp_path / "report.html"
+    exported = runner.invoke(
+        app,
+        [
+            "-o",
+            "json",
+            "monitor",
+            "report",
+            "pump-failure:1",
+            "--out",
+            str(html),
+            "--cohort",
+            "sulzer-msd",
+        ],
+    )
+    assert exported.exit_code == 0, exported.output
+    assert json.loads(exported.stdout)["rows"] == 120 and html.stat().st_size > 10_000
+    missing = runner.invoke(
+        app,
+        ["monitor", "report", "pump-failure:1", "--out", str(html), "--cohort", "nope"],
+    )
+    assert missing.exit_code == 1 and "no samples received" in missing.stderr
+    ui = json.loads(runner.invoke(app, ["-o", "json", "monitor", "ui"]).stdout)
+    assert (
+        "evidently ui --workspace" in ui["command"]
+        and ui["url"] == "http://127.0.0.1:8765"
+    )
