@@ -19,7 +19,7 @@ class TrainParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     n_estimators: int = Field(200, ge=1, le=5000)
-    max_depth: int = Field(6, ge=1, le=16)
+    max_depth: int = Field(4, ge=1, le=16)
     learning_rate: float = Field(0.1, gt=0, le=1)
     subsample: float = Field(0.9, gt=0, le=1)
     colsample_bytree: float = Field(0.9, gt=0, le=1)

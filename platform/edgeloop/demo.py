@@ -35,12 +35,12 @@ class DemoSize:
     n_estimators: int
 
 
-FULL = DemoSize(sites=3, pumps_per_site=4, days=60, n_estimators=200)
+FULL = DemoSize(sites=4, pumps_per_site=5, days=60, n_estimators=200)
 FAST = DemoSize(sites=3, pumps_per_site=3, days=30, n_estimators=40)
 
 
 def run_demo(
-    settings: PlatformSettings, console: Console, fast: bool = False, seed: int = 7
+    settings: PlatformSettings, console: Console, fast: bool = False, seed: int = 11
 ) -> dict[str, Any]:
     """Run the demo in ``<home>/demo`` (wiped first) and return its summary."""
     size = FAST if fast else FULL

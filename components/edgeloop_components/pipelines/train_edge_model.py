@@ -35,7 +35,7 @@ def train_edge_model(
     holdout_time_fraction: float = 0.4,
     seed: int = 0,
     n_estimators: int = 200,
-    max_depth: int = 6,
+    max_depth: int = 4,
     learning_rate: float = 0.1,
     target_precision: float = 0.8,
     primary_metric: str = "pr_auc",
