@@ -22,6 +22,7 @@ from edgeloop_agent.contracts import (
     MANIFEST_FILE,
     MODEL_FILE,
     BundleError,
+    DesiredModel,
     file_sha256,
     read_manifest,
 )
@@ -245,6 +246,16 @@ class Registry:
             for name in (MANIFEST_FILE, MODEL_FILE):
                 shutil.copyfile(bundle / name, out / name)
         sums = {name: file_sha256(out / name) for name in (MANIFEST_FILE, MODEL_FILE)}
+        # The record an agent serves the bundle under (`edgeloop-agent serve --bundle DIR`).
+        record = DesiredModel(
+            model_name=ref.name,
+            version=str(version),
+            bundle_uri=".",
+            bundle_sha256=sums[MANIFEST_FILE],
+        )
+        (out / "desired-model.json").write_text(
+            record.model_dump_json(exclude_none=True), encoding="utf-8"
+        )
         (out / "SHA256SUMS").write_text(
             "".join(f"{digest}  {name}\n" for name, digest in sums.items()),
             encoding="utf-8",

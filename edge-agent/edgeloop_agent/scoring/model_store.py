@@ -167,14 +167,34 @@ class ModelStore:
         finally:
             if staging.exists() and staging.name.startswith(".standalone-"):
                 shutil.rmtree(staging, ignore_errors=True)
-        version = manifest.lineage.mlflow_run_id[:8] or digest[:12]
-        record = DesiredModel(
-            model_name=manifest.model_name,
-            version=version,
+        record = self._standalone_record(location, manifest.model_name, digest)
+        return self.load(final, record)
+
+    def _standalone_record(self, location: str, name: str, digest: str) -> DesiredModel:
+        """The record to serve a standalone bundle under.
+
+        ``edgeloop models export`` writes ``desired-model.json`` beside the
+        bundle (registered version and digest); without it the version is the
+        digest's prefix. A record that pins another digest is refused.
+        """
+        parsed = urlparse(location)
+        local = (
+            Path(parsed.path if parsed.scheme == "file" else location)
+            / "desired-model.json"
+        )
+        if parsed.scheme in {"", "file"} and local.is_file():
+            record = read_desired(local)
+            if record.bundle_sha256 != digest:
+                raise BundleError(
+                    f"{local}: pins bundle {record.bundle_sha256[:12]}…, the bundle is {digest[:12]}…"
+                )
+            return record.model_copy(update={"bundle_uri": location})
+        return DesiredModel(
+            model_name=name,
+            version=digest[:12],
             bundle_uri=location,
             bundle_sha256=digest,
         )
-        return self.load(final, record)
 
     def remember(self, model: LoadedModel) -> None:
         """Persist which record is active (atomically: write then rename)."""

@@ -195,3 +195,23 @@ def test_lifecycle_falls_back_to_last_known_good_when_nothing_serves(bundle, tmp
 
 def test_bundle_digest_of_fixture_is_stable(bundle):
     assert bundle_digest(bundle) == bundle_digest(bundle)
+
+
+def test_standalone_bundle_is_served_under_its_exported_record(bundle, tmp_path):
+    (bundle / "desired-model.json").write_text(
+        desired_for(bundle, version="7").model_dump_json()
+    )
+    model = ModelStore(tmp_path / "cache").standalone(str(bundle))
+    assert (model.name, model.version) == ("pump-failure", "7")
+    (bundle / "desired-model.json").write_text(
+        desired_for(bundle, version="7")
+        .model_copy(update={"bundle_sha256": "c" * 64})
+        .model_dump_json()
+    )
+    with pytest.raises(BundleError, match="pins bundle cccccccccccc"):
+        ModelStore(tmp_path / "cache2").standalone(str(bundle))
+    (bundle / "desired-model.json").unlink()
+    assert (
+        ModelStore(tmp_path / "cache3").standalone(str(bundle)).version
+        == bundle_digest(bundle)[:12]
+    )

@@ -182,8 +182,14 @@ def test_models_export_writes_verifiable_files(registry_env, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == [
         "SHA256SUMS",
         "bundle.json",
+        "desired-model.json",
         "model.onnx",
     ]
+    record = json.loads((out / "desired-model.json").read_text())
+    assert (
+        record["version"] == "1"
+        and record["bundle_sha256"] == registry_env["registered"]["bundle_sha256"]
+    )
     check = subprocess.run(
         ["sha256sum", "-c", "SHA256SUMS"], cwd=out, capture_output=True, text=True
     )
