@@ -15,11 +15,35 @@ def demo(
     seed: int = typer.Option(
         11, help="Simulation and split seed (a small fleet: metrics vary with it)."
     ),
+    loop: bool = typer.Option(
+        False,
+        "--loop",
+        help="EXPERIMENTAL closed loop (agents, rollout, drift, retraining); its drift "
+        "signal is not right yet, see docs/status.md.",
+    ),
 ) -> None:
-    """Simulate a fleet, train, gate, register and promote, then summarise."""
+    """Simulate a fleet, train, gate, register and promote, then summarise.
+
+    With ``--loop``: the compressed closed loop (see ``edgeloop.loop_demo``).
+    """
     from edgeloop.demo import run_demo
     from edgeloop.settings import load_settings
 
+    if loop:
+        from dataclasses import asdict
+
+        from edgeloop.loop_demo import LoopSize, print_summary, run_loop
+
+        size = (
+            LoopSize(pumps_per_site=3, live_days=8, n_estimators=60)
+            if fast
+            else LoopSize()
+        )
+        result = run_loop(load_settings(), stderr(), size, seed=seed)
+        print_summary(stderr(), result)
+        if state(ctx).output == "json":
+            emit(ctx, asdict(result))
+        return
     summary = run_demo(load_settings(), stderr(), fast=fast, seed=seed)
     if state(ctx).output == "json":
         emit(ctx, summary)
