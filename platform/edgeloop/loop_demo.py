@@ -52,14 +52,6 @@ from edgeloop.simulator import config as cfg
 from edgeloop.simulator import generate
 from edgeloop.triggers.engine import TriggerEngine
 from edgeloop.triggers.policy import TriggerPolicy
-from edgeloop_agent.api.app import create_app as create_agent
-from edgeloop_agent.settings import (
-    AgentSettings,
-    DriftSettings,
-    ModelSettings,
-    NodeSettings,
-    OutboxSettings,
-)
 
 SITES = ("offshore-01", "desert-02", "arctic-03")
 DRIFT_SITE, FAULT_SITE = "desert-02", "arctic-03"
@@ -206,9 +198,7 @@ def run_loop(
     with ExitStack() as stack:
         intake = stack.enter_context(_serve(create_intake(s, store)))
         agents = {
-            node: stack.enter_context(
-                _serve(create_agent(_agent_settings(home, node, intake, token)))
-            )
+            node: stack.enter_context(_agent_process(home, node, intake, token))
             for node, token in tokens.items()
         }
         mark(f"intake and {len(agents)} agents running on 127.0.0.1")
@@ -257,25 +247,64 @@ def run_loop(
     return result
 
 
-def _agent_settings(home: Path, node: str, intake: str, token: str) -> AgentSettings:
+@contextmanager
+def _agent_process(home: Path, node: str, intake: str, token: str) -> Iterator[str]:
+    """One real ``edgeloop-agent serve`` process, configured the way a pod is: by environment."""
+    import os
+    import subprocess
+    import sys
+
     site = node.rsplit("-gw", 1)[0]
-    return AgentSettings(
-        node=NodeSettings(id=node, site=site, cohort=site),
-        model=ModelSettings(
-            desired_model_path=home / "nodes" / node / "desired-model.json",
-            cache_dir=home / "agents" / node / "models",
-            poll_interval_s=0.2,
+    port = _free_port()
+    state = home / "agents" / node
+    state.mkdir(parents=True, exist_ok=True)
+    env = {
+        **os.environ,
+        "EDGELOOP_AGENT_NODE__ID": node,
+        "EDGELOOP_AGENT_NODE__SITE": site,
+        "EDGELOOP_AGENT_NODE__COHORT": site,
+        "EDGELOOP_AGENT_MODEL__DESIRED_MODEL_PATH": str(
+            home / "nodes" / node / "desired-model.json"
         ),
-        drift=DriftSettings(window_readings=48, window_seconds=3600, sample_size=10),
-        outbox=OutboxSettings(
-            path=home / "agents" / node / "outbox.sqlite",
-            intake_url=intake,
-            token=token,
-            retry_delays_s=(0.2, 0.5),
-            flush_interval_s=0.2,
-            heartbeat_interval_s=0.3,
-        ),
+        "EDGELOOP_AGENT_MODEL__CACHE_DIR": str(state / "models"),
+        "EDGELOOP_AGENT_MODEL__POLL_INTERVAL_S": "0.2",
+        "EDGELOOP_AGENT_DRIFT__WINDOW_READINGS": "48",
+        "EDGELOOP_AGENT_DRIFT__SAMPLE_SIZE": "10",
+        "EDGELOOP_AGENT_OUTBOX__PATH": str(state / "outbox.sqlite"),
+        "EDGELOOP_AGENT_OUTBOX__INTAKE_URL": intake,
+        "EDGELOOP_AGENT_OUTBOX__TOKEN": token,
+        "EDGELOOP_AGENT_OUTBOX__RETRY_DELAYS_S": "[0.2, 0.5]",
+        "EDGELOOP_AGENT_OUTBOX__FLUSH_INTERVAL_S": "0.2",
+        "EDGELOOP_AGENT_OUTBOX__HEARTBEAT_INTERVAL_S": "0.3",
+    }
+    agent = Path(sys.executable).with_name("edgeloop-agent")
+    proc = subprocess.Popen(
+        [str(agent), "serve", "--port", str(port), "--log-level", "warning"],
+        env=env,
+        stdout=(state / "agent.log").open("wb"),
+        stderr=subprocess.STDOUT,
     )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/v2/health/live", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"agent {node} did not start; see {state / 'agent.log'}"
+                )
+            time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 def _write_dataset(
