@@ -63,8 +63,26 @@ def test_every_overlay_hydrates_and_validates(overlay):
         "Namespace",
     } <= set(kinds)
     validate.validate_all(docs)
-    controller = next(d for d in docs if d["kind"] == "Deployment")
+    controller = next(
+        d
+        for d in docs
+        if d["kind"] == "Deployment" and d["metadata"]["name"] == "edgeloop-controller"
+    )
     assert controller["metadata"]["namespace"] == "edgeloop"
+    intake = next(
+        d
+        for d in docs
+        if d["kind"] == "Deployment" and d["metadata"]["name"] == "edgeloop-intake"
+    )
+    assert intake["spec"]["template"]["spec"]["containers"][0]["command"][:3] == [
+        "edgeloop",
+        "intake",
+        "serve",
+    ]
+    assert any(
+        d["kind"] == "Service" and d["metadata"]["name"] == "edgeloop-intake"
+        for d in docs
+    )
     if overlay == "kubeedge":
         terms = controller["spec"]["template"]["spec"]["affinity"]["nodeAffinity"]
         assert "node-role.kubernetes.io/edge" in json.dumps(terms)
@@ -110,7 +128,11 @@ def test_helm_chart_lints_templates_and_validates():
     )
     docs = [d for d in yaml.safe_load_all(text) if d]
     validate.validate_all(docs)
-    controller = next(d for d in docs if d["kind"] == "Deployment")
+    controller = next(
+        d
+        for d in docs
+        if d["kind"] == "Deployment" and d["metadata"]["name"] == "edgeloop-controller"
+    )
     assert controller["metadata"]["namespace"] == "pumps"
     assert controller["spec"]["template"]["spec"]["containers"][0]["image"].endswith(
         ":0.2.0"
