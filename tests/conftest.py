@@ -25,12 +25,12 @@ def pytest_collection_modifyitems(
 ) -> None:
     if config.getoption("--with-e2e"):
         return
-    skip = pytest.mark.skip(
+    skip_e2e = pytest.mark.skip(
         reason="needs a Kubernetes cluster; run with --with-e2e and KUBECONFIG"
     )
     for item in items:
         if "e2e" in item.keywords:
-            item.add_marker(skip)
+            item.add_marker(skip_e2e)
 
 
 @pytest.fixture(autouse=True)
