@@ -35,7 +35,7 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
 
     from edgeloop.registry import Registry
     from edgeloop.rollout.apply import KubernetesSink
-    from edgeloop.rollout.fleet import FileFleet
+    from edgeloop.rollout.fleet import EmptyFleet, FileFleet
     from edgeloop.rollout.registry_view import registry_view
     from edgeloop.settings import load_settings
 
@@ -45,17 +45,9 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     fleet_file = os.environ.get("EDGELOOP_FLEET_FILE", "")
     _state["reconciler"] = Reconciler(
         registry_view=lambda r: registry_view(registry, r),
-        fleet=FileFleet(Path(fleet_file)) if fleet_file else _NoFleet(),
+        fleet=FileFleet(Path(fleet_file)) if fleet_file else EmptyFleet(),
         sink=KubernetesSink(client.ApiClient()),
     )
-
-
-class _NoFleet:
-    def observe(self) -> list[Any]:
-        return []
-
-    def labels(self) -> dict[str, dict[str, str]]:
-        return {}
 
 
 def reconcile_object(

@@ -174,16 +174,29 @@ def parse_params(pairs: list[str]) -> dict[str, Any]:
         except json.JSONDecodeError:
             value = raw
         want = signature.parameters[key].annotation
-        if want is float and isinstance(value, int) and not isinstance(value, bool):
+        if want is str:
+            value = raw  # text parameters are taken as typed, never JSON-decoded
+        elif want is float and _is_number(value):
             value = float(value)
-        if want in (str, int, float, bool, list) and not isinstance(value, want):
-            value = raw if want is str else value
-            if not isinstance(value, want) or (want is int and isinstance(value, bool)):
-                raise UsageError(
-                    f"--param {key}: expected {want.__name__}, got {raw!r}"
-                )
+        elif not _has_type(value, want):
+            raise UsageError(f"--param {key}: expected {want.__name__}, got {raw!r}")
         out[key] = value
     return out
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _has_type(value: Any, want: Any) -> bool:
+    """JSON-decoded ``value`` fits a parameter annotation (``bool`` is not an ``int``)."""
+    if want is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if want is float:
+        return _is_number(value)
+    if want in (bool, list, dict):
+        return isinstance(value, want)
+    return True
 
 
 def run_local(

@@ -117,3 +117,26 @@ def test_pipeline_run_rejects_bad_params(fleet_dir):
     assert (
         result.exit_code == 1 and "either as an option or as --param" in result.stderr
     )
+
+
+def test_param_types_are_checked_strictly():
+    from edgeloop.errors import UsageError
+    from edgeloop.pipeline_runs import parse_params
+
+    assert parse_params(
+        ["n_estimators=50", "min_roc_auc=1", "model_name=42", "windows=[6,12]"]
+    ) == {
+        "n_estimators": 50,
+        "min_roc_auc": 1.0,
+        "model_name": "42",
+        "windows": [6, 12],
+    }
+    for bad, kind in (
+        ("n_estimators=true", "int"),
+        ("auto_promote=1", "bool"),
+        ("min_roc_auc=true", "float"),
+        ("windows=6", "list"),
+        ("max_depth=4.5", "int"),
+    ):
+        with pytest.raises(UsageError, match=f"expected {kind}"):
+            parse_params([bad])

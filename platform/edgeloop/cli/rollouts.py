@@ -57,7 +57,7 @@ def _store() -> StatusStore:
 
 
 def _fleet(fleet: Path | None, agents: Path | None) -> Any:
-    from edgeloop.rollout.fleet import AgentProbe, FileFleet
+    from edgeloop.rollout.fleet import AgentProbe, EmptyFleet, FileFleet
 
     if fleet and agents:
         raise UsageError("give --fleet or --agents, not both")
@@ -76,14 +76,7 @@ def _fleet(fleet: Path | None, agents: Path | None) -> Any:
     if fleet:
         return FileFleet(fleet)
 
-    class _Nobody:
-        def observe(self) -> list[Any]:
-            return []
-
-        def labels(self) -> dict[str, dict[str, str]]:
-            return {}
-
-    return _Nobody()
+    return EmptyFleet()
 
 
 def _sink(
@@ -176,10 +169,23 @@ def apply(
     push: bool = PUSH,
 ) -> None:
     """One reconcile: plan, render, validate, write to the sink, record status."""
-    rollout = _load(file)
-    outcome = _reconciler(
-        _fleet(fleet, agents), _sink(sink, nodes_dir, repo, repo_path, push)
-    ).reconcile(rollout)
+    _reconcile_and_save(
+        ctx,
+        _load(file),
+        _fleet(fleet, agents),
+        _sink(sink, nodes_dir, repo, repo_path, push),
+    )
+
+
+def _reconcile_and_save(
+    ctx: typer.Context,
+    rollout: EdgeRollout,
+    fleet: Any,
+    sink: Any,
+    promote: bool = False,
+) -> None:
+    """What apply and promote share: one reconcile into the sink, status saved, summary shown."""
+    outcome = _reconciler(fleet, sink).reconcile(rollout, promote=promote)
     _store().save(outcome.rollout)
     emit(ctx, _summary(outcome))
 
@@ -273,11 +279,13 @@ def promote(
     from edgeloop.rollout.controller import manual
 
     rollout = manual(_load(file), "promote", time.time())
-    outcome = _reconciler(
-        _fleet(fleet, agents), _sink(sink, nodes_dir, repo, repo_path, push)
-    ).reconcile(rollout, promote=True)
-    _store().save(outcome.rollout)
-    emit(ctx, _summary(outcome))
+    _reconcile_and_save(
+        ctx,
+        rollout,
+        _fleet(fleet, agents),
+        _sink(sink, nodes_dir, repo, repo_path, push),
+        promote=True,
+    )
 
 
 @controller_app.command("run")

@@ -54,6 +54,21 @@ nodes = sa.Table(
 )
 
 
+def quality_flags(window: DriftWindow) -> list[str]:
+    """``sensor:kind`` for every data-quality problem a window reports."""
+    return [
+        f"{q.name}:{kind}"
+        for q in window.quality
+        for kind, hit in (
+            ("nan", q.nan_count > 0),
+            ("out_of_range", q.out_of_range > 0),
+            ("spikes", q.spikes > 0),
+            ("stuck", bool(q.stuck_entities)),
+        )
+        if hit
+    ]
+
+
 def token_hash(token: str) -> str:
     """What is stored for a token (never the token itself)."""
     return hashlib.sha256(token.encode()).hexdigest()
@@ -134,17 +149,7 @@ class IntakeStore:
                 p99_ms=body.latency_p99_ms,
             )
         elif isinstance(body, DriftWindow):
-            flags = [
-                f"{q.name}:{kind}"
-                for q in body.quality
-                for kind, hit in (
-                    ("nan", q.nan_count > 0),
-                    ("out_of_range", q.out_of_range > 0),
-                    ("spikes", q.spikes > 0),
-                    ("stuck", bool(q.stuck_entities)),
-                )
-                if hit
-            ]
+            flags = quality_flags(body)
             values.update(
                 drifted_share=body.drifted_share, quality_flags=json.dumps(flags)
             )
@@ -218,17 +223,7 @@ class IntakeStore:
             report = Report.model_validate_json(body)
             window = report.body
             assert isinstance(window, DriftWindow)
-            flags = tuple(
-                f"{q.name}:{kind}"
-                for q in window.quality
-                for kind, hit in (
-                    ("nan", q.nan_count > 0),
-                    ("out_of_range", q.out_of_range > 0),
-                    ("spikes", q.spikes > 0),
-                    ("stuck", bool(q.stuck_entities)),
-                )
-                if hit
-            )
+            flags = tuple(quality_flags(window))
             out.append(
                 WindowSummary(
                     key=report.key,

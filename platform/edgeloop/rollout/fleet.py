@@ -38,6 +38,18 @@ class FleetSource(Protocol):
         ...
 
 
+class EmptyFleet:
+    """No observations: every node is silent (dry runs, or no fleet source configured)."""
+
+    def observe(self) -> list[NodeObservation]:
+        """Nothing is known."""
+        return []
+
+    def labels(self) -> dict[str, dict[str, str]]:
+        """No labels."""
+        return {}
+
+
 class _Entry(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
