@@ -14,12 +14,13 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import numpy as np
 from numpy.typing import NDArray
 
-from edgeloop_agent.contracts import DriftWindow, Heartbeat, RowSample
+from edgeloop_agent.contracts import DriftWindow, Heartbeat, ReadingsBatch, RowSample
 from edgeloop_agent.drift.monitor import WindowMonitor
 from edgeloop_agent.errors import InputError, ModelNotReadyError
 from edgeloop_agent.features import history_length, window_features
@@ -29,6 +30,24 @@ from edgeloop_agent.scoring.model_store import LoadedModel
 from edgeloop_agent.settings import AgentSettings
 
 log = logging.getLogger(__name__)
+
+
+#: A readings batch is sent early once it holds this many rows.
+MAX_READINGS_BATCH = 5_000
+
+
+@dataclass
+class _PendingReadings:
+    """Raw readings scored by one model version, not yet queued for upload."""
+
+    model_name: str
+    version: str
+    columns: tuple[str, ...]
+    entities: list[str] = field(default_factory=list)
+    stamps: list[float] = field(default_factory=list)
+    rows: list[NDArray[np.float64]] = field(default_factory=list)
+    scores: list[float] = field(default_factory=list)
+    alarms: list[bool] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -67,6 +86,7 @@ class ScoringService:
         self._serving: _Serving | None = None
         self._lock = threading.Lock()  # guards histories and the monitor's buffers
         self._histories: OrderedDict[str, NDArray[np.float64]] = OrderedDict()
+        self._pending: _PendingReadings | None = None
         self._started = clock()
         self._last_heartbeat = 0.0
         self.last_model_failure = ""
@@ -96,6 +116,7 @@ class ScoringService:
             old = self._serving
             if old is not None and old.monitor.rows:
                 self._emit([old.monitor.close()])
+            self._flush_readings()
             if old is None or old.sensors != new.sensors:
                 self._histories.clear()
             self._serving = new
@@ -140,13 +161,18 @@ class ScoringService:
         )
 
     def score_readings(
-        self, entities: Sequence[str], values: NDArray[np.float64]
+        self,
+        entities: Sequence[str],
+        values: NDArray[np.float64],
+        stamps: Sequence[float | None] | None = None,
     ) -> Scored:
         """Append raw readings to each entity's history and score the new windows.
 
         Args:
             entities: entity (pump) of each reading, in arrival order.
             values: ``(n, len(sensors))`` readings; NaN for a missing sensor value.
+            stamps: epoch seconds each reading was taken (None: now); only
+                kept when readings are uploaded for retraining.
         """
         serving = self._serving_or_fail()
         self._check_batch(len(entities))
@@ -161,6 +187,8 @@ class ScoringService:
                 history[i] = buf
             inputs = window_features(history, serving.model.manifest.features)
             scores = serving.model.scorer.predict(inputs)
+            if self.settings.outbox.upload_readings and self.outbox is not None:
+                self._keep_readings(serving, entities, values, stamps, scores)
             self._emit(serving.monitor.observe(inputs, scores, values, list(entities)))
         return Scored(
             scores, scores >= serving.model.manifest.output.threshold, serving.model
@@ -186,9 +214,61 @@ class ScoringService:
         if rows == 0:
             raise InputError("batch is empty: send at least one row")
 
+    def _keep_readings(
+        self,
+        serving: _Serving,
+        entities: Sequence[str],
+        values: NDArray[np.float64],
+        stamps: Sequence[float | None] | None,
+        scores: NDArray[np.float64],
+    ) -> None:
+        now = self._clock()
+        pending = self._pending
+        if pending is None or pending.version != serving.model.version:
+            self._flush_readings()
+            pending = self._pending = _PendingReadings(
+                serving.model.name, serving.model.version, serving.sensors
+            )
+        pending.entities.extend(entities)
+        pending.stamps.extend(
+            now if s is None else s for s in (stamps or [None] * len(entities))
+        )
+        pending.rows.extend(values)
+        pending.scores.extend(float(x) for x in scores)
+        threshold = serving.model.manifest.output.threshold
+        pending.alarms.extend(bool(x >= threshold) for x in scores)
+        if len(pending.rows) >= MAX_READINGS_BATCH:
+            self._flush_readings()
+
+    def _flush_readings(self) -> None:
+        """Queue the pending raw readings as one batch (caller holds the lock)."""
+        pending, self._pending = self._pending, None
+        if pending is None or not pending.rows or self.outbox is None:
+            return
+        self.outbox.put(
+            ReadingsBatch(
+                site=self.settings.node.site,
+                cohort=self.settings.node.cohort,
+                model_name=pending.model_name,
+                model_version=pending.version,
+                columns=pending.columns,
+                entities=tuple(pending.entities),
+                timestamps=tuple(
+                    datetime.fromtimestamp(t, tz=UTC) for t in pending.stamps
+                ),
+                rows=tuple(
+                    tuple(None if np.isnan(v) else float(v) for v in row)
+                    for row in pending.rows
+                ),
+                scores=tuple(pending.scores),
+                alarms=tuple(pending.alarms),
+            )
+        )
+
     def _emit(self, closed: list[tuple[DriftWindow, RowSample | None]]) -> None:
         if self.outbox is None or not closed:
             return
+        self._flush_readings()
         for window, sample in closed:
             self.outbox.put(window)
             if sample is not None:

@@ -109,6 +109,10 @@ class OutboxSettings(_Group):
     """Idle time between delivery attempts when the link is up."""
     heartbeat_interval_s: float = Field(30.0, gt=0)
     """How often a heartbeat is queued."""
+    upload_readings: bool = False
+    """Also send the raw readings scored (one batch per drift window) so the
+    platform can retrain on what the fleet saw. Off by default: it costs link
+    bandwidth (~100 bytes per reading)."""
     request_timeout_s: float = Field(10.0, gt=0)
 
 

@@ -38,6 +38,19 @@ class PipelineSettings(BaseModel):
     """Kubeflow experiment that submitted runs are filed under."""
 
 
+class BaselinePolicy(BaseModel):
+    """How baselines are built and judged (``EDGELOOP_INTAKE__BASELINE__*``)."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    windows: int = Field(3, ge=2, le=100)
+    """Windows a node sends on a version before its baseline is set."""
+    margin: float = Field(10.0, ge=1.0)
+    """An input drifts at this many times its typical window-to-window PSI ..."""
+    psi_floor: float = Field(0.25, gt=0)
+    """... and never below this PSI (the usual 'significant change' level)."""
+
+
 class IntakeSettings(BaseModel):
     """The intake service."""
 
@@ -51,6 +64,11 @@ class IntakeSettings(BaseModel):
     port: int = Field(8000, ge=1, le=65535)
     max_body_bytes: int = Field(4 * 2**20, ge=1024)
     """Largest report batch accepted; larger ones get HTTP 413."""
+    baseline: BaselinePolicy = Field(default_factory=BaselinePolicy)
+    """How each node's drift baseline is built and judged."""
+    collect_dir: str = ""
+    """Where received readings and samples are kept as Parquet partitions
+    (model/site/day). Empty means ``<home>/collected``."""
 
 
 class PlatformSettings(BaseSettings):
@@ -83,6 +101,11 @@ class PlatformSettings(BaseSettings):
             return self.intake.database_url
         self.home.mkdir(parents=True, exist_ok=True)
         return f"sqlite:///{(self.home / 'intake.db').resolve()}"
+
+    def collect_root(self) -> Path:
+        """Where the intake keeps collected Parquet partitions."""
+        configured = self.intake.collect_dir
+        return Path(configured) if configured else self.home.resolve() / "collected"
 
     def pipeline_root(self) -> Path:
         """Where local pipeline runs keep their artifacts."""

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 from typer.testing import CliRunner
 
 from edgeloop.cli import app as cli
+from edgeloop.intake import collect
 from edgeloop.intake.app import create_app
 from edgeloop.intake.store import IntakeStore
 from edgeloop.rollout.fleet import IntakeFleet
@@ -55,7 +56,7 @@ def post(url: str, token: str, reports: list[Report]) -> httpx.Response:
 def intake(tmp_path):
     settings = PlatformSettings(home=tmp_path / "home")
     settings.intake.max_body_bytes = 50_000
-    store = IntakeStore(settings.intake_database_url())
+    store = IntakeStore.from_settings(settings)
     with serve_app(create_app(settings, store), free_port()) as url:
         yield url, store, settings
 
@@ -116,23 +117,33 @@ def test_reports_survive_a_restart(intake, tmp_path):
 def test_agent_reports_land_in_the_fleet_view_the_controller_reads(
     intake, tmp_path, registry_with_champion
 ):
-    url, store, _ = intake
+    url, store, platform = intake
     token = store.create_token("node-a")
     bundle = tmp_path / "bundle"
     shutil.copytree(registry_with_champion["run"].bundle_dir, bundle)
     settings = settings_for(tmp_path / "agent", url)
     settings.outbox.token = token
+    settings.outbox.upload_readings = True
+    first = datetime(2026, 3, 1, 23, 0, tzinfo=UTC)
     with serve_app(create_agent(settings), free_port(), lifespan="on") as agent:
         activate(agent, settings, bundle)
         httpx.post(
             f"{agent}/predict",
             json={
                 "readings": [
-                    {"entity": f"p{i % 3}", "values": SENSORS} for i in range(40)
+                    {
+                        "entity": f"p{i % 3}",
+                        "values": SENSORS,
+                        "timestamp": (first + timedelta(minutes=5 * i)).isoformat(),
+                    }
+                    for i in range(40)
                 ]
             },
         )
         wait_for(lambda: store.count("drift") >= 2, what="drift windows at the intake")
+        wait_for(
+            lambda: store.count("readings") >= 1, what="readings batch at the intake"
+        )
         settings.outbox.heartbeat_interval_s = 0.2
         wait_for(
             lambda: any(n["active_version"] == "1" for n in store.fleet()),
@@ -144,6 +155,18 @@ def test_agent_reports_land_in_the_fleet_view_the_controller_reads(
         and row["site"] == "offshore-01"
         and row["drifted_share"] is not None
     )
+    # the readings were kept as Parquet partitions by model, site and day (the
+    # 40 readings at 5-minute steps from 23:00 span two days), each row once
+    parts = collect.partitions(platform.collect_root(), "readings", "pump-failure")
+    assert [(p.site, p.day) for p in parts] == [
+        ("offshore-01", "2026-03-01"),
+        ("offshore-01", "2026-03-02"),
+    ]
+    rows = collect.load(parts)
+    assert len(rows) == 40 and rows["timestamp"].is_unique
+    assert set(rows["pump_id"]) == {"p0", "p1", "p2"}
+    assert rows["model_version"].eq("1").all() and rows["score"].between(0, 1).all()
+    assert collect.partitions(platform.collect_root(), "samples", "pump-failure")
     (observed,) = IntakeFleet(url).observe()
     assert (
         observed.node == "node-a"

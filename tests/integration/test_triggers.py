@@ -17,10 +17,18 @@ from edgeloop_agent.contracts import DriftWindow, FeatureWindow, Report, SensorQ
 START = datetime(2026, 6, 1, tzinfo=UTC)
 
 
+#: The first three windows of a node build its baseline (small wobble) ...
+BASELINE_COUNTS = ((48, 52), (52, 48), (50, 50))
+#: ... after which this is far outside it.
+SHIFTED = (5, 95)
+
+
 def window(
     node: str, i: int, share: float, cohort: str = "offshore", stuck: bool = False
 ) -> Report:
+    """Window ``i`` of a node: baseline counts first, then shifted ones."""
     end = START + timedelta(minutes=5 * (i + 1))
+    counts = BASELINE_COUNTS[i] if i < len(BASELINE_COUNTS) else SHIFTED
     quality = (
         SensorQuality(
             name="bearing_temp", readings=100, stuck_entities=("p1",) if stuck else ()
@@ -34,7 +42,7 @@ def window(
         window_start=end - timedelta(minutes=5),
         window_end=end,
         rows=100,
-        features=(FeatureWindow(name="f", counts=(50, 50), psi=share),),
+        features=(FeatureWindow(name="f", counts=counts, psi=share),),
         psi_threshold=0.2,
         drifted_share=share,
         quality=quality,
@@ -50,18 +58,27 @@ def test_drift_storm_through_the_intake_fires_once_and_faults_do_not(
     policy = TriggerPolicy(consecutive=2, cooldown_s=3600)
     engine = TriggerEngine(store, settings.home / "triggers.json", policy)
     for i in range(
-        6
-    ):  # a storm: every node drifted in every window, reports delivered twice
+        8
+    ):  # a storm: every node drifted against its baseline, reports delivered twice
         batch = [window(n, i, 0.8) for n in ("gw-1", "gw-2", "gw-3")]
         store.accept(batch)
         store.accept(batch)
     store.accept(
-        [window("gw-9", i, 0.9, cohort="arctic", stuck=True) for i in range(6)]
+        [window("gw-9", i, 0.9, cohort="arctic", stuck=True) for i in range(8)]
     )
     decisions = engine.evaluate(now=START.timestamp() + 3000)
     fired = [d for d in decisions if d.fired]
     assert len(fired) == 1 and fired[0].cohort == "offshore"
     assert fired[0].evidence["drifted_nodes"] == ["gw-1", "gw-2", "gw-3"]
+    assert fired[0].evidence["shares"] == {"gw-1": 1.0, "gw-2": 1.0, "gw-3": 1.0}
+    view = {n["node"]: n for n in store.fleet()}
+    assert (
+        view["gw-1"]["drifted_inputs"] == ["f"]
+        and view["gw-1"]["baseline_share"] == 1.0
+    )
+    assert (
+        view["gw-9"]["baseline_share"] is None
+    )  # faulty windows never build a baseline
     alerts = [d for d in decisions if d.kind == "data_quality"]
     assert alerts and all(d.cohort == "arctic" for d in alerts)
     assert (

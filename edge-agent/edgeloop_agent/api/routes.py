@@ -262,7 +262,10 @@ async def predict(request: Request) -> Response:
         ]
     )
     entities = [r.entity for r in body.readings]
-    scored = service.score_readings(entities, values)
+    stamps = [
+        None if r.timestamp is None else r.timestamp.timestamp() for r in body.readings
+    ]
+    scored = service.score_readings(entities, values, stamps)
     _record(request, start)
     return _json(
         {

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 
 class _In(BaseModel):
@@ -46,6 +46,8 @@ class Reading(_In):
     entity: str = Field(min_length=1, max_length=253)
     values: dict[str, float | None]
     """Every sensor of the model by name; ``null`` for a dropout."""
+    timestamp: AwareDatetime | None = None
+    """When the reading was taken (ISO 8601 with offset); the agent's clock when omitted."""
 
 
 class PredictRequest(_In):

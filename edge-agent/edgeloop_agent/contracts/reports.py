@@ -1,4 +1,4 @@
-"""Agent -> intake reports: heartbeats, drift window summaries, row samples.
+"""Agent -> intake reports: heartbeats, drift window summaries, row samples, readings.
 
 Every report travels in a :class:`Report` envelope with an idempotency ``key``
 made once, when the report is created, and kept through every retry: delivery
@@ -107,7 +107,48 @@ class RowSample(_Strict):
         return self
 
 
-ReportBody = Annotated[Heartbeat | DriftWindow | RowSample, Field(discriminator="kind")]
+class ReadingsBatch(_Strict):
+    """Raw readings a node scored, sent for retraining (``outbox.upload_readings``).
+
+    The platform keeps them as Parquet partitions by model, site and day, the
+    fresh data window of the next training run.
+    """
+
+    kind: Literal["readings"] = "readings"
+    site: str
+    cohort: str = ""
+    model_name: str
+    model_version: str
+    columns: tuple[str, ...] = Field(min_length=1)
+    """Sensor names, in the order of each row."""
+    entities: tuple[str, ...]
+    timestamps: tuple[datetime, ...]
+    rows: tuple[tuple[float | None, ...], ...]
+    scores: tuple[float, ...]
+    """What the model said about each reading (the predictions delayed labels are joined with)."""
+    alarms: tuple[bool, ...]
+
+    @model_validator(mode="after")
+    def _aligned(self) -> ReadingsBatch:
+        lengths = {
+            len(self.entities),
+            len(self.timestamps),
+            len(self.rows),
+            len(self.scores),
+            len(self.alarms),
+        }
+        if len(lengths) != 1:
+            raise ValueError(
+                "entities, timestamps, rows, scores and alarms differ in length"
+            )
+        if any(len(r) != len(self.columns) for r in self.rows):
+            raise ValueError("every row needs one value per column")
+        return self
+
+
+ReportBody = Annotated[
+    Heartbeat | DriftWindow | RowSample | ReadingsBatch, Field(discriminator="kind")
+]
 
 
 class Report(_Strict):

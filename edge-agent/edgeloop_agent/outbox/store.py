@@ -9,9 +9,10 @@ When the queue is full, space is made in this order (each step counted):
 
 1. heartbeats other than the newest (a newer heartbeat supersedes them);
 2. row samples, oldest first (Evidently can do without some);
-3. drift windows of the same model version are merged pairwise, oldest first
+3. raw-readings batches, oldest first (retraining loses those rows; counted);
+4. drift windows of the same model version are merged pairwise, oldest first
    (counts add up, so nothing is lost but time resolution);
-4. only then the oldest drift window is dropped.
+5. only then the oldest drift window is dropped.
 """
 
 from __future__ import annotations
@@ -108,7 +109,7 @@ class Outbox:
             return int(self._db.execute("SELECT COUNT(*) FROM reports").fetchone()[0])
 
     def stats(self) -> dict[str, int]:
-        """Counters: dropped_heartbeat, dropped_sample, merged_drift, dropped_drift, rejected."""
+        """Counters: dropped_heartbeat, dropped_sample, dropped_readings, merged_drift, dropped_drift, rejected."""
         with self._lock:
             return {
                 str(k): int(v)
@@ -139,6 +140,8 @@ class Outbox:
                 self._bump("dropped_heartbeat")
             elif self._drop_oldest("sample"):
                 self._bump("dropped_sample")
+            elif self._drop_oldest("readings"):
+                self._bump("dropped_readings")
             elif self._merge_oldest_windows():
                 self._bump("merged_drift")
             elif self._drop_oldest("drift"):

@@ -48,5 +48,5 @@ def create(
 
     if not node or len(node) > 253 or any(c.isspace() for c in node):
         raise UsageError(f"invalid node name {node!r}")
-    token = IntakeStore(load_settings().intake_database_url()).create_token(node)
+    token = IntakeStore.from_settings(load_settings()).create_token(node)
     emit(ctx, {"node": node, "token": token})

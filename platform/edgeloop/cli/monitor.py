@@ -46,7 +46,7 @@ def run(
     after = datetime.fromisoformat(marks[name]) if name in marks else None
     with stderr().status("running Evidently reports"):
         records, newest = monitor_pass(
-            IntakeStore(settings.intake_database_url()),
+            IntakeStore.from_settings(settings),
             Registry(settings.tracking_uri()),
             MonitorWorkspace(workspace_dir),
             name,
@@ -86,7 +86,7 @@ def report(
     model_ref = parse_ref(ref)
     version = registry.resolve(model_ref)
     groups = sample_groups(
-        IntakeStore(settings.intake_database_url()), model_ref.name, str(version)
+        IntakeStore.from_settings(settings), model_ref.name, str(version)
     )
     frames = [f for (_, c, _), f in groups.items() if cohort is None or c == cohort]
     if not frames:

@@ -49,7 +49,7 @@ def _engine(policy_file: Path | None) -> TriggerEngine:
             raise UsageError(
                 f"{policy_file}: {'.'.join(map(str, first['loc']))}: {first['msg']}"
             ) from exc
-    store = IntakeStore(settings.intake_database_url())
+    store = IntakeStore.from_settings(settings)
     return TriggerEngine(store, settings.home / "triggers.json", policy)
 
 

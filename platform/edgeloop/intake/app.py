@@ -26,7 +26,7 @@ def _error(status: int, message: str) -> JSONResponse:
 
 def create_app(settings: PlatformSettings, store: IntakeStore | None = None) -> FastAPI:
     """Build the intake app around a store (built from settings when not given)."""
-    store = store or IntakeStore(settings.intake_database_url())
+    store = store or IntakeStore.from_settings(settings)
     limit = settings.intake.max_body_bytes
     app = FastAPI(
         title="edgeloop intake", description="Agent reports in; fleet status out."

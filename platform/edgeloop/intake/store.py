@@ -12,10 +12,14 @@ import hashlib
 import json
 import secrets
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
+from edgeloop.intake.baseline import Baseline, BaselinePolicy, Judgement, observe
+from edgeloop.intake.collect import write_report
+from edgeloop.settings import PlatformSettings
 from edgeloop_agent.contracts import DriftWindow, Heartbeat, Report
 
 metadata = sa.MetaData()
@@ -36,6 +40,16 @@ reports = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("body", sa.Text, nullable=False),
+    # drift windows: share of inputs drifted against the node's own baseline
+    sa.Column("baseline_share", sa.Float, nullable=True),
+    sa.Column("drifted_inputs", sa.Text, nullable=False, default="[]"),
+)
+baselines = sa.Table(
+    "baselines",
+    metadata,
+    sa.Column("node", sa.String(253), primary_key=True),
+    sa.Column("model_version", sa.String(64), primary_key=True),
+    sa.Column("state", sa.Text, nullable=False),
 )
 nodes = sa.Table(
     "nodes",
@@ -50,6 +64,8 @@ nodes = sa.Table(
     sa.Column("errors", sa.Integer, nullable=False, default=0),
     sa.Column("p99_ms", sa.Float, nullable=True),
     sa.Column("drifted_share", sa.Float, nullable=True),
+    sa.Column("baseline_share", sa.Float, nullable=True),
+    sa.Column("drifted_inputs", sa.Text, nullable=False, default="[]"),
     sa.Column("quality_flags", sa.Text, nullable=False, default="[]"),
 )
 
@@ -77,12 +93,28 @@ def token_hash(token: str) -> str:
 class IntakeStore:
     """All intake persistence behind one small interface."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(
+        self,
+        url: str,
+        baseline: BaselinePolicy | None = None,
+        collect_root: Path | None = None,
+    ) -> None:
+        self.baseline = baseline or BaselinePolicy()
+        self.collect_root = collect_root
         self.engine = sa.create_engine(url, future=True)
         if url.startswith("sqlite"):
             with self.engine.begin() as conn:
                 conn.exec_driver_sql("PRAGMA journal_mode=WAL")
         metadata.create_all(self.engine)
+
+    @classmethod
+    def from_settings(cls, settings: PlatformSettings) -> IntakeStore:
+        """The store the settings describe (database, baseline policy, collection root)."""
+        return cls(
+            settings.intake_database_url(),
+            settings.intake.baseline,
+            settings.collect_root(),
+        )
 
     def create_token(self, node: str) -> str:
         """A new token for ``node`` (replacing any old one); shown once."""
@@ -121,6 +153,13 @@ class IntakeStore:
                     duplicates += 1
                     continue
                 body = report.body
+                if self.collect_root is not None:  # files first: see collect.py
+                    write_report(self.collect_root, report)
+                judged = (
+                    self._judge(conn, report.node, body)
+                    if isinstance(body, DriftWindow)
+                    else None
+                )
                 conn.execute(
                     reports.insert().values(
                         key=report.key,
@@ -130,13 +169,45 @@ class IntakeStore:
                         created_at=report.created_at,
                         received_at=now,
                         body=report.model_dump_json(),
+                        baseline_share=judged.drifted_share if judged else None,
+                        drifted_inputs=json.dumps(
+                            list(judged.drifted) if judged else []
+                        ),
                     )
                 )
-                self._update_node(conn, report)
+                self._update_node(conn, report, judged)
                 accepted += 1
         return accepted, duplicates
 
-    def _update_node(self, conn: sa.Connection, report: Report) -> None:
+    def _judge(self, conn: sa.Connection, node: str, window: DriftWindow) -> Judgement:
+        """Judge a window against the node's baseline for its version (building it first).
+
+        Windows with data-quality flags never enter a baseline: a stuck sensor
+        or a NaN burst is not what the node normally looks like.
+        """
+        where = (baselines.c.node == node) & (
+            baselines.c.model_version == window.model_version
+        )
+        row = conn.execute(sa.select(baselines.c.state).where(where)).first()
+        state = Baseline() if row is None else Baseline.from_json(json.loads(row[0]))
+        if not state.ready() and quality_flags(window):
+            return Judgement(drifted_share=None)
+        judged = observe(state, window, self.baseline)
+        if judged.drifted_share is None:  # the baseline changed
+            text = json.dumps(state.to_json())
+            if row is None:
+                conn.execute(
+                    baselines.insert().values(
+                        node=node, model_version=window.model_version, state=text
+                    )
+                )
+            else:
+                conn.execute(baselines.update().where(where).values(state=text))
+        return judged
+
+    def _update_node(
+        self, conn: sa.Connection, report: Report, judged: Judgement | None = None
+    ) -> None:
         body = report.body
         values: dict[str, Any] = {"site": body.site, "cohort": body.cohort}
         if isinstance(body, Heartbeat):
@@ -151,7 +222,10 @@ class IntakeStore:
         elif isinstance(body, DriftWindow):
             flags = quality_flags(body)
             values.update(
-                drifted_share=body.drifted_share, quality_flags=json.dumps(flags)
+                drifted_share=body.drifted_share,
+                baseline_share=judged.drifted_share if judged else None,
+                drifted_inputs=json.dumps(list(judged.drifted) if judged else []),
+                quality_flags=json.dumps(flags),
             )
         current = conn.execute(
             sa.select(nodes.c.last_seen).where(nodes.c.node == report.node)
@@ -185,6 +259,7 @@ class IntakeStore:
                 else (seen if seen.tzinfo else seen.replace(tzinfo=UTC)).timestamp()
             )
             item["quality_flags"] = json.loads(item["quality_flags"] or "[]")
+            item["drifted_inputs"] = json.loads(item["drifted_inputs"] or "[]")
             requests, errors = item.pop("requests") or 0, item.pop("errors") or 0
             item["error_rate"] = (
                 errors / (requests + errors) if requests + errors else 0.0
@@ -206,20 +281,22 @@ class IntakeStore:
         """Drift windows received after a point in time, and the newest receive time.
 
         Returned as :class:`edgeloop.triggers.policy.WindowSummary`; the cohort
-        is the report's cohort, or its site when the node has none.
+        is the report's cohort, or its site when the node has none, and the
+        drifted share is the one against the node's own baseline (None while
+        the baseline is being built).
         """
         from edgeloop.triggers.policy import WindowSummary
 
-        query = sa.select(reports.c.body, reports.c.received_at).where(
-            reports.c.kind == "drift"
-        )
+        query = sa.select(
+            reports.c.body, reports.c.received_at, reports.c.baseline_share
+        ).where(reports.c.kind == "drift")
         if received_after is not None:
             query = query.where(reports.c.received_at > received_after)
         with self.engine.connect() as conn:
             rows = conn.execute(query.order_by(reports.c.received_at)).all()
         out = []
         newest = received_after
-        for body, received in rows:
+        for body, received, baseline_share in rows:
             report = Report.model_validate_json(body)
             window = report.body
             assert isinstance(window, DriftWindow)
@@ -230,8 +307,10 @@ class IntakeStore:
                     node=report.node,
                     cohort=window.cohort or window.site,
                     window_end=window.window_end.timestamp(),
-                    drifted_share=window.drifted_share,
+                    drifted_share=baseline_share,
                     quality_flags=flags,
+                    reference_share=window.drifted_share,
+                    version=window.model_version,
                 )
             )
             received = received if received.tzinfo else received.replace(tzinfo=UTC)

@@ -142,9 +142,13 @@ def _simulate_pump(
     hours = np.arange(n) * step_h
     climate = cfg.CLIMATES[pump.site_index % len(cfg.CLIMATES)]
 
+    # Seasons follow the calendar (coldest on 1 January), so a run's start date
+    # decides whether its window sees a season turning (real drift) or not.
+    start_day = float(pd.Timestamp(times[0]).dayofyear - 1)
     ambient = (
         climate[1]
-        + climate[2] * np.sin(2 * np.pi * (hours / 24.0) / 365.0 - np.pi / 2)
+        + climate[2]
+        * np.sin(2 * np.pi * (start_day + hours / 24.0) / 365.0 - np.pi / 2)
         + 4.0 * np.sin(2 * np.pi * (hours - 9.0) / 24.0)
         + rng.normal(0, 0.5, n)
     )

@@ -1,6 +1,7 @@
 """Retraining trigger policy: pure, deterministic, every decision with its evidence.
 
-Drift fires when, in a cohort, the share of drifted model inputs is at least
+Drift fires when, in a cohort, the share of drifted model inputs (judged
+against each node's own baseline, see :mod:`edgeloop.intake.baseline`) is at least
 ``drift_share`` on at least ``node_fraction`` of the reporting nodes, for
 ``consecutive`` windows in a row. Then the cohort is disarmed until its drifting
 node fraction falls below ``release_fraction`` (hysteresis), and no trigger of
@@ -69,8 +70,12 @@ class WindowSummary:
     node: str
     cohort: str
     window_end: float
-    drifted_share: float
+    drifted_share: float | None
+    """Against the node's own baseline; None while that baseline is being built."""
     quality_flags: tuple[str, ...] = ()
+    reference_share: float = 0.0
+    """Against the training reference, as the agent reported it (evidence only)."""
+    version: str = ""
 
 
 class Decision(BaseModel):
@@ -154,11 +159,17 @@ def evaluate_drift(
                     report=w.key,
                 )
             )
-        clean = {n: w for n, w in latest.items() if n not in faulty}
+        clean = {
+            n: w
+            for n, w in latest.items()
+            if n not in faulty and w.drifted_share is not None
+        }
         if not clean:
             continue
         drifted = sorted(
-            n for n, w in clean.items() if w.drifted_share >= policy.drift_share
+            n
+            for n, w in clean.items()
+            if (w.drifted_share or 0.0) >= policy.drift_share
         )
         share = len(drifted) / len(clean)
         if share >= policy.node_fraction:
@@ -173,6 +184,7 @@ def evaluate_drift(
             "window": _ts((bucket + 1) * policy.window_s).isoformat(),
             "reporting": len(clean),
             "drifted_nodes": drifted,
+            "shares": {n: clean[n].drifted_share for n in sorted(clean)},
             "reports": sorted(clean[n].key for n in drifted),
             "consecutive": count,
         }

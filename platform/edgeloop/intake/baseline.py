@@ -1,0 +1,129 @@
+"""Drift against each node's own baseline (pure; the intake keeps the state).
+
+Why not the agent's PSI alone: the agent compares a window with the bundle's
+*fleet-wide* reference bins. A gateway sees a handful of pumps in one climate
+and whatever load regimes they run in today, so that PSI is high everywhere,
+all the time, and cannot tell a changed site from an ordinary one (measured:
+node-level PSI against the training reference flags about half the inputs on
+every node, shifted or not).
+
+So the intake builds a baseline per node and model version from the node's
+first ``windows`` windows on that version (same bins; counts add up), and
+learns how much each input normally moves from window to window there
+(leave-one-out PSI of each baseline window against the others: load regimes
+and pump wear make that large for some inputs, small for others). After that,
+an input of a window counts as drifted when its PSI against the baseline is
+above ``max(psi_floor, margin * typical)``. A site whose ambient temperature
+jumps moves its temperature inputs by ~100x their typical wobble; a pump
+changing load regime moves its load inputs by a few times theirs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edgeloop.settings import BaselinePolicy
+from edgeloop_agent.contracts import DriftWindow
+from edgeloop_agent.features import psi
+
+__all__ = ["Baseline", "BaselinePolicy", "Judgement", "judge", "observe"]
+
+
+@dataclass
+class Baseline:
+    """One node's baseline on one model version (JSON-serialisable state)."""
+
+    windows: list[dict[str, list[int]]] = field(default_factory=list)
+    """Per-input counts of each window that built the baseline."""
+    typical: dict[str, float] = field(default_factory=dict)
+    """Leave-one-out PSI per input, set once the baseline is complete."""
+
+    def ready(self) -> bool:
+        """True once the baseline is complete and windows can be judged."""
+        return bool(self.typical)
+
+    def totals(self) -> dict[str, np.ndarray]:
+        """Summed counts per input."""
+        out: dict[str, np.ndarray] = {}
+        for counts in self.windows:
+            for name, values in counts.items():
+                arr = np.asarray(values, dtype=np.float64)
+                out[name] = out[name] + arr if name in out else arr
+        return out
+
+    def to_json(self) -> dict[str, object]:
+        """State as stored by the intake."""
+        return {"windows": self.windows, "typical": self.typical}
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> Baseline:
+        """Inverse of :meth:`to_json`."""
+        windows = data.get("windows", [])
+        typical = data.get("typical", {})
+        assert isinstance(windows, list) and isinstance(typical, dict)
+        return cls(windows=windows, typical={k: float(v) for k, v in typical.items()})
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """A window judged against its node's baseline."""
+
+    drifted_share: float | None
+    """Share of inputs drifted; None while the baseline is still being built."""
+    drifted: tuple[str, ...] = ()
+    scores: dict[str, float] = field(default_factory=dict)
+    """PSI against the baseline per input (empty while building)."""
+
+
+def window_counts(window: DriftWindow) -> dict[str, list[int]]:
+    """Per-input counts of a window."""
+    return {f.name: list(f.counts) for f in window.features}
+
+
+def observe(
+    baseline: Baseline, window: DriftWindow, policy: BaselinePolicy
+) -> Judgement:
+    """Add a window to a baseline still being built, or judge it against a ready one."""
+    counts = window_counts(window)
+    if not baseline.ready():
+        baseline.windows.append(counts)
+        if len(baseline.windows) >= policy.windows:
+            baseline.typical = _typical(baseline)
+        return Judgement(drifted_share=None)
+    return judge(baseline.totals(), baseline.typical, counts, policy)
+
+
+def judge(
+    totals: dict[str, np.ndarray],
+    typical: dict[str, float],
+    counts: dict[str, list[int]],
+    policy: BaselinePolicy,
+) -> Judgement:
+    """Which inputs of ``counts`` moved beyond their usual wobble around ``totals``."""
+    scores: dict[str, float] = {}
+    drifted = []
+    for name, values in counts.items():
+        if name not in totals:
+            continue
+        score = psi(totals[name], np.asarray(values, dtype=np.float64))
+        scores[name] = round(score, 4)
+        if score > max(policy.psi_floor, policy.margin * typical.get(name, 0.0)):
+            drifted.append(name)
+    share = len(drifted) / max(1, len(scores))
+    return Judgement(drifted_share=share, drifted=tuple(drifted), scores=scores)
+
+
+def _typical(baseline: Baseline) -> dict[str, float]:
+    totals = baseline.totals()
+    out: dict[str, float] = {}
+    for name, total in totals.items():
+        worst = 0.0
+        for counts in baseline.windows:
+            one = np.asarray(counts.get(name, []), dtype=np.float64)
+            if one.shape != total.shape:
+                continue
+            worst = max(worst, psi(total - one, one))
+        out[name] = round(worst, 6)
+    return out

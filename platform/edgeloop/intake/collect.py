@@ -1,0 +1,156 @@
+"""Continuous collection: what the fleet sends, kept as Parquet partitions for retraining.
+
+Layout under the collection root (a local directory by default)::
+
+    readings/model=<name>/site=<site>/day=<YYYY-MM-DD>/<report-key>.parquet
+    samples/model=<name>/site=<site>/day=<YYYY-MM-DD>/<report-key>.parquet
+
+One file per accepted report, named by the report's idempotency key and
+written atomically (temporary file + rename) *before* the report is committed:
+a redelivered report rewrites the same bytes to the same name, so nothing is
+duplicated, and a crash between the two leaves a file that the redelivery
+overwrites. A partition's hash is the sha256 over its files' names and
+digests in name order; the training data assembled from partitions records
+every hash, so lineage leads from a model back to the exact reports.
+
+S3-compatible storage at scale is a matter of pointing ``collect_dir`` at a
+mounted bucket (or an fsspec URL in a later version); the layout is the same.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from edgeloop_agent.contracts import ReadingsBatch, Report, RowSample
+
+
+@dataclass(frozen=True)
+class Partition:
+    """One (kind, model, site, day) directory of collected files."""
+
+    kind: str
+    model: str
+    site: str
+    day: str
+    path: Path
+    files: tuple[str, ...]
+    sha256: str
+
+
+def _safe(value: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in value) or "_"
+
+
+def _write_atomic(frame: pd.DataFrame, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    frame.to_parquet(tmp, index=False)
+    with tmp.open("rb") as handle:
+        os.fsync(handle.fileno())
+    tmp.replace(path)
+
+
+def readings_frame(report: Report) -> pd.DataFrame:
+    """A readings report as a table (one row per reading)."""
+    body = report.body
+    assert isinstance(body, ReadingsBatch)
+    frame = pd.DataFrame(list(body.rows), columns=list(body.columns), dtype="float64")
+    frame.insert(0, "timestamp", pd.to_datetime(list(body.timestamps), utc=True))
+    frame.insert(1, "site_id", body.site)
+    frame.insert(2, "pump_id", list(body.entities))
+    frame["node"] = report.node
+    frame["model_version"] = body.model_version
+    frame["score"] = list(body.scores)
+    frame["alarm"] = list(body.alarms)
+    return frame
+
+
+def samples_frame(report: Report) -> pd.DataFrame:
+    """A row-sample report as a table (model inputs, score, entity)."""
+    body = report.body
+    assert isinstance(body, RowSample)
+    frame = pd.DataFrame(list(body.rows), columns=list(body.columns), dtype="float64")
+    frame.insert(0, "window_end", pd.Timestamp(body.window_end).tz_convert("UTC"))
+    frame.insert(1, "site_id", body.site)
+    frame.insert(2, "pump_id", list(body.entities) or [""] * len(frame))
+    frame["node"] = report.node
+    frame["model_version"] = body.model_version
+    frame["score"] = list(body.scores)
+    return frame
+
+
+def write_report(root: Path, report: Report) -> list[Path]:
+    """Write a readings or sample report into its day partitions; other kinds: nothing."""
+    body = report.body
+    if isinstance(body, ReadingsBatch):
+        kind, frame, time_col = "readings", readings_frame(report), "timestamp"
+    elif isinstance(body, RowSample):
+        kind, frame, time_col = "samples", samples_frame(report), "window_end"
+    else:
+        return []
+    if frame.empty:
+        return []
+    written = []
+    days = frame[time_col].dt.strftime("%Y-%m-%d")
+    for day, part in frame.groupby(days, sort=True):
+        path = (
+            root
+            / kind
+            / f"model={_safe(body.model_name)}"
+            / f"site={_safe(body.site)}"
+            / f"day={day}"
+            / f"{_safe(report.key)}.parquet"
+        )
+        _write_atomic(part.reset_index(drop=True), path)
+        written.append(path)
+    return written
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def partitions(
+    root: Path, kind: str, model: str, since_day: str = "", until_day: str = ""
+) -> list[Partition]:
+    """Partitions of one kind and model, optionally limited to a day range (inclusive)."""
+    base = Path(root) / kind / f"model={_safe(model)}"
+    out = []
+    for site_dir in sorted(base.glob("site=*")):
+        for day_dir in sorted(site_dir.glob("day=*")):
+            day = day_dir.name.removeprefix("day=")
+            if (since_day and day < since_day) or (until_day and day > until_day):
+                continue
+            files = sorted(p for p in day_dir.glob("*.parquet"))
+            if not files:
+                continue
+            digest = hashlib.sha256()
+            for f in files:
+                digest.update(f"{f.name}:{_file_sha256(f)}\n".encode())
+            out.append(
+                Partition(
+                    kind=kind,
+                    model=model,
+                    site=site_dir.name.removeprefix("site="),
+                    day=day,
+                    path=day_dir,
+                    files=tuple(f.name for f in files),
+                    sha256=digest.hexdigest(),
+                )
+            )
+    return out
+
+
+def load(parts: list[Partition]) -> pd.DataFrame:
+    """All rows of some partitions in one table."""
+    frames = [pd.read_parquet(p.path / name) for p in parts for name in p.files]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
