@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgeloop.audit import AuditLog
 from edgeloop.errors import EdgeloopError, RetryableError, UsageError
 from edgeloop.settings import PlatformSettings
 
@@ -203,8 +204,13 @@ def run_local(
     settings: PlatformSettings,
     arguments: dict[str, Any],
     progress: Progress | None = None,
+    reason: str = "",
+    trigger: dict[str, Any] | None = None,
 ) -> RunResult:
     """Run ``train-edge-model`` with kfp.local and return the registered version.
+
+    Every run lands in the audit log: ``training`` (why, on what) and, when it
+    registered a version, ``registered`` (and ``promoted`` if the gates passed).
 
     Raises:
         EdgeloopError: a step failed; the message names the step and its error
@@ -242,9 +248,41 @@ def run_local(
                 f"step '{step}' failed: {_ANSI.sub('', cause)} (full log: {log_path})"
             ) from exc
     registered = json.loads(task.output)
+    _audit(settings, arguments, registered, log_path, reason, trigger)
     return RunResult(
         registered, log_path, time.perf_counter() - start, dict(stream.durations)
     )
+
+
+def _audit(
+    settings: PlatformSettings,
+    arguments: dict[str, Any],
+    registered: dict[str, Any],
+    log_path: Path,
+    reason: str,
+    trigger: dict[str, Any] | None,
+) -> None:
+    log = AuditLog(settings.audit_path())
+    subject = f"{registered['name']}:{registered['version']}"
+    log.append(
+        "training",
+        subject,
+        reason=reason or "run by hand",
+        data_path=arguments.get("data_path", ""),
+        code_revision=arguments.get("code_revision", ""),
+        log=str(log_path),
+        trigger=trigger,
+    )
+    log.append(
+        "registered",
+        subject,
+        bundle_sha256=registered.get("bundle_sha256", ""),
+        mlflow_run_id=registered.get("run_id", ""),
+        promoted=bool(registered.get("promoted")),
+        previous_champion=registered.get("previous_champion"),
+    )
+    if registered.get("promoted"):
+        log.append("promoted", subject, by="gates", alias="champion")
 
 
 def submit(

@@ -125,6 +125,23 @@ class Registry:
                 )
         return sorted(rows, key=lambda r: r["name"])
 
+    def versions(self, name: str) -> list[dict[str, Any]]:
+        """Every version of a model with its parent champion and gate result, oldest first."""
+        with self._errors(name):
+            found = self._client.search_model_versions(f"name='{name}'")
+        rows = []
+        for mv in found:
+            tags = dict(mv.tags or {})
+            parent = tags.get(TAG + "parent_champion", "")
+            rows.append(
+                {
+                    "version": int(mv.version),
+                    "parent_champion": "" if parent == "none" else parent,
+                    "gates": tags.get(TAG + "gates", ""),
+                }
+            )
+        return sorted(rows, key=lambda r: r["version"])
+
     def resolve(self, ref: ModelRef) -> int:
         """The version a reference points at (bare NAME: champion, else latest)."""
         with self._errors(str(ref)):

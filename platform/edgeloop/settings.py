@@ -102,6 +102,10 @@ class PlatformSettings(BaseSettings):
         self.home.mkdir(parents=True, exist_ok=True)
         return f"sqlite:///{(self.home / 'intake.db').resolve()}"
 
+    def audit_path(self) -> Path:
+        """The append-only audit log (``edgeloop.audit``)."""
+        return self.home.resolve() / "audit.jsonl"
+
     def collect_root(self) -> Path:
         """Where the intake keeps collected Parquet partitions."""
         configured = self.intake.collect_dir

@@ -16,9 +16,11 @@ import typer
 from typer.core import TyperGroup
 
 from edgeloop.cli import (
+    audit,
     data,
     demo,
     intake,
+    labels,
     models,
     monitor,
     pipeline,
@@ -72,6 +74,8 @@ app.add_typer(rollouts.controller_app, name="controller")
 app.add_typer(intake.app, name="intake")
 app.add_typer(triggers.app, name="triggers")
 app.add_typer(monitor.app, name="monitor")
+app.add_typer(labels.app, name="labels")
+app.add_typer(audit.app, name="audit")
 app.command("retrain")(triggers.retrain)
 app.command("demo")(demo.demo)
 

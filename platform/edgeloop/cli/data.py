@@ -146,3 +146,27 @@ def validate(
             "valid": True,
         },
     )
+
+
+@app.command()
+def assemble(
+    ctx: typer.Context,
+    base: Path = typer.Option(
+        ..., "--base", help="The previous training dataset (schema, readings, log)."
+    ),
+    out: Path = typer.Option(..., "--out", help="New dataset directory (replaced)."),
+    since: str = typer.Option(
+        "", "--since", help="First collected day to use (YYYY-MM-DD); default all."
+    ),
+    older_days: float = typer.Option(
+        30.0,
+        "--older-days",
+        min=0.0,
+        help="Days of base data to keep before the collected ones.",
+    ),
+) -> None:
+    """Build a training dataset from what the fleet sent (collected partitions) plus recent base data."""
+    from edgeloop.retraining import assemble as build
+    from edgeloop.settings import load_settings
+
+    emit(ctx, build(load_settings(), base, out, since_day=since, older_days=older_days))

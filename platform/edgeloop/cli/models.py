@@ -59,10 +59,12 @@ def lineage(
     ctx: typer.Context,
     ref: str = typer.Argument(..., help="NAME, NAME@ALIAS or NAME:VERSION."),
 ) -> None:
-    """Where a version came from: data hash, code, pipeline run, parent, gates."""
+    """The whole chain: data partitions, run and its trigger, bundle, rollout waves, nodes, drift, next version."""
+    from edgeloop.lineage import chain
     from edgeloop.registry import parse_ref
+    from edgeloop.settings import load_settings
 
-    emit(ctx, _registry().lineage(parse_ref(ref)))
+    emit(ctx, chain(load_settings(), _registry(), parse_ref(ref)))
 
 
 @app.command()

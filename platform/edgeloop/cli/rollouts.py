@@ -50,10 +50,12 @@ PUSH = typer.Option(False, "--push", help="GitOps sink: push after committing.")
 
 
 def _store() -> StatusStore:
+    from edgeloop.audit import AuditLog
     from edgeloop.rollout.controller import StatusStore
     from edgeloop.settings import load_settings
 
-    return StatusStore(load_settings().home / "rollouts")
+    settings = load_settings()
+    return StatusStore(settings.home / "rollouts", AuditLog(settings.audit_path()))
 
 
 def _fleet(fleet: Path | None, agents: Path | None) -> Any:

@@ -49,8 +49,16 @@ def _engine(policy_file: Path | None) -> TriggerEngine:
             raise UsageError(
                 f"{policy_file}: {'.'.join(map(str, first['loc']))}: {first['msg']}"
             ) from exc
+    from edgeloop.audit import AuditLog
+
     store = IntakeStore.from_settings(settings)
-    return TriggerEngine(store, settings.home / "triggers.json", policy)
+    return TriggerEngine(
+        store,
+        settings.home / "triggers.json",
+        policy,
+        AuditLog(settings.audit_path()),
+        settings.registry.model_name,
+    )
 
 
 def _launch(data: Path, reason: str) -> dict[str, Any]:
@@ -65,6 +73,7 @@ def _launch(data: Path, reason: str) -> dict[str, Any]:
         settings,
         args,
         lambda t, s: console.print(f"  {t}: {s}") if s != "started" else None,
+        reason=reason,
     )
     return result.registered
 

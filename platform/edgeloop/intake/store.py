@@ -267,6 +267,31 @@ class IntakeStore:
             out.append(item)
         return out
 
+    def version_drift(self, version: str) -> dict[str, Any]:
+        """Drift reports received for a model version, and how many drifted vs baseline."""
+        query = sa.select(
+            sa.func.count(),
+            sa.func.count(reports.c.baseline_share),
+            sa.func.max(reports.c.baseline_share),
+        ).where((reports.c.kind == "drift") & (reports.c.model_version == version))
+        with self.engine.connect() as conn:
+            total, judged, worst = conn.execute(query).one()
+            drifted = conn.execute(
+                sa.select(reports.c.key)
+                .where(
+                    (reports.c.kind == "drift")
+                    & (reports.c.model_version == version)
+                    & (reports.c.drifted_inputs != "[]")
+                )
+                .order_by(reports.c.received_at)
+            ).all()
+        return {
+            "drift_reports": int(total),
+            "judged_against_baseline": int(judged),
+            "max_baseline_share": worst,
+            "drifted_reports": [r[0] for r in drifted],
+        }
+
     def count(self, kind: str | None = None) -> int:
         """Stored reports (of one kind)."""
         query = sa.select(sa.func.count()).select_from(reports)

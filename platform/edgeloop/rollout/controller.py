@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from edgeloop.audit import AuditLog
 from edgeloop.errors import UsageError
 from edgeloop.rollout import plan as planning
 from edgeloop.rollout import validate
@@ -49,9 +50,14 @@ def load_rollout(path: Path) -> EdgeRollout:
 
 @dataclass
 class StatusStore:
-    """Rollout status (and manual flags) in ``<dir>/<namespace>__<name>.json``."""
+    """Rollout status (and manual flags) in ``<dir>/<namespace>__<name>.json``.
+
+    With an audit log, every new history decision is also appended there (the
+    status file keeps the current view; the audit log keeps everything).
+    """
 
     directory: Path
+    audit: AuditLog | None = None
 
     def _path(self, rollout: EdgeRollout) -> Path:
         return (
@@ -68,12 +74,28 @@ class StatusStore:
         return rollout.model_copy(update={"status": status})
 
     def save(self, rollout: EdgeRollout) -> None:
-        """Store the status atomically."""
+        """Store the status atomically (and audit the decisions not seen before)."""
+        previous = self.load(rollout).status.history if self.audit else []
         self.directory.mkdir(parents=True, exist_ok=True)
         path = self._path(rollout)
         tmp = path.with_suffix(".tmp")
         tmp.write_text(rollout.status.model_dump_json(indent=1), encoding="utf-8")
         tmp.replace(path)
+        if self.audit is None:
+            return
+        last = previous[-1].at if previous else None
+        subject = f"{rollout.spec.model.name}:{rollout.status.modelVersion}"
+        for decision in rollout.status.history:
+            if last is None or decision.at > last:
+                self.audit.append(
+                    "rollout",
+                    subject,
+                    rollout=f"{rollout.metadata.namespace}/{rollout.metadata.name}",
+                    wave=decision.wave,
+                    action=decision.action,
+                    reason=decision.reason,
+                    decided_at=decision.at.isoformat(),
+                )
 
 
 def manual(

@@ -6,12 +6,14 @@ State (counters, arming, cooldown, every decision) lives in one JSON file under
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import datetime
 from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from edgeloop.audit import AuditLog
 from edgeloop.intake.store import IntakeStore
 from edgeloop.triggers import policy as p
 
@@ -31,8 +33,12 @@ class TriggerEngine:
         store: IntakeStore,
         state_path: Path,
         policy: p.TriggerPolicy | None = None,
+        audit: AuditLog | None = None,
+        model: str = "pump-failure",
     ) -> None:
         self.store = store
+        self.audit = audit
+        self.model = model
         self.path = Path(state_path)
         self.policy = policy or p.TriggerPolicy()
         self.state = (
@@ -56,7 +62,19 @@ class TriggerEngine:
         decisions += p.evaluate_schedule(self.policy, self.state.policy_state, now)
         self.state.received_after = newest
         self.save()
+        self._audit([d for d in decisions if d.fired])
         return decisions
+
+    def _audit(self, fired: list[p.Decision]) -> None:
+        if self.audit is None:
+            return
+        for decision in fired:
+            versions = decision.evidence.get("versions") or [""]
+            self.audit.append(
+                "trigger",
+                f"{self.model}:{versions[0]}" if versions[0] else self.model,
+                **json.loads(decision.model_dump_json()),
+            )
 
     def manual(self, reason: str, now: float | None = None) -> p.Decision:
         """Record a manual retraining request."""
@@ -64,6 +82,7 @@ class TriggerEngine:
             self.state.policy_state, reason, time.time() if now is None else now
         )
         self.save()
+        self._audit([decision])
         return decision
 
     def decisions(self) -> list[p.Decision]:

@@ -185,6 +185,7 @@ def evaluate_drift(
             "reporting": len(clean),
             "drifted_nodes": drifted,
             "shares": {n: clean[n].drifted_share for n in sorted(clean)},
+            "versions": sorted({clean[n].version for n in drifted}),
             "reports": sorted(clean[n].key for n in drifted),
             "consecutive": count,
         }

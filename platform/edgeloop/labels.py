@@ -1,0 +1,174 @@
+"""Delayed labels: maintenance work orders joined with what the fleet predicted.
+
+Failures are known days after the readings that foretold them. ``ingest``
+adds work orders (the simulator's maintenance log, or any CSV with an entity
+and a failure time, named by the dataset schema's label section) to the
+collected label store, deduplicated by (entity, failure time). ``alarm_quality``
+joins them with the collected readings (each carries its model version, score
+and alarm, see ``edgeloop.intake.collect``) and scores every version's alarms
+per day: a reading is a true positive when its pump failed within the horizon
+after it. Only readings whose horizon has passed by the newest label are
+judged (the rest cannot be known yet).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from edgeloop.errors import UsageError
+from edgeloop.intake import collect
+
+LABELS_FILE = "maintenance.csv"
+
+
+def labels_path(collect_root: Path) -> Path:
+    """Where ingested work orders are kept, beside the collected partitions."""
+    return Path(collect_root) / "labels" / LABELS_FILE
+
+
+def read_work_orders(
+    path: Path, entity_column: str = "pump_id", time_column: str = "failed_at"
+) -> pd.DataFrame:
+    """Read and check a work-order CSV; every problem named with file, row and column.
+
+    Raises:
+        UsageError: unreadable file, missing column, or unparseable time.
+    """
+    try:
+        frame = pd.read_csv(path, dtype={entity_column: "string"})
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        raise UsageError(f"{path}: cannot read work orders ({exc})") from exc
+    missing = [c for c in (entity_column, time_column) if c not in frame.columns]
+    if missing:
+        raise UsageError(
+            f"{path}: missing column(s) {', '.join(missing)} (have: {', '.join(map(str, frame.columns))})"
+        )
+    times = pd.to_datetime(frame[time_column], errors="coerce", utc=True)
+    bad = times.isna() | frame[entity_column].isna()
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0]) + 2  # header is line 1
+        column = time_column if times.isna().iloc[row - 2] else entity_column
+        raise UsageError(
+            f"{path}:{row}: {column}: empty or not a time ({int(bad.sum())} bad row(s))"
+        )
+    frame[time_column] = times
+    return frame.rename(columns={entity_column: "pump_id", time_column: "failed_at"})
+
+
+def ingest(
+    path: Path,
+    collect_root: Path,
+    entity_column: str = "pump_id",
+    time_column: str = "failed_at",
+) -> dict[str, Any]:
+    """Add work orders to the label store; returns counts (new, duplicates, total)."""
+    incoming = read_work_orders(path, entity_column, time_column)
+    store = labels_path(collect_root)
+    existing = read_work_orders(store) if store.exists() else incoming.iloc[0:0].copy()
+    merged = pd.concat([existing, incoming], ignore_index=True)
+    merged = merged.drop_duplicates(subset=["pump_id", "failed_at"], keep="first")
+    new = len(merged) - len(existing)
+    merged = merged.sort_values(["failed_at", "pump_id"]).reset_index(drop=True)
+    store.parent.mkdir(parents=True, exist_ok=True)
+    out = merged.copy()
+    for column in out.columns:
+        if isinstance(out[column].dtype, pd.DatetimeTZDtype):
+            out[column] = out[column].dt.strftime("%Y-%m-%dT%H:%M:%S")
+    tmp = store.with_name(f".{store.name}.tmp")
+    out.to_csv(tmp, index=False)
+    os.replace(tmp, store)
+    return {
+        "file": str(path),
+        "new": new,
+        "duplicates": len(incoming) - new,
+        "total": len(merged),
+        "store": str(store),
+    }
+
+
+def label_readings(
+    readings: pd.DataFrame, failures: pd.DataFrame, horizon_hours: float
+) -> pd.Series:
+    """1 where the reading's pump failed within ``horizon_hours`` after it, else 0."""
+    horizon = pd.Timedelta(hours=horizon_hours)
+    label = np.zeros(len(readings), dtype=np.int8)
+    stamps = pd.to_datetime(readings["timestamp"], utc=True)
+    for pump, rows in readings.groupby("pump_id").groups.items():
+        fails = np.sort(
+            failures.loc[failures["pump_id"] == pump, "failed_at"].to_numpy(
+                dtype="datetime64[ns]"
+            )
+        )
+        if not len(fails):
+            continue
+        idx = readings.index.get_indexer(rows)
+        t = stamps.iloc[idx].dt.tz_convert(None).to_numpy(dtype="datetime64[ns]")
+        nxt = np.searchsorted(fails, t, side="right")
+        has = nxt < len(fails)
+        due = np.where(
+            has, fails[np.minimum(nxt, len(fails) - 1)] - t, np.timedelta64(0)
+        )
+        label[idx] = (has & (due <= horizon.to_timedelta64())).astype(np.int8)
+    return pd.Series(label, index=readings.index)
+
+
+def average_precision(label: np.ndarray, score: np.ndarray) -> float:
+    """Area under the precision-recall curve (step-wise, as sklearn computes it)."""
+    positives = int(label.sum())
+    if positives == 0:
+        return float("nan")
+    order = np.argsort(-score, kind="stable")
+    hits = label[order]
+    tp = np.cumsum(hits)
+    precision = tp / np.arange(1, len(hits) + 1)
+    return float((precision * hits).sum() / positives)
+
+
+def alarm_quality(
+    collect_root: Path, model: str, horizon_hours: float
+) -> list[dict[str, Any]]:
+    """Per model version and day: alarms, precision, recall, PR-AUC, judged readings."""
+    store = labels_path(collect_root)
+    readings = collect.load(collect.partitions(collect_root, "readings", model))
+    if readings.empty or not store.exists():
+        return []
+    failures = read_work_orders(store)
+    known_until = failures["failed_at"].max()
+    stamps = pd.to_datetime(readings["timestamp"], utc=True)
+    judged = readings[stamps + pd.Timedelta(hours=horizon_hours) <= known_until].copy()
+    if judged.empty:
+        return []
+    judged["label"] = label_readings(judged, failures, horizon_hours)
+    judged["day"] = pd.to_datetime(judged["timestamp"], utc=True).dt.strftime(
+        "%Y-%m-%d"
+    )
+    out = []
+    for (version, day), part in judged.groupby(["model_version", "day"], sort=True):
+        out.append(_quality_row(str(version), str(day), part))
+    for version, part in judged.groupby("model_version", sort=True):
+        out.append(_quality_row(str(version), "all", part))
+    return out
+
+
+def _quality_row(version: str, day: str, part: pd.DataFrame) -> dict[str, Any]:
+    label = part["label"].to_numpy()
+    alarm = part["alarm"].to_numpy(dtype=bool)
+    tp = int((alarm & (label == 1)).sum())
+    fp = int((alarm & (label == 0)).sum())
+    fn = int((~alarm & (label == 1)).sum())
+    ap = average_precision(label, part["score"].to_numpy(dtype=float))
+    return {
+        "model_version": version,
+        "day": day,
+        "readings": len(part),
+        "failing": int(label.sum()),
+        "alarms": int(alarm.sum()),
+        "precision": round(tp / (tp + fp), 4) if tp + fp else None,
+        "recall": round(tp / (tp + fn), 4) if tp + fn else None,
+        "pr_auc": None if np.isnan(ap) else round(ap, 4),
+    }

@@ -1,0 +1,153 @@
+"""Retraining on what the fleet collected: assemble the fresh data window, run, record.
+
+The training set of a retraining run is what the intake collected since the
+last training (Parquet partitions of raw readings, see
+``edgeloop.intake.collect``) plus a configurable slice of the previous
+training data, labelled with the ingested maintenance log. Pump types come
+from the previous dataset's asset register (``fleet.json``): agents send
+readings, not asset metadata. The dataset directory gets a
+``partitions.json`` with every partition's hash, and the audit log a
+``dataset`` record, so a model's lineage leads back to the reports.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from edgeloop import pipeline_runs
+from edgeloop.audit import AuditLog
+from edgeloop.errors import UsageError
+from edgeloop.intake import collect
+from edgeloop.labels import labels_path, read_work_orders
+from edgeloop.settings import PlatformSettings
+
+READINGS_FILE = "readings.parquet"
+MAINTENANCE_FILE = "maintenance.csv"
+
+
+def assemble(
+    settings: PlatformSettings,
+    base: Path,
+    out: Path,
+    *,
+    since_day: str = "",
+    older_days: float = 30.0,
+) -> dict[str, Any]:
+    """Write a training dataset: collected readings (from ``since_day``) + recent base data.
+
+    Args:
+        settings: platform settings (model name, collection root, audit log).
+        base: the previous training dataset (``schema.yaml``, readings, log).
+        out: new dataset directory (replaced).
+        since_day: first collected day to use (``YYYY-MM-DD``); empty: all.
+        older_days: days of the base readings before the collected ones to keep.
+
+    Raises:
+        UsageError: no base schema, or nothing collected.
+    """
+    model = settings.registry.model_name
+    if not (base / "schema.yaml").exists():
+        raise UsageError(f"{base}: not a dataset (no schema.yaml)")
+    parts = collect.partitions(
+        settings.collect_root(), "readings", model, since_day=since_day
+    )
+    fresh = collect.load(parts)
+    if fresh.empty:
+        raise UsageError(
+            f"no collected readings for {model} under {settings.collect_root()}"
+            + (f" since {since_day}" if since_day else "")
+            + " (agents need outbox.upload_readings)"
+        )
+    fresh["timestamp"] = pd.to_datetime(fresh["timestamp"], utc=True).dt.tz_convert(
+        None
+    )
+    fresh = fresh.drop_duplicates(subset=["pump_id", "timestamp"])
+    old = pd.read_parquet(base / READINGS_FILE)
+    cutoff = fresh["timestamp"].min()
+    old = old[
+        (old["timestamp"] < cutoff)
+        & (old["timestamp"] >= cutoff - pd.Timedelta(days=older_days))
+    ]
+    register = _asset_register(base)
+    if "pump_type" not in fresh.columns:
+        fresh["pump_type"] = fresh["pump_id"].map(register).fillna("unknown")
+    columns = [c for c in old.columns if c in fresh.columns]
+    combined = (
+        pd.concat([old[columns], fresh[columns]], ignore_index=True)
+        .sort_values(["pump_id", "timestamp"], kind="stable")
+        .reset_index(drop=True)
+    )
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    combined.to_parquet(out / READINGS_FILE, index=False)
+    _write_labels(settings, base, out)
+    for name in ("schema.yaml", "fleet.json"):
+        if (base / name).exists():
+            shutil.copyfile(base / name, out / name)
+    manifest = {
+        "base": str(base.resolve()),
+        "older_days": older_days,
+        "rows": {"collected": len(fresh), "base": len(old), "total": len(combined)},
+        "partitions": [
+            {
+                "site": p.site,
+                "day": p.day,
+                "files": len(p.files),
+                "sha256": p.sha256,
+            }
+            for p in parts
+        ],
+    }
+    (out / "partitions.json").write_text(
+        json.dumps(manifest, indent=1) + "\n", encoding="utf-8"
+    )
+    AuditLog(settings.audit_path()).append("dataset", str(out.resolve()), **manifest)
+    return manifest
+
+
+def _asset_register(base: Path) -> dict[str, str]:
+    path = base / "fleet.json"
+    if not path.exists():
+        return {}
+    pumps = json.loads(path.read_text(encoding="utf-8")).get("pumps", [])
+    return {str(p["pump_id"]): str(p.get("pump_type", "unknown")) for p in pumps}
+
+
+def _write_labels(settings: PlatformSettings, base: Path, out: Path) -> None:
+    """The ingested work orders when there are any, else the base dataset's log."""
+    ingested = labels_path(settings.collect_root())
+    if not ingested.exists():
+        shutil.copyfile(base / MAINTENANCE_FILE, out / MAINTENANCE_FILE)
+        return
+    log = read_work_orders(ingested)
+    for column in log.columns:
+        if isinstance(log[column].dtype, pd.DatetimeTZDtype):
+            log[column] = (
+                log[column].dt.tz_convert(None).dt.strftime("%Y-%m-%dT%H:%M:%S")
+            )
+    log.to_csv(out / MAINTENANCE_FILE, index=False)
+
+
+def retrain(
+    settings: PlatformSettings,
+    data: Path,
+    reason: str,
+    progress: pipeline_runs.Progress | None = None,
+    trigger: dict[str, Any] | None = None,
+    **params: Any,
+) -> dict[str, Any]:
+    """Run the training pipeline on ``data`` for ``reason``; the gates decide promotion.
+
+    ``trigger`` (the fired decision, as JSON) is kept in the audit log's
+    ``training`` record: the link from drift reports to the next version.
+    """
+    args = pipeline_runs.pipeline_arguments(settings, data, **params)
+    return pipeline_runs.run_local(
+        settings, args, progress, reason=reason, trigger=trigger
+    ).registered
