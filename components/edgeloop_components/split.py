@@ -3,6 +3,13 @@
 Training rows are the training pumps before the cut-off; holdout rows are the
 other pumps after it. Rows of training pumps after the cut-off and of holdout
 pumps before it are used by neither, which is the price of an honest holdout.
+
+Retraining after drift (``holdout_from``): the fresh data is the newest, so a
+time cut-off would put all of it in the holdout and the new model could not
+learn from it. With ``holdout_from`` the cut-off is that time, and training
+pumps contribute *all* their rows, fresh ones included; holdout pumps are
+still never trained on, and both models are compared on the holdout pumps'
+rows from ``holdout_from`` on, which neither has seen.
 """
 
 from __future__ import annotations
@@ -56,8 +63,11 @@ def split(
     holdout_entity_fraction: float = 0.3,
     holdout_time_fraction: float = 0.4,
     seed: int = 0,
+    holdout_from: str = "",
 ) -> pd.DataFrame:
     """Label each row ``train``, ``holdout`` or ``unused`` in ``__split__``.
+
+    ``holdout_from`` (ISO time): retraining mode, see the module docstring.
 
     Raises:
         TrainingError: either side is empty or lacks a class.
@@ -65,7 +75,15 @@ def split(
     if not 0 < holdout_entity_fraction < 1 or not 0 < holdout_time_fraction < 1:
         raise TrainingError("holdout fractions must be strictly between 0 and 1")
     times = table[time_column]
-    cutoff = times.quantile(1 - holdout_time_fraction)
+    cutoff: object = times.quantile(1 - holdout_time_fraction)
+    if holdout_from:
+        try:
+            start = pd.Timestamp(holdout_from)
+        except ValueError as exc:
+            raise TrainingError(f"holdout_from {holdout_from!r} is not a time") from exc
+        if start.tzinfo is not None and getattr(times.dt, "tz", None) is None:
+            start = start.tz_convert("UTC").tz_localize(None)
+        cutoff = start
     entity = table[entity_column].astype(str)
     late_failures = set(entity[(times >= cutoff) & (table[LABEL_COLUMN] == 1)])
     held = holdout_entities(
@@ -74,8 +92,9 @@ def split(
     is_held = entity.isin(held)
     late = times >= cutoff
     out = table.copy()
+    trained = ~is_held if holdout_from else ~is_held & ~late
     out[SPLIT_COLUMN] = np.where(
-        ~is_held & ~late, "train", np.where(is_held & late, "holdout", "unused")
+        trained, "train", np.where(is_held & late, "holdout", "unused")
     )
     for side in ("train", "holdout"):
         labels = out.loc[out[SPLIT_COLUMN] == side, LABEL_COLUMN]

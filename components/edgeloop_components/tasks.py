@@ -101,6 +101,7 @@ def split_data(
     time_fraction: float,
     seed: int,
     out_dir: Path,
+    holdout_from: str = "",
 ) -> dict[str, int]:
     """Step 3: train/holdout split by entity and time."""
     schema = load_schema(features_dir / SCHEMA_FILE)
@@ -111,6 +112,7 @@ def split_data(
         entity_fraction,
         time_fraction,
         seed,
+        holdout_from,
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     for side, name in (("train", TRAIN), ("holdout", HOLDOUT)):

@@ -19,6 +19,7 @@ import logging
 import queue
 import threading
 import time
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -125,7 +126,9 @@ class MqttBridge:
         if not rows:
             return
         try:
-            scored = self.service.score_readings(entities, np.stack(rows))
+            scored = self.service.score_readings(
+                entities, np.stack(rows), [_epoch(s) for s in stamps]
+            )
         except (AgentError, ContractError) as exc:
             log.error("MQTT batch not scored: %s", exc)
             return
@@ -153,6 +156,17 @@ class MqttBridge:
                     body,
                     qos=self.settings.qos,
                 )
+
+
+def _epoch(stamp: Any) -> float | None:
+    """A reading's ``ts`` as epoch seconds when it is ISO 8601 with an offset, else None."""
+    if not isinstance(stamp, str):
+        return None
+    try:
+        when = datetime.fromisoformat(stamp)
+    except ValueError:
+        return None
+    return when.timestamp() if when.tzinfo is not None else None
 
 
 def _parse(

@@ -189,7 +189,9 @@ class ScoringService:
             scores = serving.model.scorer.predict(inputs)
             if self.settings.outbox.upload_readings and self.outbox is not None:
                 self._keep_readings(serving, entities, values, stamps, scores)
-            self._emit(serving.monitor.observe(inputs, scores, values, list(entities)))
+            self._emit(
+                serving.monitor.observe(inputs, scores, values, list(entities), stamps)
+            )
         return Scored(
             scores, scores >= serving.model.manifest.output.threshold, serving.model
         )
@@ -303,6 +305,20 @@ class ScoringService:
                 self._on_report()
         if self.outbox is not None:
             self.metrics.set("edgeloop_outbox_depth", self.outbox.depth())
+
+    def close(self) -> None:
+        """Shutdown: queue the open window and the pending readings (durable in the outbox).
+
+        Without this a restart (a pod rescheduled, a gateway rebooted) would
+        drop up to a window of drift counts and uploaded readings.
+        """
+        serving = self._serving
+        with self._lock:
+            if serving is not None and serving.monitor.rows:
+                self._emit([serving.monitor.close()])
+            self._flush_readings()
+        if self.outbox is not None:
+            self.outbox.put(self.heartbeat())
 
     def heartbeat(self) -> Heartbeat:
         """This node's health right now."""

@@ -114,6 +114,8 @@ class OutboxSettings(_Group):
     platform can retrain on what the fleet saw. Off by default: it costs link
     bandwidth (~100 bytes per reading)."""
     request_timeout_s: float = Field(10.0, gt=0)
+    shutdown_drain_s: float = Field(5.0, ge=0)
+    """On shutdown, try this long to deliver what is queued (the rest stays queued)."""
 
 
 class MqttSettings(_Group):

@@ -65,8 +65,10 @@ def chain(
         "triggers": [
             {
                 "at": r["at"],
-                "reason": r["details"].get("reason", ""),
-                "reports": r["details"].get("evidence", {}).get("reports", []),
+                "reason": r["details"]["decision"].get("reason", ""),
+                "reports": r["details"]["decision"]
+                .get("evidence", {})
+                .get("reports", []),
             }
             for r in audit.records("trigger", subject)
         ],

@@ -26,8 +26,21 @@ from edgeloop.intake import collect
 from edgeloop.labels import labels_path, read_work_orders
 from edgeloop.settings import PlatformSettings
 
-READINGS_FILE = "readings.parquet"
-MAINTENANCE_FILE = "maintenance.csv"
+
+def _files(base: Path) -> tuple[str, str, str, str]:
+    """(readings file, label file, entity column, time column) from the base schema."""
+    import yaml
+
+    schema = yaml.safe_load((base / "schema.yaml").read_text(encoding="utf-8")) or {}
+    label = schema.get("label") or {}
+    readings, log = schema.get("readings", ""), label.get("path", "")
+    if not readings or not log:
+        raise UsageError(
+            f"{base / 'schema.yaml'}: retraining needs 'readings' and a failure-log 'label.path'"
+        )
+    entity = str(schema.get("entity_column", "pump_id"))
+    when = str(schema.get("time_column", "timestamp"))
+    return str(readings), str(log), entity, when
 
 
 def assemble(
@@ -67,26 +80,28 @@ def assemble(
         None
     )
     fresh = fresh.drop_duplicates(subset=["pump_id", "timestamp"])
-    old = pd.read_parquet(base / READINGS_FILE)
-    cutoff = fresh["timestamp"].min()
-    old = old[
-        (old["timestamp"] < cutoff)
-        & (old["timestamp"] >= cutoff - pd.Timedelta(days=older_days))
-    ]
+    readings_file, log_file, entity, when = _files(base)
     register = _asset_register(base)
     if "pump_type" not in fresh.columns:
         fresh["pump_type"] = fresh["pump_id"].map(register).fillna("unknown")
+    # collected partitions name the entity pump_id and the time timestamp
+    fresh = fresh.rename(columns={"pump_id": entity, "timestamp": when})
+    old = pd.read_parquet(base / readings_file)
+    cutoff = fresh[when].min()
+    old = old[
+        (old[when] < cutoff) & (old[when] >= cutoff - pd.Timedelta(days=older_days))
+    ]
     columns = [c for c in old.columns if c in fresh.columns]
     combined = (
         pd.concat([old[columns], fresh[columns]], ignore_index=True)
-        .sort_values(["pump_id", "timestamp"], kind="stable")
+        .sort_values([entity, when], kind="stable")
         .reset_index(drop=True)
     )
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    combined.to_parquet(out / READINGS_FILE, index=False)
-    _write_labels(settings, base, out)
+    combined.to_parquet(out / readings_file, index=False)
+    _write_labels(settings, base / log_file, out / log_file)
     for name in ("schema.yaml", "fleet.json"):
         if (base / name).exists():
             shutil.copyfile(base / name, out / name)
@@ -119,11 +134,11 @@ def _asset_register(base: Path) -> dict[str, str]:
     return {str(p["pump_id"]): str(p.get("pump_type", "unknown")) for p in pumps}
 
 
-def _write_labels(settings: PlatformSettings, base: Path, out: Path) -> None:
+def _write_labels(settings: PlatformSettings, base_log: Path, out_log: Path) -> None:
     """The ingested work orders when there are any, else the base dataset's log."""
     ingested = labels_path(settings.collect_root())
     if not ingested.exists():
-        shutil.copyfile(base / MAINTENANCE_FILE, out / MAINTENANCE_FILE)
+        shutil.copyfile(base_log, out_log)
         return
     log = read_work_orders(ingested)
     for column in log.columns:
@@ -131,7 +146,7 @@ def _write_labels(settings: PlatformSettings, base: Path, out: Path) -> None:
             log[column] = (
                 log[column].dt.tz_convert(None).dt.strftime("%Y-%m-%dT%H:%M:%S")
             )
-    log.to_csv(out / MAINTENANCE_FILE, index=False)
+    log.to_csv(out_log, index=False)
 
 
 def retrain(

@@ -49,6 +49,10 @@ class BaselinePolicy(BaseModel):
     """An input drifts at this many times its typical window-to-window PSI ..."""
     psi_floor: float = Field(0.25, gt=0)
     """... and never below this PSI (the usual 'significant change' level)."""
+    pooled_quantile: float = Field(0.9, ge=0, le=1)
+    """An input's usual wobble is the larger of the node's own and this quantile of
+    it across every node's baseline on the same version (three windows of one node
+    rarely see every load regime; the fleet has)."""
 
 
 class IntakeSettings(BaseModel):

@@ -33,6 +33,7 @@ def train_edge_model(
     aggregates: list = ["last", "mean", "std", "slope"],  # noqa: B006
     holdout_entity_fraction: float = 0.3,
     holdout_time_fraction: float = 0.4,
+    holdout_from: str = "",
     seed: int = 0,
     n_estimators: int = 200,
     max_depth: int = 4,
@@ -58,6 +59,8 @@ def train_edge_model(
         aggregates: aggregates per window.
         holdout_entity_fraction: share of entities held out.
         holdout_time_fraction: latest share of the period held out.
+        holdout_from: ISO time for retraining on fresh data: training pumps keep
+            their rows after it, the holdout is the other pumps from it on.
         seed: seed for the split and the model.
         n_estimators: XGBoost trees.
         max_depth: XGBoost tree depth.
@@ -81,6 +84,7 @@ def train_edge_model(
         holdout_entity_fraction=holdout_entity_fraction,
         holdout_time_fraction=holdout_time_fraction,
         seed=seed,
+        holdout_from=holdout_from,
     )
     model = train_model(
         split=split.outputs["split"],

@@ -13,6 +13,7 @@ def split_data(
     holdout_time_fraction: float,
     seed: int,
     split: Output[Dataset],
+    holdout_from: str = "",
 ) -> dict:
     """Split rows into train and holdout with no entity or period shared.
 
@@ -22,6 +23,8 @@ def split_data(
         holdout_time_fraction: share of the period (the latest) held out.
         seed: seed for the entity choice.
         split: train.parquet and holdout.parquet.
+        holdout_from: ISO time; retraining mode (training pumps keep their
+            fresh rows, the holdout starts at this time).
     """
     from pathlib import Path
 
@@ -33,6 +36,7 @@ def split_data(
         holdout_time_fraction,
         seed,
         Path(split.path),
+        holdout_from,
     )
     split.metadata.update(counts)
     return counts

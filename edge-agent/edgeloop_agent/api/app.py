@@ -135,7 +135,11 @@ def create_app(
                     log.error(
                         "background task %s did not stop within 10 s", task.get_name()
                     )
-            service.tick()
+            service.close()
+            if background:  # a last, bounded delivery; the rest waits in the outbox
+                with contextlib.suppress(Exception):
+                    async with asyncio.timeout(settings.outbox.shutdown_drain_s):
+                        await forwarder.drain()
 
     app = FastAPI(
         title="edgeloop agent",

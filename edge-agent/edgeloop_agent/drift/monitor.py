@@ -46,6 +46,9 @@ class _Window:
     """Entity of each buffered row that came with one (raw readings)."""
     stuck: list[set[str]] = field(default_factory=list)
     spikes: NDArray[np.int64] | None = None
+    first_stamp: float | None = None
+    """Time of the earliest reading that carried one (data time, not arrival)."""
+    last_stamp: float | None = None
 
 
 class WindowMonitor:
@@ -125,8 +128,14 @@ class WindowMonitor:
         scores: NDArray[np.float64],
         raw: NDArray[np.float64] | None = None,
         entities: Sequence[str] | None = None,
+        stamps: Sequence[float | None] | None = None,
     ) -> list[tuple[DriftWindow, RowSample | None]]:
-        """Record scored rows; returns the reports of every window this closed."""
+        """Record scored rows; returns the reports of every window this closed.
+
+        With ``stamps`` (epoch seconds each reading was taken), a window is
+        stamped with the time of its data rather than the time it arrived, so
+        a node replaying a backlog reports windows where they belong.
+        """
         closed = []
         start = 0
         while start < len(scores):
@@ -138,6 +147,8 @@ class WindowMonitor:
                 None if raw is None else raw[start:stop],
                 None if entities is None else entities[start:stop],
             )
+            if stamps is not None:
+                self._stamp(stamps[start:stop])
             start = stop
             if self._window.rows >= self.settings.window_readings:
                 closed.append(self.close())
@@ -166,6 +177,15 @@ class WindowMonitor:
                 self._track(entity, raw[i])
             w.entities.update(zip(range(at, at + n), entities or [""] * n, strict=True))
         w.rows = at + n
+
+    def _stamp(self, stamps: Sequence[float | None]) -> None:
+        known = [t for t in stamps if t is not None]
+        if not known:
+            return
+        w = self._window
+        low, high = min(known), max(known)
+        w.first_stamp = low if w.first_stamp is None else min(w.first_stamp, low)
+        w.last_stamp = high if w.last_stamp is None else max(w.last_stamp, high)
 
     def _track(self, entity: str, values: NDArray[np.float64]) -> None:
         state = self._entities.get(entity)
@@ -219,13 +239,14 @@ class WindowMonitor:
             np.clip((scores * SCORE_BINS).astype(int), 0, SCORE_BINS - 1),
             minlength=SCORE_BINS,
         )
-        now = self._clock()
+        now = self._clock() if w.last_stamp is None else w.last_stamp
+        started = w.started if w.first_stamp is None else w.first_stamp
         window = DriftWindow(
             site=self.node.site,
             cohort=self.node.cohort,
             model_name=self.manifest.model_name,
             model_version=self.version,
-            window_start=_ts(w.started),
+            window_start=_ts(min(started, now)),
             window_end=_ts(now),
             rows=n,
             features=tuple(features),

@@ -54,18 +54,33 @@ class Forwarder:
             else self.settings.flush_interval_s
         )
 
-    async def run(self) -> None:
-        """Deliver until cancelled."""
+    def _client(self) -> httpx.AsyncClient:
         headers = (
             {"Authorization": f"Bearer {self.settings.token}"}
             if self.settings.token
             else {}
         )
-        async with httpx.AsyncClient(
+        return httpx.AsyncClient(
             timeout=self.settings.request_timeout_s,
             transport=self._transport,
             headers=headers,
-        ) as client:
+        )
+
+    async def drain(self) -> None:
+        """Deliver what is queued until empty or a delivery fails (shutdown path).
+
+        Callers bound it with a timeout; whatever is left stays in the outbox
+        for the next start.
+        """
+        if not self.settings.intake_url:
+            return
+        async with self._client() as client:
+            while self.outbox.depth() and await self.flush_once(client):
+                pass
+
+    async def run(self) -> None:
+        """Deliver until cancelled."""
+        async with self._client() as client:
             while True:
                 progressed = (
                     await self.flush_once(client) if self.settings.intake_url else False

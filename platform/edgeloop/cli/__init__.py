@@ -37,6 +37,11 @@ class OutputFormat(StrEnum):
     json = "json"
 
 
+def click_exceptions() -> type[BaseException]:
+    """Usage errors and the like: Typer prints those itself."""
+    return next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
+
 def _user_errors() -> tuple[type[BaseException], ...]:
     from edgeloop.errors import EdgeloopError
     from edgeloop_agent.contracts import ContractError as AgentError
@@ -56,6 +61,19 @@ class _Group(TyperGroup):
             raise typer.Exit(code=1) from exc
         except OSError as exc:
             error_line(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))
+            raise typer.Exit(code=1) from exc
+        except KeyboardInterrupt as exc:
+            error_line("interrupted; every process this command started was stopped")
+            raise typer.Exit(code=130) from exc
+        except (typer.Exit, typer.Abort, click_exceptions()):
+            raise
+        except Exception as exc:  # a bug: one line, the traceback only when asked
+            if getattr(ctx.obj, "verbose", 0) >= 2:
+                raise
+            error_line(
+                f"internal error ({type(exc).__name__}: {exc}); this is a bug, "
+                "rerun with -vv for the traceback"
+            )
             raise typer.Exit(code=1) from exc
 
 
@@ -100,7 +118,7 @@ def _root(
     logging.basicConfig(
         level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
-    ctx.obj = State(output=output.value, quiet=quiet)
+    ctx.obj = State(output=output.value, quiet=quiet, verbose=verbose)
 
 
 def main() -> None:

@@ -15,35 +15,33 @@ def demo(
     seed: int = typer.Option(
         11, help="Simulation and split seed (a small fleet: metrics vary with it)."
     ),
-    loop: bool = typer.Option(
+    train_only: bool = typer.Option(
         False,
-        "--loop",
-        help="EXPERIMENTAL closed loop (agents, rollout, drift, retraining); its drift "
-        "signal is not right yet, see docs/status.md.",
+        "--train-only",
+        help="Only step 1: simulate, train, gate, register, promote (about 30 s).",
     ),
 ) -> None:
-    """Simulate a fleet, train, gate, register and promote, then summarise.
+    """The closed loop: train, roll out to 6 agents, drift, retrain, roll out again, summarise.
 
-    With ``--loop``: the compressed closed loop (see ``edgeloop.loop_demo``).
+    Everything runs on 127.0.0.1 under ``$EDGELOOP_HOME/demo-loop`` (wiped
+    first); every process it starts is stopped on exit or Ctrl-C.
     """
-    from edgeloop.demo import run_demo
     from edgeloop.settings import load_settings
 
-    if loop:
-        from dataclasses import asdict
+    if train_only:
+        from edgeloop.demo import run_demo
 
-        from edgeloop.loop_demo import LoopSize, print_summary, run_loop
-
-        size = (
-            LoopSize(pumps_per_site=3, live_days=8, n_estimators=60)
-            if fast
-            else LoopSize()
-        )
-        result = run_loop(load_settings(), stderr(), size, seed=seed)
-        print_summary(stderr(), result)
+        summary = run_demo(load_settings(), stderr(), fast=fast, seed=seed)
         if state(ctx).output == "json":
-            emit(ctx, asdict(result))
+            emit(ctx, summary)
         return
-    summary = run_demo(load_settings(), stderr(), fast=fast, seed=seed)
+    from dataclasses import asdict
+
+    from edgeloop.loop_demo import FAST, LoopSize, print_summary, run_loop
+
+    result = run_loop(
+        load_settings(), stderr(), FAST if fast else LoopSize(), seed=seed
+    )
+    print_summary(stderr(), result)
     if state(ctx).output == "json":
-        emit(ctx, summary)
+        emit(ctx, asdict(result))

@@ -22,6 +22,7 @@ class State:
 
     output: str = "table"
     quiet: bool = False
+    verbose: int = 0
 
 
 def state(ctx: typer.Context) -> State:

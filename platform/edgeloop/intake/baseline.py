@@ -13,7 +13,10 @@ learns how much each input normally moves from window to window there
 (leave-one-out PSI of each baseline window against the others: load regimes
 and pump wear make that large for some inputs, small for others). After that,
 an input of a window counts as drifted when its PSI against the baseline is
-above ``max(psi_floor, margin * typical)``. A site whose ambient temperature
+above ``max(psi_floor, margin * typical)``, where ``typical`` is the larger of
+the node's own wobble and the wobble of that input across the fleet's nodes
+(a quantile over every ready baseline of the version): three windows of one
+node rarely see every load regime, the fleet has. A site whose ambient temperature
 jumps moves its temperature inputs by ~100x their typical wobble; a pump
 changing load regime moves its load inputs by a few times theirs.
 """
@@ -28,7 +31,14 @@ from edgeloop.settings import BaselinePolicy
 from edgeloop_agent.contracts import DriftWindow
 from edgeloop_agent.features import psi
 
-__all__ = ["Baseline", "BaselinePolicy", "Judgement", "judge", "observe"]
+__all__ = [
+    "Baseline",
+    "BaselinePolicy",
+    "Judgement",
+    "judge",
+    "observe",
+    "pooled_typical",
+]
 
 
 @dataclass
@@ -83,16 +93,38 @@ def window_counts(window: DriftWindow) -> dict[str, list[int]]:
 
 
 def observe(
-    baseline: Baseline, window: DriftWindow, policy: BaselinePolicy
+    baseline: Baseline,
+    window: DriftWindow,
+    policy: BaselinePolicy,
+    pooled: dict[str, float] | None = None,
 ) -> Judgement:
-    """Add a window to a baseline still being built, or judge it against a ready one."""
+    """Add a window to a baseline still being built, or judge it against a ready one.
+
+    ``pooled``: each input's wobble across the fleet (see :func:`pooled_typical`);
+    the larger of it and the node's own is used.
+    """
     counts = window_counts(window)
     if not baseline.ready():
         baseline.windows.append(counts)
         if len(baseline.windows) >= policy.windows:
             baseline.typical = _typical(baseline)
         return Judgement(drifted_share=None)
-    return judge(baseline.totals(), baseline.typical, counts, policy)
+    typical = {
+        name: max(value, (pooled or {}).get(name, 0.0))
+        for name, value in baseline.typical.items()
+    }
+    return judge(baseline.totals(), typical, counts, policy)
+
+
+def pooled_typical(
+    typicals: list[dict[str, float]], quantile: float
+) -> dict[str, float]:
+    """Per input, a quantile of its wobble over many nodes' baselines."""
+    names = {name for t in typicals for name in t}
+    return {
+        name: float(np.quantile([t.get(name, 0.0) for t in typicals], quantile))
+        for name in sorted(names)
+    }
 
 
 def judge(

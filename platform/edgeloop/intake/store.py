@@ -17,7 +17,13 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from edgeloop.intake.baseline import Baseline, BaselinePolicy, Judgement, observe
+from edgeloop.intake.baseline import (
+    Baseline,
+    BaselinePolicy,
+    Judgement,
+    observe,
+    pooled_typical,
+)
 from edgeloop.intake.collect import write_report
 from edgeloop.settings import PlatformSettings
 from edgeloop_agent.contracts import DriftWindow, Heartbeat, Report
@@ -49,6 +55,7 @@ baselines = sa.Table(
     metadata,
     sa.Column("node", sa.String(253), primary_key=True),
     sa.Column("model_version", sa.String(64), primary_key=True),
+    sa.Column("ready", sa.Boolean, nullable=False, default=False),
     sa.Column("state", sa.Text, nullable=False),
 )
 nodes = sa.Table(
@@ -101,6 +108,7 @@ class IntakeStore:
     ) -> None:
         self.baseline = baseline or BaselinePolicy()
         self.collect_root = collect_root
+        self._pooled: dict[str, tuple[int, dict[str, float]]] = {}
         self.engine = sa.create_engine(url, future=True)
         if url.startswith("sqlite"):
             with self.engine.begin() as conn:
@@ -192,18 +200,43 @@ class IntakeStore:
         state = Baseline() if row is None else Baseline.from_json(json.loads(row[0]))
         if not state.ready() and quality_flags(window):
             return Judgement(drifted_share=None)
-        judged = observe(state, window, self.baseline)
+        judged = observe(
+            state,
+            window,
+            self.baseline,
+            self._pooled_for(conn, window.model_version) if state.ready() else None,
+        )
         if judged.drifted_share is None:  # the baseline changed
             text = json.dumps(state.to_json())
+            values = {"state": text, "ready": state.ready()}
             if row is None:
                 conn.execute(
                     baselines.insert().values(
-                        node=node, model_version=window.model_version, state=text
+                        node=node, model_version=window.model_version, **values
                     )
                 )
             else:
-                conn.execute(baselines.update().where(where).values(state=text))
+                conn.execute(baselines.update().where(where).values(**values))
         return judged
+
+    def _pooled_for(self, conn: sa.Connection, version: str) -> dict[str, float]:
+        """Each input's wobble across the fleet on ``version`` (cached per ready count)."""
+        ready = baselines.c.ready.is_(True) & (baselines.c.model_version == version)
+        count = int(
+            conn.execute(
+                sa.select(sa.func.count()).select_from(baselines).where(ready)
+            ).scalar_one()
+        )
+        cached = self._pooled.get(version)
+        if cached is not None and cached[0] == count:
+            return cached[1]
+        typicals = [
+            Baseline.from_json(json.loads(text)).typical
+            for (text,) in conn.execute(sa.select(baselines.c.state).where(ready))
+        ]
+        pooled = pooled_typical(typicals, self.baseline.pooled_quantile)
+        self._pooled[version] = (count, pooled)
+        return pooled
 
     def _update_node(
         self, conn: sa.Connection, report: Report, judged: Judgement | None = None
@@ -267,6 +300,50 @@ class IntakeStore:
             out.append(item)
         return out
 
+    def drift_summary(self) -> list[dict[str, Any]]:
+        """Per site and model version: windows, worst share vs baseline and vs reference, inputs that drifted.
+
+        This is the cohort view: window summaries of a site's nodes merged.
+        """
+        query = (
+            sa.select(
+                nodes.c.site,
+                reports.c.model_version,
+                reports.c.baseline_share,
+                reports.c.drifted_inputs,
+                reports.c.body,
+            )
+            .select_from(reports.join(nodes, nodes.c.node == reports.c.node))
+            .where(reports.c.kind == "drift")
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        out: dict[tuple[str, str], dict[str, Any]] = {}
+        for site, version, share, inputs, body in rows:
+            entry = out.setdefault(
+                (site, version),
+                {
+                    "site": site,
+                    "version": version,
+                    "windows": 0,
+                    "judged": 0,
+                    "max_baseline_share": 0.0,
+                    "max_reference_share": 0.0,
+                    "drifted_inputs": set(),
+                },
+            )
+            entry["windows"] += 1
+            reference = json.loads(body)["body"]["drifted_share"]
+            entry["max_reference_share"] = max(entry["max_reference_share"], reference)
+            if share is not None:
+                entry["judged"] += 1
+                entry["max_baseline_share"] = max(entry["max_baseline_share"], share)
+                entry["drifted_inputs"].update(json.loads(inputs or "[]"))
+        return [
+            {**e, "drifted_inputs": sorted(e["drifted_inputs"])}
+            for _, e in sorted(out.items())
+        ]
+
     def version_drift(self, version: str) -> dict[str, Any]:
         """Drift reports received for a model version, and how many drifted vs baseline."""
         query = sa.select(
@@ -292,11 +369,13 @@ class IntakeStore:
             "drifted_reports": [r[0] for r in drifted],
         }
 
-    def count(self, kind: str | None = None) -> int:
-        """Stored reports (of one kind)."""
+    def count(self, kind: str | None = None, node: str | None = None) -> int:
+        """Stored reports (of one kind, from one node)."""
         query = sa.select(sa.func.count()).select_from(reports)
         if kind:
             query = query.where(reports.c.kind == kind)
+        if node:
+            query = query.where(reports.c.node == node)
         with self.engine.connect() as conn:
             return int(conn.execute(query).scalar_one())
 

@@ -162,15 +162,19 @@ def monitor_pass(
     workspace: MonitorWorkspace,
     model: str,
     after: datetime | None,
+    bucket_s: int = 3600,
 ) -> tuple[list[RunRecord], datetime | None]:
-    """Run reports for samples received after ``after``; returns the runs and the new mark."""
+    """Run reports for samples received after ``after``; returns the runs and the new mark.
+
+    Samples are grouped per version, cohort and ``bucket_s`` of data time.
+    """
     with store.engine.connect() as conn:
         newest = conn.execute(
             sa.select(sa.func.max(reports.c.received_at)).where(
                 reports.c.kind == "sample"
             )
         ).scalar()
-    groups = sample_groups(store, model, after=after)
+    groups = sample_groups(store, model, after=after, bucket_s=bucket_s)
     references: dict[str, pd.DataFrame] = {}
     records = []
     for (version, cohort, window), current in sorted(groups.items()):

@@ -73,7 +73,7 @@ class TriggerEngine:
             self.audit.append(
                 "trigger",
                 f"{self.model}:{versions[0]}" if versions[0] else self.model,
-                **json.loads(decision.model_dump_json()),
+                decision=json.loads(decision.model_dump_json()),
             )
 
     def manual(self, reason: str, now: float | None = None) -> p.Decision:

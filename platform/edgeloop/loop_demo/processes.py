@@ -1,0 +1,150 @@
+"""The demo's child processes: real ``edgeloop-agent serve`` agents and mosquitto.
+
+Each agent is configured the way a pod is, by environment only. Every process
+started here is stopped when its context exits (also on Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from edgeloop.errors import EdgeloopError
+from edgeloop.loop_demo.link import free_port
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """One simulated gateway."""
+
+    node: str
+    site: str
+    token: str
+    intake_url: str
+    window_readings: int
+    mqtt_port: int | None = None
+
+
+def mosquitto_binary() -> str | None:
+    """The broker binary if this machine has one."""
+    found = shutil.which("mosquitto")
+    if found is None and Path("/usr/sbin/mosquitto").exists():
+        found = "/usr/sbin/mosquitto"
+    return found
+
+
+@contextmanager
+def mosquitto(root: Path) -> Iterator[int | None]:
+    """A broker on 127.0.0.1 (its port), or None when mosquitto is not installed."""
+    binary = mosquitto_binary()
+    if binary is None:
+        yield None
+        return
+    root.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    conf = root / "mosquitto.conf"
+    conf.write_text(
+        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+    )
+    proc = subprocess.Popen(
+        [binary, "-c", str(conf)],
+        stdout=(root / "mosquitto.log").open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        import socket
+
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise EdgeloopError(
+                        f"mosquitto did not start; see {root / 'mosquitto.log'}"
+                    ) from None
+                time.sleep(0.05)
+        yield port
+    finally:
+        _stop(proc)
+
+
+@contextmanager
+def agent(home: Path, spec: AgentSpec) -> Iterator[str]:
+    """A running agent; yields its base URL."""
+    port = free_port()
+    state = home / "agents" / spec.node
+    state.mkdir(parents=True, exist_ok=True)
+    env = {
+        **os.environ,
+        "EDGELOOP_AGENT_NODE__ID": spec.node,
+        "EDGELOOP_AGENT_NODE__SITE": spec.site,
+        "EDGELOOP_AGENT_NODE__COHORT": spec.site,
+        "EDGELOOP_AGENT_MODEL__DESIRED_MODEL_PATH": str(
+            home / "edge" / spec.node / "desired-model.json"
+        ),
+        "EDGELOOP_AGENT_MODEL__CACHE_DIR": str(state / "models"),
+        "EDGELOOP_AGENT_MODEL__POLL_INTERVAL_S": "0.2",
+        "EDGELOOP_AGENT_DRIFT__WINDOW_READINGS": str(spec.window_readings),
+        "EDGELOOP_AGENT_DRIFT__WINDOW_SECONDS": "1000000",
+        "EDGELOOP_AGENT_DRIFT__SAMPLE_SIZE": "40",
+        "EDGELOOP_AGENT_OUTBOX__PATH": str(state / "outbox.sqlite"),
+        "EDGELOOP_AGENT_OUTBOX__INTAKE_URL": spec.intake_url,
+        "EDGELOOP_AGENT_OUTBOX__TOKEN": spec.token,
+        "EDGELOOP_AGENT_OUTBOX__UPLOAD_READINGS": "true",
+        "EDGELOOP_AGENT_OUTBOX__RETRY_DELAYS_S": "[0.2, 0.5, 1.0]",
+        "EDGELOOP_AGENT_OUTBOX__FLUSH_INTERVAL_S": "0.2",
+        "EDGELOOP_AGENT_OUTBOX__HEARTBEAT_INTERVAL_S": "0.5",
+        "EDGELOOP_AGENT_OUTBOX__REQUEST_TIMEOUT_S": "5",
+        "EDGELOOP_AGENT_SCORING__MAX_BATCH_ROWS": "2000",
+        "EDGELOOP_AGENT_SCORING__MAX_BODY_BYTES": str(8 * 2**20),
+    }
+    if spec.mqtt_port is not None:
+        env |= {
+            "EDGELOOP_AGENT_MQTT__ENABLED": "true",
+            "EDGELOOP_AGENT_MQTT__PORT": str(spec.mqtt_port),
+            # one gateway per topic branch: two gateways of a site share no readings
+            "EDGELOOP_AGENT_MQTT__READINGS_TOPIC": f"edgeloop/{spec.node}/+/readings",
+        }
+    binary = Path(sys.executable).with_name("edgeloop-agent")
+    log = state / "agent.log"
+    proc = subprocess.Popen(
+        [str(binary), "serve", "--port", str(port), "--log-level", "warning"],
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/v2/health/live", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise EdgeloopError(f"agent {spec.node} did not start; see {log}")
+            time.sleep(0.1)
+        yield url
+    finally:
+        _stop(proc)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)

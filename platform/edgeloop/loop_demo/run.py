@@ -1,0 +1,728 @@
+"""The closed loop on one machine, in compressed time (what ``make demo`` runs).
+
+1. Simulate 3 sites; train v1 on the history with the real pipeline (kfp.local,
+   embedded MLflow), promote it.
+2. Start the intake, mosquitto (when installed) and 6 real agents (2 per site),
+   each behind its site's link; roll v1 out wave by wave, canary site first.
+3. Stream the live days to the agents (MQTT for the canary site when a broker
+   runs, HTTP otherwise), day by day, each reading with its timestamp. At one
+   site the ambient temperature shifts; at another a pump's sensors fault.
+4. The intake judges every window against its node's own baseline; the trigger
+   policy fires for the shifted site and raises data-quality alerts for the
+   faulty one (not drift).
+5. Retrain on what the fleet sent (collected Parquet partitions, labelled with
+   the work orders ingested so far) plus recent history; the gates compare v2
+   with v1; a promoted v2 is rolled out while one site is offline; that site
+   keeps scoring on v1, buffers its reports, and catches up when it returns.
+6. Check that nothing was lost or duplicated, run Evidently on the samples,
+   and summarise with the lineage of v2 back to the drift reports.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pandas as pd
+import uvicorn
+from rich.console import Console
+
+from edgeloop import labels, retraining
+from edgeloop.audit import AuditLog
+from edgeloop.errors import EdgeloopError
+from edgeloop.intake.app import create_app as create_intake
+from edgeloop.intake.store import IntakeStore
+from edgeloop.lineage import chain
+from edgeloop.loop_demo import stream
+from edgeloop.loop_demo.link import SiteLink, free_port, wait_until
+from edgeloop.loop_demo.processes import AgentSpec, agent, mosquitto
+from edgeloop.monitor.evidently_runs import MonitorWorkspace, monitor_pass
+from edgeloop.registry import Registry, parse_ref
+from edgeloop.rollout.controller import Reconciler, StatusStore
+from edgeloop.rollout.fleet import IntakeFleet
+from edgeloop.rollout.registry_view import registry_view
+from edgeloop.rollout.sinks import LocalSink
+from edgeloop.rollout.spec import EdgeRollout
+from edgeloop.settings import BaselinePolicy, PlatformSettings
+from edgeloop.simulator import config as cfg
+from edgeloop.simulator import generate
+from edgeloop.triggers.engine import TriggerEngine
+from edgeloop.triggers.policy import TriggerPolicy
+
+SITES = ("offshore-01", "desert-02", "arctic-03")
+CANARY_SITE, DRIFT_SITE, FAULT_SITE, OFFLINE_SITE = (
+    "offshore-01",
+    "desert-02",
+    "arctic-03",
+    "arctic-03",
+)
+#: Early summer: no season turns during the live days, so the only drift is the injected one.
+START = "2026-05-01T00:00:00"
+READINGS_PER_DAY = 24 * 6  # the simulator's 10-minute cadence
+
+
+@dataclass
+class LoopSize:
+    """How big the compressed loop is."""
+
+    pumps_per_site: int = 12
+    history_days: float = 60
+    live_days: int = 10
+    n_estimators: int = 200
+    older_days: float = 60
+    """Days of the previous training data kept beside the collected data."""
+
+    @property
+    def pumps_per_node(self) -> int:
+        """Two gateways per site share its pumps."""
+        return max(1, self.pumps_per_site // 2)
+
+
+FAST = LoopSize(
+    pumps_per_site=8, history_days=40, live_days=9, n_estimators=60, older_days=40
+)
+
+
+@dataclass
+class LoopResult:
+    """What the summary reports (and the tests assert)."""
+
+    home: str = ""
+    timeline: list[tuple[float, str]] = field(default_factory=list)
+    versions: dict[str, str] = field(default_factory=dict)
+    drift: dict[str, dict[str, Any]] = field(default_factory=dict)
+    decisions: list[dict[str, Any]] = field(default_factory=list)
+    gates: list[dict[str, Any]] = field(default_factory=list)
+    models: list[dict[str, Any]] = field(default_factory=list)
+    alarm_quality: list[dict[str, Any]] = field(default_factory=list)
+    integrity: dict[str, Any] = field(default_factory=dict)
+    evidently: dict[str, Any] = field(default_factory=dict)
+    lineage: dict[str, Any] = field(default_factory=dict)
+    offline: dict[str, Any] = field(default_factory=dict)
+    elapsed_s: float = 0.0
+
+
+@contextmanager
+def _serve(app: Any, port: int) -> Iterator[str]:
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="error", lifespan="on"
+        )
+    )
+    thread = threading.Thread(target=server.run, name="intake", daemon=True)
+    thread.start()
+    if not wait_until(lambda: server.started or not thread.is_alive(), 30):
+        raise EdgeloopError("the intake did not start within 30 s")
+    if not server.started:
+        raise EdgeloopError("the intake failed to start")
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+
+
+def _rollout(nodes: dict[str, list[str]]) -> EdgeRollout:
+    groups = [
+        {"name": site.split("-")[0], "nodes": nodes[site], "site": site}
+        for site in SITES
+    ]
+    gates = {
+        "soakSeconds": 1,
+        "maxSilentFraction": 0.5,
+        "minHealthyFraction": 0.5,
+        # the demo posts a day of readings in 1,000-row requests: p99 is per request
+        "maxP99LatencyMs": 2000,
+    }
+    return EdgeRollout.model_validate(
+        {
+            "metadata": {"name": "pumps"},
+            "spec": {
+                "model": {"name": "pump-failure", "alias": "champion"},
+                "runtime": {"image": "ghcr.io/edgeloop/edgeloop-agent:0.1.0"},
+                "groups": groups,
+                "waves": [
+                    {"name": "canary", "groups": ["offshore"], "gates": gates},
+                    {"name": "rest", "groups": ["desert", "arctic"], "gates": gates},
+                ],
+            },
+        }
+    )
+
+
+def _config(size: LoopSize, seed: int) -> cfg.SimulationConfig:
+    total = size.history_days + size.live_days
+    live_from = size.history_days / total
+    day = 1 / total
+    return cfg.SimulationConfig(
+        sites=len(SITES),
+        pumps_per_site=size.pumps_per_site,
+        days=total,
+        seed=seed,
+        start=START,
+        perturbations=(
+            cfg.Perturbation(
+                kind="ambient_shift",
+                sites=(DRIFT_SITE,),
+                start_fraction=live_from + 3 * day,
+                magnitude=1.0,  # +12 degC: more would leave the sensor's range (a fault)
+            ),
+            cfg.Perturbation(
+                kind="new_pump_type",  # half the site's pumps replaced by a new model
+                sites=(DRIFT_SITE,),
+                start_fraction=live_from + 3 * day,
+            ),
+            cfg.Perturbation(
+                kind="sensor_faults",
+                sites=(FAULT_SITE,),
+                start_fraction=live_from + 2 * day,
+                magnitude=3.0,
+            ),
+        ),
+    )
+
+
+class _Loop:
+    """State shared by the steps of one run."""
+
+    def __init__(
+        self, settings: PlatformSettings, console: Console, size: LoopSize, seed: int
+    ) -> None:
+        self.size = size
+        self.seed = seed
+        self.console = console
+        self.home = (settings.home / "demo-loop").resolve()
+        if self.home.exists():
+            shutil.rmtree(self.home)
+        self.home.mkdir(parents=True)
+        self.settings = settings.model_copy(update={"home": self.home})
+        self.result = LoopResult(home=str(self.home))
+        self.started = time.perf_counter()
+        self.registry = Registry(self.settings.tracking_uri())
+        self.audit = AuditLog(self.settings.audit_path())
+        self.sent: dict[str, int] = {}
+
+    def mark(self, text: str) -> None:
+        elapsed = time.perf_counter() - self.started
+        self.result.timeline.append((round(elapsed, 1), text))
+        self.console.print(f"[{elapsed:6.1f}s] {text}")
+
+    def train(
+        self,
+        data: Path,
+        reason: str,
+        trigger: dict[str, Any] | None = None,
+        **params: Any,
+    ) -> dict[str, Any]:
+        def progress(task: str, state: str) -> None:
+            if state == "started":
+                self.console.print(f"          · {task}", style="dim")
+
+        registered = retraining.retrain(
+            self.settings,
+            data,
+            reason,
+            progress,
+            trigger=trigger,
+            n_estimators=self.size.n_estimators,
+            seed=self.seed,
+            **params,
+        )
+        self.result.models.append(registered)
+        self.mark(
+            f"pipeline registered {registered['name']}:{registered['version']}"
+            + (
+                " and promoted it to champion"
+                if registered["promoted"]
+                else " (gates failed: not promoted)"
+            )
+        )
+        return registered
+
+
+def run_loop(
+    settings: PlatformSettings,
+    console: Console,
+    size: LoopSize | None = None,
+    seed: int = 11,
+) -> LoopResult:
+    """Run the closed loop in ``<home>/demo-loop`` (wiped first)."""
+    loop = _Loop(settings, console, size or LoopSize(), seed)
+    size = loop.size
+    config = _config(size, seed)
+    fleet = generate.simulate(config)
+    cut = fleet.readings["timestamp"].min() + pd.Timedelta(days=size.history_days)
+    history = fleet.readings[fleet.readings["timestamp"] < cut]
+    live = fleet.readings[fleet.readings["timestamp"] >= cut]
+    known = fleet.maintenance[pd.to_datetime(fleet.maintenance["failed_at"]) < cut]
+    base = loop.home / "data-v1"
+    generate.write_fleet(
+        generate.FleetData(history.reset_index(drop=True), known, fleet.sites, config),
+        base,
+    )
+    loop.mark(
+        f"simulated {len(SITES)} sites x {size.pumps_per_site} pumps: "
+        f"{len(history):,} readings of history, {len(live):,} to stream over "
+        f"{size.live_days} days"
+    )
+    v1 = loop.train(base, "initial training")
+
+    pumps = sorted(live["pump_id"].unique())
+    node_of = {
+        p: f"{p.rsplit('-p', 1)[0]}-gw{1 + i % 2}"
+        for i, p in enumerate(sorted(pumps, key=lambda p: (p.rsplit("-p", 1)[0], p)))
+    }
+    nodes = {
+        site: sorted({n for n in node_of.values() if n.startswith(site)})
+        for site in SITES
+    }
+    store = IntakeStore(
+        loop.settings.intake_database_url(),
+        BaselinePolicy(windows=3, margin=20.0, psi_floor=0.25),
+        loop.settings.collect_root(),
+    )
+    tokens = {n: store.create_token(n) for ns in nodes.values() for n in ns}
+    with ExitStack() as stack:
+        intake_port = free_port()
+        intake = stack.enter_context(
+            _serve(create_intake(loop.settings, store), intake_port)
+        )
+        links = {
+            site: stack.enter_context(_link(site, intake_port, nodes[site], loop.home))
+            for site in SITES
+        }
+        broker = stack.enter_context(mosquitto(loop.home / "mosquitto"))
+        running = stack.enter_context(ExitStack())  # agents stop first, intake last
+        agents = {}
+        for site, site_nodes in nodes.items():
+            for node in site_nodes:
+                spec = AgentSpec(
+                    node=node,
+                    site=site,
+                    token=tokens[node],
+                    intake_url=f"http://127.0.0.1:{links[site].port}",
+                    window_readings=size.pumps_per_node * READINGS_PER_DAY,
+                    mqtt_port=broker if site == CANARY_SITE else None,
+                )
+                agents[node] = running.enter_context(agent(loop.home, spec))
+        transport = "MQTT via mosquitto" if broker else "HTTP (mosquitto not installed)"
+        loop.mark(
+            f"intake and {len(agents)} agents up on 127.0.0.1 ({CANARY_SITE} fed by {transport})"
+        )
+        publisher = running.enter_context(_publisher(broker)) if broker else None
+        reconciler = Reconciler(
+            registry_view=lambda r: registry_view(loop.registry, r),
+            fleet=IntakeFleet(intake),
+            sink=LocalSink(loop.home / "published"),
+            silent_after_s=3.0,
+        )
+        statuses = StatusStore(loop.home / "rollouts", loop.audit)
+        rollout = _roll_out(
+            loop, reconciler, statuses, _rollout(nodes), str(v1["version"])
+        )
+
+        engine = TriggerEngine(
+            store,
+            loop.home / "triggers.json",
+            TriggerPolicy(
+                drift_share=0.05,  # one sensor's shift moves 2 of the 32 inputs
+                node_fraction=0.5,
+                consecutive=2,
+                window_s=86400,
+                cooldown_s=7 * 86400,
+            ),
+            loop.audit,
+            "pump-failure",
+        )
+        loop.mark(
+            f"streaming day by day: on day 4 {DRIFT_SITE}'s ambient rises 12 degC and "
+            f"half its pumps are replaced by a new model; "
+            f"{FAULT_SITE} sensors fault from day 3"
+        )
+        client = stack.enter_context(httpx.Client(timeout=60))
+        days = sorted(live["timestamp"].dt.floor("D").unique())
+        by_node = live.assign(node=live["pump_id"].map(node_of))
+        feed = _Feeder(loop, client, agents, publisher, store, by_node)
+        fired = None
+        day_index = 0
+        for day_index, day in enumerate(days):
+            feed.day(day, set(agents))
+            now = (day + pd.Timedelta(days=1)).timestamp()
+            for decision in engine.evaluate(now=now):
+                if decision.fired and fired is None:
+                    fired = decision
+            if fired is not None:
+                loop.mark(f"day {day_index + 1}: trigger fired: {fired.reason}")
+                break
+        alerts = sorted(
+            {d.cohort for d in engine.decisions() if d.kind == "data_quality"}
+        )
+        if alerts:
+            loop.mark(f"data-quality alerts, not counted as drift: {', '.join(alerts)}")
+        if fired is None:
+            loop.mark("no retraining triggered: the fleet stays on v1")
+        else:
+            _retrain_and_roll_out(
+                loop,
+                fleet,
+                base,
+                fired,
+                days,
+                day_index,
+                feed,
+                agents,
+                links,
+                reconciler,
+                statuses,
+                rollout,
+                store,
+                client,
+            )
+        loop.result.decisions = [
+            json.loads(d.model_dump_json()) for d in engine.decisions()
+        ]
+        loop.result.versions = {
+            node: _serving(client, url) for node, url in sorted(agents.items())
+        }
+        running.close()  # SIGTERM: each agent queues its open window and drains
+        loop.mark("agents stopped (each queued its open window and delivered it)")
+        loop.result.drift = _drift_by_site(store)
+        loop.result.integrity = feed.integrity()
+        loop.result.evidently = _evidently(loop, store, float(size.live_days))
+    loop.result.gates = _gates(loop.registry, loop.result.models)
+    if len(loop.result.models) > 1:
+        latest = loop.result.models[-1]
+        loop.result.lineage = chain(
+            loop.settings,
+            loop.registry,
+            parse_ref(f"{latest['name']}:{latest['version']}"),
+        )
+    loop.result.elapsed_s = round(time.perf_counter() - loop.started, 1)
+    loop.mark("loop finished; every process it started is stopped")
+    return loop.result
+
+
+@contextmanager
+def _link(site: str, port: int, nodes: list[str], home: Path) -> Iterator[SiteLink]:
+    link = SiteLink(site, port, nodes, home / "published", home / "edge").start()
+    try:
+        yield link
+    finally:
+        link.close()
+
+
+@contextmanager
+def _publisher(port: int) -> Iterator[Any]:
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="edgeloop-demo-feed")
+    client.max_inflight_messages_set(1000)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        yield client
+    finally:
+        client.loop_stop()
+        client.disconnect()
+
+
+class _Feeder:
+    """Sends each day's readings to each node and waits until they are scored."""
+
+    def __init__(
+        self,
+        loop: _Loop,
+        client: httpx.Client,
+        agents: dict[str, str],
+        publisher: Any,
+        store: IntakeStore,
+        readings: pd.DataFrame,
+    ) -> None:
+        self.loop = loop
+        self.client = client
+        self.agents = agents
+        self.publisher = publisher
+        self.store = store
+        self.readings = readings
+        self.sent: dict[str, int] = dict.fromkeys(agents, 0)
+
+    def day(self, day: pd.Timestamp, online: set[str]) -> None:
+        today = self.readings[self.readings["timestamp"].dt.floor("D") == day]
+        for node, url in self.agents.items():
+            items = stream.payloads(today[today["node"] == node])
+            if not items:
+                continue
+            if self.publisher is not None and node.startswith(CANARY_SITE):
+                before = stream.scored(self.client, url, "edgeloop_mqtt_scored_total")
+                stream.send_mqtt(self.publisher, node, items)
+                target = before + len(items)
+                if not wait_until(
+                    lambda url=url, target=target: (  # type: ignore[misc]
+                        stream.scored(self.client, url, "edgeloop_mqtt_scored_total")
+                        >= target
+                    ),
+                    60,
+                ):
+                    raise EdgeloopError(f"{node} did not score its MQTT readings")
+            else:
+                stream.send_http(self.client, url, items)
+            self.sent[node] += len(items)
+        window = self.loop.size.pumps_per_node * READINGS_PER_DAY
+        expected = {n: self.sent[n] // window for n in online}
+        if not wait_until(
+            lambda: all(
+                self.store.count("drift", node=n) >= k for n, k in expected.items()
+            ),
+            60,
+            0.2,
+        ):
+            raise EdgeloopError("drift windows did not reach the intake within 60 s")
+
+    def integrity(self) -> dict[str, Any]:
+        """Readings sent per node vs rows collected (unique and total)."""
+        from edgeloop.intake import collect
+
+        rows = collect.load(
+            collect.partitions(
+                self.loop.settings.collect_root(), "readings", "pump-failure"
+            )
+        )
+        out: dict[str, Any] = {"nodes": {}}
+        for node, sent in sorted(self.sent.items()):
+            mine = rows[rows["node"] == node] if not rows.empty else rows
+            unique = (
+                len(mine.drop_duplicates(["pump_id", "timestamp"])) if len(mine) else 0
+            )
+            out["nodes"][node] = {
+                "sent": sent,
+                "collected": len(mine),
+                "unique": unique,
+            }
+        out["lost"] = sum(v["sent"] - v["unique"] for v in out["nodes"].values())
+        out["duplicated"] = sum(
+            v["collected"] - v["unique"] for v in out["nodes"].values()
+        )
+        return out
+
+
+def _retrain_and_roll_out(
+    loop: _Loop,
+    fleet: generate.FleetData,
+    base: Path,
+    fired: Any,
+    days: list[pd.Timestamp],
+    day_index: int,
+    feed: _Feeder,
+    agents: dict[str, str],
+    links: dict[str, SiteLink],
+    reconciler: Reconciler,
+    statuses: StatusStore,
+    rollout: EdgeRollout,
+    store: IntakeStore,
+    client: httpx.Client,
+) -> None:
+    now = days[day_index] + pd.Timedelta(days=1)
+    orders = loop.home / "work-orders.csv"
+    log = fleet.maintenance[pd.to_datetime(fleet.maintenance["failed_at"]) < now].copy()
+    for column in ("failed_at", "repaired_at"):
+        log[column] = pd.to_datetime(log[column]).dt.strftime("%Y-%m-%dT%H:%M:%S")
+    log.to_csv(orders, index=False)
+    ingested = labels.ingest(orders, loop.settings.collect_root())
+    loop.audit.append("labels", str(orders), **ingested)
+    loop.result.alarm_quality = [
+        q
+        for q in labels.alarm_quality(
+            loop.settings.collect_root(), "pump-failure", 48.0
+        )
+        if q["day"] == "all"
+    ]
+    data = loop.home / "data-v2"
+    manifest = retraining.assemble(
+        loop.settings, base, data, older_days=loop.size.older_days
+    )
+    loop.mark(
+        f"assembled data-v2: {manifest['rows']['collected']:,} collected readings from "
+        f"{len(manifest['partitions'])} partitions + {manifest['rows']['base']:,} older; "
+        f"{ingested['new']} work orders ingested"
+    )
+    v2 = loop.train(
+        data,
+        fired.reason,
+        json.loads(fired.model_dump_json()),
+        # compare v1 and v2 on held-out pumps over the fresh days only
+        holdout_from=pd.Timestamp(days[0]).isoformat(),
+    )
+    if not v2["promoted"]:
+        loop.mark(f"v{v2['version']} failed its gates: champion and fleet stay on v1")
+        return
+    links[OFFLINE_SITE].down()
+    offline = [n for n in agents if n.startswith(OFFLINE_SITE)]
+    loop.mark(f"{OFFLINE_SITE} goes offline (link down) before the rollout")
+    online = {n for n in agents if n not in offline}
+    _wait_silent(reconciler, offline)
+    rollout = _roll_out(loop, reconciler, statuses, rollout, str(v2["version"]))
+    for later in days[day_index + 1 :]:
+        feed.day(later, online)
+    depth = {n: _outbox_depth(client, agents[n]) for n in offline}
+    loop.mark(
+        f"streamed the remaining {len(days) - day_index - 1} days; {OFFLINE_SITE} "
+        f"kept scoring on v1 offline, {sum(depth.values())} reports buffered"
+    )
+    links[OFFLINE_SITE].up()
+    caught_up = wait_until(
+        lambda: (
+            all(_serving(client, agents[n]) == str(v2["version"]) for n in offline)
+            and all(_outbox_depth(client, agents[n]) == 0 for n in offline)
+        ),
+        90,
+        0.3,
+    )
+    loop.result.offline = {
+        "site": OFFLINE_SITE,
+        "buffered_reports": depth,
+        "caught_up": caught_up,
+    }
+    loop.mark(
+        f"{OFFLINE_SITE} back online: "
+        + (
+            "switched to v" + str(v2["version"]) + " and delivered its backlog"
+            if caught_up
+            else "did NOT catch up in 90 s"
+        )
+    )
+    reconciler.reconcile(statuses.load(rollout))
+
+
+def _wait_silent(reconciler: Reconciler, nodes: list[str]) -> None:
+    def silent() -> bool:
+        seen = {o.node: o.last_seen for o in reconciler.fleet.observe()}
+        now = time.time()
+        return all(
+            seen.get(n) is None or now - float(seen[n] or 0) > reconciler.silent_after_s
+            for n in nodes
+        )
+
+    wait_until(silent, 30, 0.2)
+
+
+def _roll_out(
+    loop: _Loop,
+    reconciler: Reconciler,
+    statuses: StatusStore,
+    rollout: EdgeRollout,
+    version: str,
+) -> EdgeRollout:
+    deadline = time.monotonic() + 120
+    seen = ""
+    rollout = statuses.load(rollout)
+    while time.monotonic() < deadline:
+        rollout = reconciler.reconcile(rollout).rollout
+        statuses.save(rollout)
+        status = rollout.status
+        if status.modelVersion == version and status.wave != seen:
+            seen = status.wave
+            counts = next((w for w in status.waves if w.name == status.wave), None)
+            silent = f", {counts.silent} silent" if counts and counts.silent else ""
+            loop.mark(
+                f"rollout of v{version}: wave {status.wave} ({status.phase}{silent})"
+            )
+        if status.modelVersion == version and status.phase in {
+            "Succeeded",
+            "RolledBack",
+            "Failed",
+        }:
+            silent_nodes = sum(w.silent for w in status.waves)
+            loop.mark(
+                f"rollout of v{version}: {status.phase}"
+                + (
+                    f" with {silent_nodes} silent node(s) to catch up"
+                    if silent_nodes
+                    else ""
+                )
+            )
+            return rollout
+        time.sleep(0.3)
+    raise EdgeloopError(
+        f"rollout of v{version} did not finish in 120 s "
+        f"({rollout.status.phase}, wave {rollout.status.wave})"
+    )
+
+
+def _outbox_depth(client: httpx.Client, url: str) -> int:
+    try:
+        return int(stream.scored(client, url, "edgeloop_outbox_depth"))
+    except httpx.HTTPError:
+        return -1
+
+
+def _serving(client: httpx.Client, url: str) -> str:
+    try:
+        response = client.get(f"{url}/v2/models/edge-model", timeout=5)
+        return (
+            str(response.json()["versions"][0]) if response.status_code == 200 else "-"
+        )
+    except (httpx.HTTPError, KeyError, ValueError, IndexError):
+        return "-"
+
+
+def _drift_by_site(store: IntakeStore) -> dict[str, dict[str, Any]]:
+    """Per site and version: worst drift vs baseline, vs training reference, inputs that drifted."""
+    out: dict[str, dict[str, Any]] = {}
+    for row in store.drift_summary():
+        site = out.setdefault(row["site"], {})
+        site[row["version"]] = row
+    return out
+
+
+def _evidently(loop: _Loop, store: IntakeStore, days: float) -> dict[str, Any]:
+    """One Evidently run per version and site over the live period.
+
+    Per day would be 30 runs of ~5 s each (Evidently renders plotly figures for
+    every metric; see docs/benchmarks.md), too slow for a 5-minute demo.
+    """
+    workspace = MonitorWorkspace(loop.home / "evidently")
+    records, _ = monitor_pass(
+        store,
+        loop.registry,
+        workspace,
+        "pump-failure",
+        None,
+        bucket_s=int(days * 86400) * 4,
+    )
+    worst: dict[str, float] = {}
+    for r in records:
+        if r.drifted_columns is not None:
+            worst[r.cohort] = max(worst.get(r.cohort, 0.0), r.drifted_columns)
+    loop.mark(f"Evidently: {len(records)} snapshots (per version and site)")
+    return {
+        "snapshots": len(records),
+        "workspace": str(workspace.path),
+        "max_drifted_columns": worst,
+    }
+
+
+def _gates(registry: Registry, models: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for m in models:
+        lineage = registry.lineage(parse_ref(f"{m['name']}:{m['version']}"))
+        out.append(
+            {
+                "model": f"{m['name']}:{m['version']}",
+                "promoted": m["promoted"],
+                "parent": lineage["parent_champion"],
+                "gates": lineage["gates"],
+            }
+        )
+    return out
+
+
+__all__ = ["FAST", "LoopResult", "LoopSize", "run_loop"]

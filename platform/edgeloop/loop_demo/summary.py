@@ -1,0 +1,102 @@
+"""The end-of-loop summary: what happened, per node and site, and where to look next."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from edgeloop.loop_demo.run import LoopResult
+
+
+def print_summary(console: Console, result: LoopResult) -> None:
+    """Timeline, versions per node, drift per site, triggers, gates, integrity, lineage, UIs."""
+    console.rule("edgeloop closed loop: summary")
+    timeline = Table(title="timeline", show_header=False, box=None)
+    for at, text in result.timeline:
+        timeline.add_row(f"{at:6.1f}s", text)
+    console.print(timeline)
+
+    nodes = Table(title="version per node")
+    nodes.add_column("node")
+    nodes.add_column("serving")
+    for node, version in sorted(result.versions.items()):
+        nodes.add_row(node, f"v{version}" if version != "-" else "-")
+    console.print(nodes)
+
+    drift = Table(title="drift per site (worst window)")
+    for column in (
+        "site",
+        "model",
+        "windows",
+        "vs own baseline",
+        "vs training reference",
+        "inputs that drifted",
+    ):
+        drift.add_column(column)
+    for site, versions in sorted(result.drift.items()):
+        for version, row in sorted(versions.items()):
+            drift.add_row(
+                site,
+                f"v{version}",
+                str(row["windows"]),
+                f"{row['max_baseline_share']:.2f}" if row["judged"] else "(baseline)",
+                f"{row['max_reference_share']:.2f}",
+                ", ".join(row["drifted_inputs"][:4])
+                + (" …" if len(row["drifted_inputs"]) > 4 else ""),
+            )
+    console.print(drift)
+
+    fired = [d for d in result.decisions if d["fired"]]
+    quality = sorted(
+        {d["cohort"] for d in result.decisions if d["kind"] == "data_quality"}
+    )
+    console.print(
+        f"trigger decisions: {len(result.decisions)} recorded, {len(fired)} fired"
+        + (f" — {fired[0]['reason']}" if fired else "")
+    )
+    if quality:
+        console.print(f"data-quality alerts (not drift): {', '.join(quality)}")
+    for model in result.gates:
+        failed = [g["name"] for g in model["gates"] if not g["passed"]]
+        console.print(
+            f"{model['model']}: promoted={model['promoted']} parent={model['parent'] or '-'} "
+            f"gates={'all passed' if not failed else 'failed ' + ', '.join(failed)}"
+        )
+    for q in result.alarm_quality:
+        console.print(
+            f"delayed labels, v{q['model_version']} in the field: {q['readings']:,} readings judged, "
+            f"{q['alarms']} alarms, precision {q['precision']}, recall {q['recall']}"
+        )
+    if result.integrity:
+        console.print(
+            f"collected readings: {sum(n['unique'] for n in result.integrity['nodes'].values()):,} "
+            f"of {sum(n['sent'] for n in result.integrity['nodes'].values()):,} sent; "
+            f"lost {result.integrity['lost']}, duplicated {result.integrity['duplicated']}"
+        )
+    if result.offline:
+        console.print(
+            f"offline site {result.offline['site']}: buffered {sum(result.offline['buffered_reports'].values())} "
+            f"reports, caught up: {result.offline['caught_up']}"
+        )
+    if result.lineage:
+        lin = result.lineage
+        trig = (lin.get("training") or [{}])[-1].get("trigger") or {}
+        console.print(
+            f"lineage of {lin['model']}: {len(lin['data']['partitions'])} collected partitions "
+            f"-> data {lin['data']['data_hash'][:12]}… -> run {lin['pipeline_run_id'][:12]} "
+            f"-> bundle {lin['bundle_sha256'][:12]}… -> {len(lin['rollouts'])} rollout decisions "
+            f"-> {len(lin['fleet']['nodes'])} nodes; triggered by: {trig.get('reason', '-')} "
+            f"({len(trig.get('evidence', {}).get('reports', []))} drift reports)"
+        )
+    home = result.home
+    console.rule("look closer")
+    console.print(f"  export EDGELOOP_HOME={home}")
+    console.print("  edgeloop models lineage pump-failure@champion   # the whole chain")
+    console.print(
+        "  edgeloop triggers list; edgeloop audit list; edgeloop audit verify"
+    )
+    console.print(
+        f"  mlflow ui --backend-store-uri sqlite:///{home}/mlflow.db   # MLflow UI"
+    )
+    console.print(f"  evidently ui --workspace {home}/evidently   # Evidently UI")
+    console.print(f"finished in {result.elapsed_s:.0f} s")
