@@ -1,4 +1,4 @@
-"""`edgeloop demo --fast`: the README's main command, small."""
+"""`edgeloop demo --train-only --fast`: step 1 of the loop alone, small."""
 
 import json
 
@@ -12,7 +12,7 @@ pytestmark = [pytest.mark.kfp_local, pytest.mark.slow]
 
 def test_demo_trains_registers_promotes_and_summarises(tmp_path, monkeypatch):
     monkeypatch.setenv("EDGELOOP_HOME", str(tmp_path / "home"))
-    result = CliRunner().invoke(app, ["-o", "json", "demo", "--fast"])
+    result = CliRunner().invoke(app, ["-o", "json", "demo", "--train-only", "--fast"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["model"] == "pump-failure:1" and summary["promoted"] is True
