@@ -4,7 +4,8 @@
 with the node's bearer token: unknown token -> 401, a report for another node
 -> 403, body over the limit -> 413, malformed -> 422 naming the field; a report
 whose key was seen before answers 200 and changes nothing. ``GET /v1/fleet``
-is the fleet-status view the rollout controller reads.
+is the fleet-status view the rollout controller reads; ``GET /v1/cohorts``
+the per-site view (window summaries of a site's nodes merged).
 """
 
 from __future__ import annotations
@@ -65,6 +66,11 @@ def create_app(settings: PlatformSettings, store: IntakeStore | None = None) -> 
     def fleet() -> list[dict[str, Any]]:
         """Per node: active version, health, last seen, error rate, drift, quality flags."""
         return store.fleet()
+
+    @app.get("/v1/cohorts")
+    def cohorts() -> list[dict[str, Any]]:
+        """Per site: nodes, versions, health, quality flags and drift windows merged per version."""
+        return store.cohorts()
 
     @app.get("/healthz")
     def healthz() -> dict[str, bool]:

@@ -344,6 +344,40 @@ class IntakeStore:
             for _, e in sorted(out.items())
         ]
 
+    def cohorts(self) -> list[dict[str, Any]]:
+        """Per site: nodes, versions running, health, quality flags, merged drift per version."""
+        merged: dict[str, list[dict[str, Any]]] = {}
+        for row in self.drift_summary():
+            merged.setdefault(row["site"], []).append(
+                {k: v for k, v in row.items() if k != "site"}
+            )
+        out: dict[str, dict[str, Any]] = {}
+        for node in self.fleet():
+            site = node["site"] or "(none)"
+            entry = out.setdefault(
+                site,
+                {
+                    "site": site,
+                    "nodes": 0,
+                    "healthy": 0,
+                    "versions": {},
+                    "quality_flagged": [],
+                    "drifting_nodes": [],
+                },
+            )
+            entry["nodes"] += 1
+            entry["healthy"] += int(bool(node["healthy"]))
+            version = node["active_version"] or "-"
+            entry["versions"][version] = entry["versions"].get(version, 0) + 1
+            if node["quality_flags"]:
+                entry["quality_flagged"].append(node["node"])
+            if node["drifted_inputs"]:
+                entry["drifting_nodes"].append(node["node"])
+        return [
+            {**entry, "drift": merged.get(site, [])}
+            for site, entry in sorted(out.items())
+        ]
+
     def version_drift(self, version: str) -> dict[str, Any]:
         """Drift reports received for a model version, and how many drifted vs baseline."""
         query = sa.select(
