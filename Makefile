@@ -60,6 +60,7 @@ pipelines: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.agent
+	$(BIN)/python -m bench.loop
 
 clean:
 	rm -rf build dist .pytest_cache .mypy_cache .ruff_cache .import_linter_cache local_outputs

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,15 @@ nodes = sa.Table(
     sa.Column("drifted_inputs", sa.Text, nullable=False, default="[]"),
     sa.Column("quality_flags", sa.Text, nullable=False, default="[]"),
 )
+
+
+@dataclass
+class _BaselineRow:
+    """A node's baseline as loaded for one batch, and whether it changed."""
+
+    exists: bool
+    state: Baseline
+    dirty: bool = False
 
 
 def quality_flags(window: DriftWindow) -> list[str]:
@@ -149,75 +159,129 @@ class IntakeStore:
         return None if row is None else str(row[0])
 
     def accept(self, batch: list[Report]) -> tuple[int, int]:
-        """Store new reports and update node views; returns (accepted, duplicates)."""
-        accepted = duplicates = 0
+        """Store new reports and update node views; returns (accepted, duplicates).
+
+        One transaction per batch, a handful of statements whatever its size:
+        one lookup of every key, one multi-row insert, one baseline write per
+        (node, version) and one node-view write per node.
+        """
         now = datetime.now(UTC)
         with self.engine.begin() as conn:
-            for report in batch:
-                exists = conn.execute(
-                    sa.select(reports.c.key).where(reports.c.key == report.key)
-                ).first()
-                if exists is not None:
-                    duplicates += 1
-                    continue
-                body = report.body
-                if self.collect_root is not None:  # files first: see collect.py
-                    write_report(self.collect_root, report)
-                judged = (
-                    self._judge(conn, report.node, body)
-                    if isinstance(body, DriftWindow)
-                    else None
-                )
-                conn.execute(
-                    reports.insert().values(
-                        key=report.key,
-                        node=report.node,
-                        kind=body.kind,
-                        model_version=getattr(body, "model_version", ""),
-                        created_at=report.created_at,
-                        received_at=now,
-                        body=report.model_dump_json(),
-                        baseline_share=judged.drifted_share if judged else None,
-                        drifted_inputs=json.dumps(
-                            list(judged.drifted) if judged else []
-                        ),
+            seen = {
+                key
+                for (key,) in conn.execute(
+                    sa.select(reports.c.key).where(
+                        reports.c.key.in_([r.key for r in batch])
                     )
                 )
-                self._update_node(conn, report, judged)
-                accepted += 1
-        return accepted, duplicates
+            }
+            fresh: list[Report] = []
+            for report in batch:
+                if report.key not in seen:
+                    seen.add(report.key)
+                    fresh.append(report)
+            if not fresh:
+                return 0, len(batch)
+            if self.collect_root is not None:  # files first: see collect.py
+                for report in fresh:
+                    write_report(self.collect_root, report)
+            states: dict[tuple[str, str], _BaselineRow] = {}
+            pooled: dict[str, dict[str, float]] = {}
+            judged: list[Judgement | None] = [
+                self._judge(conn, r.node, r.body, states, pooled)
+                if isinstance(r.body, DriftWindow)
+                else None
+                for r in fresh
+            ]
+            self._save_baselines(conn, states)
+            conn.execute(
+                reports.insert(),
+                [
+                    {
+                        "key": r.key,
+                        "node": r.node,
+                        "kind": r.body.kind,
+                        "model_version": getattr(r.body, "model_version", ""),
+                        "created_at": r.created_at,
+                        "received_at": now,
+                        "body": r.model_dump_json(),
+                        "baseline_share": j.drifted_share if j else None,
+                        "drifted_inputs": json.dumps(list(j.drifted) if j else []),
+                    }
+                    for r, j in zip(fresh, judged, strict=True)
+                ],
+            )
+            by_node: dict[str, list[tuple[Report, Judgement | None]]] = {}
+            for r, j in zip(fresh, judged, strict=True):
+                by_node.setdefault(r.node, []).append((r, j))
+            for node, items in by_node.items():
+                self._update_node(conn, node, items)
+        return len(fresh), len(batch) - len(fresh)
 
-    def _judge(self, conn: sa.Connection, node: str, window: DriftWindow) -> Judgement:
+    def _judge(
+        self,
+        conn: sa.Connection,
+        node: str,
+        window: DriftWindow,
+        states: dict[tuple[str, str], _BaselineRow],
+        pooled: dict[str, dict[str, float]],
+    ) -> Judgement:
         """Judge a window against the node's baseline for its version (building it first).
 
         Windows with data-quality flags never enter a baseline: a stuck sensor
         or a NaN burst is not what the node normally looks like.
         """
-        where = (baselines.c.node == node) & (
-            baselines.c.model_version == window.model_version
-        )
-        row = conn.execute(sa.select(baselines.c.state).where(where)).first()
-        state = Baseline() if row is None else Baseline.from_json(json.loads(row[0]))
-        if not state.ready() and quality_flags(window):
+        key = (node, window.model_version)
+        if key not in states:
+            row = conn.execute(
+                sa.select(baselines.c.state).where(
+                    (baselines.c.node == node)
+                    & (baselines.c.model_version == window.model_version)
+                )
+            ).first()
+            states[key] = _BaselineRow(
+                exists=row is not None,
+                state=Baseline()
+                if row is None
+                else Baseline.from_json(json.loads(row[0])),
+            )
+        entry = states[key]
+        if not entry.state.ready() and quality_flags(window):
             return Judgement(drifted_share=None)
+        if entry.state.ready() and window.model_version not in pooled:
+            pooled[window.model_version] = self._pooled_for(conn, window.model_version)
         judged = observe(
-            state,
-            window,
-            self.baseline,
-            self._pooled_for(conn, window.model_version) if state.ready() else None,
+            entry.state, window, self.baseline, pooled.get(window.model_version)
         )
-        if judged.drifted_share is None:  # the baseline changed
-            text = json.dumps(state.to_json())
-            values = {"state": text, "ready": state.ready()}
-            if row is None:
+        if judged.drifted_share is None:  # the window went into the baseline
+            entry.dirty = True
+        return judged
+
+    def _save_baselines(
+        self, conn: sa.Connection, states: dict[tuple[str, str], _BaselineRow]
+    ) -> None:
+        for (node, version), entry in states.items():
+            if not entry.dirty:
+                continue
+            values = {
+                "state": json.dumps(entry.state.to_json()),
+                "ready": entry.state.ready(),
+            }
+            if entry.exists:
                 conn.execute(
-                    baselines.insert().values(
-                        node=node, model_version=window.model_version, **values
+                    baselines.update()
+                    .where(
+                        (baselines.c.node == node)
+                        & (baselines.c.model_version == version)
                     )
+                    .values(**values)
                 )
             else:
-                conn.execute(baselines.update().where(where).values(**values))
-        return judged
+                conn.execute(
+                    baselines.insert().values(
+                        node=node, model_version=version, **values
+                    )
+                )
 
     def _pooled_for(self, conn: sa.Connection, version: str) -> dict[str, float]:
         """Each input's wobble across the fleet on ``version`` (cached per ready count)."""
@@ -239,42 +303,45 @@ class IntakeStore:
         return pooled
 
     def _update_node(
-        self, conn: sa.Connection, report: Report, judged: Judgement | None = None
+        self,
+        conn: sa.Connection,
+        node: str,
+        items: list[tuple[Report, Judgement | None]],
     ) -> None:
-        body = report.body
-        values: dict[str, Any] = {"site": body.site, "cohort": body.cohort}
-        if isinstance(body, Heartbeat):
-            values.update(
-                last_seen=report.created_at,
-                active_version=body.model_version,
-                healthy=bool(body.model_version) and not body.last_model_failure,
-                requests=body.requests,
-                errors=body.errors,
-                p99_ms=body.latency_p99_ms,
-            )
-        elif isinstance(body, DriftWindow):
-            flags = quality_flags(body)
-            values.update(
-                drifted_share=body.drifted_share,
-                baseline_share=judged.drifted_share if judged else None,
-                drifted_inputs=json.dumps(list(judged.drifted) if judged else []),
-                quality_flags=json.dumps(flags),
-            )
+        """Fold a batch's reports into the node's view with one write."""
         current = conn.execute(
-            sa.select(nodes.c.last_seen).where(nodes.c.node == report.node)
+            sa.select(nodes.c.last_seen).where(nodes.c.node == node)
         ).first()
+        last_seen = None if current is None or current[0] is None else current[0]
+        if last_seen is not None and last_seen.tzinfo is None:
+            last_seen = last_seen.replace(tzinfo=UTC)
+        values: dict[str, Any] = {}
+        for report, judged in items:
+            body = report.body
+            values.update(site=body.site, cohort=body.cohort)
+            if isinstance(body, Heartbeat):
+                if last_seen is not None and last_seen > report.created_at:
+                    continue  # a late, out-of-order heartbeat: keep the newer view
+                last_seen = report.created_at
+                values.update(
+                    last_seen=report.created_at,
+                    active_version=body.model_version,
+                    healthy=bool(body.model_version) and not body.last_model_failure,
+                    requests=body.requests,
+                    errors=body.errors,
+                    p99_ms=body.latency_p99_ms,
+                )
+            elif isinstance(body, DriftWindow):
+                values.update(
+                    drifted_share=body.drifted_share,
+                    baseline_share=judged.drifted_share if judged else None,
+                    drifted_inputs=json.dumps(list(judged.drifted) if judged else []),
+                    quality_flags=json.dumps(quality_flags(body)),
+                )
         if current is None:
-            conn.execute(nodes.insert().values(node=report.node, **values))
-            return
-        if "last_seen" in values and current[0] is not None:
-            previous = (
-                current[0] if current[0].tzinfo else current[0].replace(tzinfo=UTC)
-            )
-            if (
-                previous > report.created_at
-            ):  # a late, out-of-order heartbeat: keep the newer view
-                return
-        conn.execute(nodes.update().where(nodes.c.node == report.node).values(**values))
+            conn.execute(nodes.insert().values(node=node, **values))
+        elif values:
+            conn.execute(nodes.update().where(nodes.c.node == node).values(**values))
 
     def fleet(self) -> list[dict[str, Any]]:
         """Per node: version, health, last seen, latest drift and quality flags."""
