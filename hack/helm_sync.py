@@ -63,6 +63,10 @@ def render_files() -> dict[Path, str]:
     platform = platform.replace(
         "      serviceAccountName: edgeloop-controller", SCHEDULING
     )
+    platform = platform.replace(
+        "stringData: {}\n",
+        "stringData: {{- toYaml .Values.nodeTokens | nindent 2 }}\n",
+    )
     start = platform.index("        resources:\n")
     end = platform.index("        securityContext:\n", start)
     platform = (

@@ -96,7 +96,10 @@ class OutboxSettings(_Group):
     intake_url: str = ""
     """Intake base URL; empty keeps reports queued locally (offline forever)."""
     token: str = ""
-    """Bearer token of this node (a Kubernetes Secret in the cluster)."""
+    """Bearer token of this node (``edgeloop intake token create NODE``)."""
+    token_file: str = ""
+    """Or a file holding it, ``{node}`` replaced by the node id: in the cluster the
+    node-tokens Secret is mounted and this is ``/var/run/edgeloop/tokens/{node}``."""
     max_reports: int = Field(10_000, ge=10)
     """Reports kept when the link is down; beyond it the drop policy applies."""
     max_bytes: int = Field(50 * 2**20, ge=2**16)

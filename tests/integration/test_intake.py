@@ -122,7 +122,11 @@ def test_agent_reports_land_in_the_fleet_view_the_controller_reads(
     bundle = tmp_path / "bundle"
     shutil.copytree(registry_with_champion["run"].bundle_dir, bundle)
     settings = settings_for(tmp_path / "agent", url)
-    settings.outbox.token = token
+    # the token as the cluster delivers it: a Secret key per node, mounted as files
+    (tmp_path / "tokens").mkdir()
+    (tmp_path / "tokens" / "node-a").write_text(token + "\n")
+    settings.outbox.token = ""
+    settings.outbox.token_file = str(tmp_path / "tokens" / "{node}")
     settings.outbox.upload_readings = True
     first = datetime(2026, 3, 1, 23, 0, tzinfo=UTC)
     with serve_app(create_agent(settings), free_port(), lifespan="on") as agent:

@@ -95,7 +95,7 @@ def create_app(
             settings.outbox.max_reports,
             settings.outbox.max_bytes,
         )
-    forwarder = Forwarder(outbox, settings.outbox, transport)
+    forwarder = Forwarder(outbox, settings.outbox, transport, settings.node.id)
     service = service or ScoringService(
         settings, metrics, outbox, on_report=forwarder.wake
     )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from pathlib import Path
 
 import httpx
 
@@ -32,9 +33,11 @@ class Forwarder:
         outbox: Outbox,
         settings: OutboxSettings,
         transport: httpx.AsyncBaseTransport | None = None,
+        node: str = "",
     ) -> None:
         self.outbox = outbox
         self.settings = settings
+        self.node = node
         self._transport = transport
         self._wake = asyncio.Event()
         self._batch = settings.batch_size
@@ -54,16 +57,26 @@ class Forwarder:
             else self.settings.flush_interval_s
         )
 
+    def token(self) -> str:
+        """The bearer token: ``outbox.token``, else the file ``outbox.token_file`` names.
+
+        The file is read on every delivery attempt, so a token Secret mounted
+        (or rotated) after the agent started is picked up without a restart.
+        ``{node}`` in the path is this node's id (one Secret key per node).
+        """
+        if self.settings.token:
+            return self.settings.token
+        if not self.settings.token_file:
+            return ""
+        path = Path(self.settings.token_file.replace("{node}", self.node))
+        try:
+            return path.read_text(encoding="utf-8").strip()
+        except OSError:
+            return ""
+
     def _client(self) -> httpx.AsyncClient:
-        headers = (
-            {"Authorization": f"Bearer {self.settings.token}"}
-            if self.settings.token
-            else {}
-        )
         return httpx.AsyncClient(
-            timeout=self.settings.request_timeout_s,
-            transport=self._transport,
-            headers=headers,
+            timeout=self.settings.request_timeout_s, transport=self._transport
         )
 
     async def drain(self) -> None:
@@ -103,9 +116,10 @@ class Forwarder:
         body = '{"reports":[' + ",".join(text for _, text in batch) + "]}"
         url = self.settings.intake_url.rstrip("/") + "/v1/reports"
         try:
-            response = await client.post(
-                url, content=body, headers={"Content-Type": "application/json"}
-            )
+            headers = {"Content-Type": "application/json"}
+            if token := self.token():
+                headers["Authorization"] = f"Bearer {token}"
+            response = await client.post(url, content=body, headers=headers)
         except httpx.HTTPError as exc:
             return self._failed(f"{exc.__class__.__name__}: {exc}")
         status = response.status_code

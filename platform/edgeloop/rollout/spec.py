@@ -48,6 +48,14 @@ class Runtime(_Spec):
     """Agent image with a tag or digest (``:latest``-less pinning is required)."""
     threads: int = Field(1, ge=1, le=64)
     env: dict[str, str] = Field(default_factory=dict)
+    intakeUrl: str = Field(
+        "http://edgeloop-intake.edgeloop.svc:8000", pattern=r"^(https?://\S+)?$"
+    )
+    """Where agents send reports; empty keeps them queued on the node."""
+    tokenSecret: str = Field(
+        "edgeloop-node-tokens", pattern=r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?)?$"
+    )
+    """Secret with one key per node name holding its intake token; empty: none."""
 
     @field_validator("image")
     @classmethod

@@ -51,6 +51,8 @@ def render_group(r: GroupRender) -> list[dict[str, Any]]:
         replicas=r.replicas,
         extra_env=r.spec.runtime.env,
         object_labels=tags,
+        intake_url=r.spec.runtime.intakeUrl,
+        token_secret=r.spec.runtime.tokenSecret,
     )
     if r.spec.platform == "kubeedge":
         ng = node_group_name(r.rollout, r.group)

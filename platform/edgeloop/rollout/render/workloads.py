@@ -44,6 +44,11 @@ class AgentWorkload:
     object_labels: dict[str, str]
     node_selector: dict[str, str] | None = None
     affinity_nodes: list[str] | None = None
+    intake_url: str = ""
+    token_secret: str = ""
+
+
+TOKENS_DIR = "/var/run/edgeloop/tokens"
 
 
 def agent_deployment(w: AgentWorkload) -> dict[str, Any]:
@@ -70,8 +75,35 @@ def agent_deployment(w: AgentWorkload) -> dict[str, Any]:
             "name": "EDGELOOP_AGENT_OUTBOX__PATH",
             "value": f"{CACHE_HOST_DIR}/outbox.sqlite",
         },
+        {"name": "EDGELOOP_AGENT_OUTBOX__INTAKE_URL", "value": w.intake_url},
+        *(
+            [
+                {
+                    "name": "EDGELOOP_AGENT_OUTBOX__TOKEN_FILE",
+                    "value": TOKENS_DIR + "/{node}",
+                }
+            ]
+            if w.token_secret
+            else []
+        ),
         *({"name": k, "value": v} for k, v in sorted(w.extra_env.items())),
     ]
+    token_mounts = (
+        [{"name": "node-tokens", "mountPath": TOKENS_DIR, "readOnly": True}]
+        if w.token_secret
+        else []
+    )
+    # optional: an agent without its token still scores and queues its reports
+    token_volumes = (
+        [
+            {
+                "name": "node-tokens",
+                "secret": {"secretName": w.token_secret, "optional": True},
+            }
+        ]
+        if w.token_secret
+        else []
+    )
     affinity = placement.one_per_node(select)
     if w.affinity_nodes:
         affinity.update(placement.node_affinity(w.affinity_nodes))
@@ -119,6 +151,7 @@ def agent_deployment(w: AgentWorkload) -> dict[str, Any]:
                     },
                     {"name": "state", "mountPath": CACHE_HOST_DIR},
                     {"name": "tmp", "mountPath": "/tmp"},
+                    *token_mounts,
                 ],
             }
         ],
@@ -137,6 +170,7 @@ def agent_deployment(w: AgentWorkload) -> dict[str, Any]:
                 },
             },
             {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
+            *token_volumes,
         ],
     }
     return {
