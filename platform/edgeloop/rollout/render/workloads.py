@@ -54,7 +54,7 @@ TOKENS_DIR = "/var/run/edgeloop/tokens"
 def agent_deployment(w: AgentWorkload) -> dict[str, Any]:
     """The agent Deployment for one group."""
     select = labels.selector(w.rollout, w.group)
-    env = [
+    env: list[dict[str, Any]] = [
         {
             "name": "EDGELOOP_AGENT_NODE__ID",
             "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}},
@@ -86,7 +86,10 @@ def agent_deployment(w: AgentWorkload) -> dict[str, Any]:
             if w.token_secret
             else []
         ),
-        *({"name": k, "value": v} for k, v in sorted(w.extra_env.items())),
+    ]
+    # runtime.env overrides what is generated (one entry per name)
+    env = [e for e in env if e["name"] not in w.extra_env] + [
+        {"name": k, "value": v} for k, v in sorted(w.extra_env.items())
     ]
     token_mounts = (
         [{"name": "node-tokens", "mountPath": TOKENS_DIR, "readOnly": True}]
