@@ -75,6 +75,18 @@ class IntakeSettings(BaseModel):
     (model/site/day). Empty means ``<home>/collected``."""
 
 
+class MonitorSettings(BaseModel):
+    """Where Evidently snapshots go."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    workspace: str = ""
+    """A directory (empty means ``<home>/evidently``) or the URL of an Evidently UI
+    service (``http(s)://...``) at scale."""
+    secret: str = ""
+    """The Evidently UI service's secret, when it has one."""
+
+
 class PlatformSettings(BaseSettings):
     """Root of the control plane's settings."""
 
@@ -92,6 +104,7 @@ class PlatformSettings(BaseSettings):
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
     pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
     intake: IntakeSettings = Field(default_factory=IntakeSettings)
+    monitor: MonitorSettings = Field(default_factory=MonitorSettings)
 
     def tracking_uri(self) -> str:
         """The configured MLflow URI, or the embedded sqlite store under ``home``."""
@@ -105,6 +118,11 @@ class PlatformSettings(BaseSettings):
             return self.intake.database_url
         self.home.mkdir(parents=True, exist_ok=True)
         return f"sqlite:///{(self.home / 'intake.db').resolve()}"
+
+    def monitor_workspace(self) -> str:
+        """The Evidently workspace: a local directory or a remote UI service URL."""
+        configured = self.monitor.workspace
+        return configured or str(self.home.resolve() / "evidently")
 
     def audit_path(self) -> Path:
         """The append-only audit log (``edgeloop.audit``)."""

@@ -122,3 +122,81 @@ def test_monitor_run_stores_snapshots_per_cohort_and_window_and_exports_html(
         "evidently ui --workspace" in ui["command"]
         and ui["url"] == "http://127.0.0.1:8765"
     )
+
+
+@pytest.fixture()
+def evidently_service(tmp_path):
+    """A real `evidently ui` service on 127.0.0.1 over its own workspace."""
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import httpx
+
+    from ..conftest import free_port
+
+    port = free_port()
+    binary = Path(sys.executable).with_name("evidently")
+    log = tmp_path / "evidently-ui.log"
+    proc = subprocess.Popen(
+        [
+            str(binary),
+            "ui",
+            "--workspace",
+            str(tmp_path / "remote-ws"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/api/version", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(
+                    f"evidently ui did not start: {log.read_text()[-2000:]}"
+                )
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+
+
+def test_monitor_run_can_store_into_a_remote_evidently_ui_service(
+    registry_with_champion, tmp_path, monkeypatch, evidently_service
+):
+    shutil.copyfile(
+        registry_with_champion["root"] / "mlflow.db", tmp_path / "mlflow.db"
+    )
+    settings = PlatformSettings(home=tmp_path / "home")
+    monkeypatch.setenv("EDGELOOP_HOME", str(settings.home))
+    monkeypatch.setenv(
+        "EDGELOOP_REGISTRY__TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}"
+    )
+    monkeypatch.setenv("EDGELOOP_MONITOR__WORKSPACE", evidently_service)
+    IntakeStore(settings.intake_database_url()).accept(
+        samples(
+            registry_with_champion["run"].bundle_dir, "gw-1", "flowserve-hpx", 0.0, 1
+        )
+    )
+    result = CliRunner().invoke(app, ["-o", "json", "monitor", "run"])
+    assert result.exit_code == 0, result.output
+    (run,) = json.loads(result.stdout)
+
+    from edgeloop.monitor.evidently_runs import MonitorWorkspace
+
+    remote = MonitorWorkspace(evidently_service)
+    assert remote.runs("pump-failure") == [run["snapshot"]]
+    ui = json.loads(CliRunner().invoke(app, ["-o", "json", "monitor", "ui"]).stdout)
+    assert ui["url"] == evidently_service

@@ -21,11 +21,11 @@ app = typer.Typer(
 )
 
 
-def _paths() -> tuple[PlatformSettings, Path, Path]:
+def _paths() -> tuple[PlatformSettings, str, Path]:
     from edgeloop.settings import load_settings
 
     settings = load_settings()
-    return settings, settings.home / "evidently", settings.home / "monitor.json"
+    return settings, settings.monitor_workspace(), settings.home / "monitor.json"
 
 
 @app.command()
@@ -48,7 +48,7 @@ def run(
         records, newest = monitor_pass(
             IntakeStore.from_settings(settings),
             Registry(settings.tracking_uri()),
-            MonitorWorkspace(workspace_dir),
+            MonitorWorkspace(workspace_dir, settings.monitor.secret),
             name,
             after,
         )
@@ -117,13 +117,18 @@ def report(
 
 @app.command()
 def ui(ctx: typer.Context, port: int = typer.Option(8765, min=1, max=65535)) -> None:
-    """How to open the Evidently UI on the workspace."""
-    _, workspace_dir, _ = _paths()
-    command = f".venv/bin/evidently ui --workspace {workspace_dir.resolve()} --host 127.0.0.1 --port {port}"
+    """How to open the Evidently UI on the workspace (or where the remote one is)."""
+    _, workspace, _ = _paths()
+    if workspace.startswith(("http://", "https://")):
+        emit(ctx, {"workspace": workspace, "command": "", "url": workspace})
+        return
+    command = (
+        f".venv/bin/evidently ui --workspace {workspace} --host 127.0.0.1 --port {port}"
+    )
     emit(
         ctx,
         {
-            "workspace": str(workspace_dir.resolve()),
+            "workspace": workspace,
             "command": command,
             "url": f"http://127.0.0.1:{port}",
         },

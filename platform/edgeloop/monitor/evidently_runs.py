@@ -125,13 +125,20 @@ def drifted_share(snapshot: Any) -> float | None:
 
 
 class MonitorWorkspace:
-    """An Evidently workspace with one project per model."""
+    """An Evidently workspace with one project per model: local, or a remote UI service."""
 
-    def __init__(self, path: Path) -> None:
-        from evidently.ui.workspace import Workspace
+    def __init__(self, location: Path | str, secret: str = "") -> None:
+        from evidently.ui.workspace import RemoteWorkspace, Workspace
 
-        self.path = Path(path)
-        self.workspace = Workspace.create(str(self.path))
+        self.location = str(location)
+        self._secret = secret
+        self.remote = self.location.startswith(("http://", "https://"))
+        self.path = Path(self.location) if not self.remote else Path()
+        self.workspace: Any = (
+            RemoteWorkspace(self.location, secret=secret or None)
+            if self.remote
+            else Workspace.create(self.location)
+        )
 
     def project_id(self, model: str) -> str:
         """The model's project, created once (create_project does not dedupe by name)."""
@@ -152,8 +159,23 @@ class MonitorWorkspace:
         return str(getattr(ref, "id", ref))
 
     def runs(self, model: str) -> list[str]:
-        """Snapshot ids stored for a model."""
-        return [str(r) for r in self.workspace.list_runs(self.project_id(model))]
+        """Snapshot ids stored for a model.
+
+        Evidently 0.7's ``RemoteWorkspace.list_runs`` raises NotImplementedError,
+        so for a remote service this reads the UI's own REST endpoint.
+        """
+        project = self.project_id(model)
+        if not self.remote:
+            return [str(r) for r in self.workspace.list_runs(project)]
+        import httpx
+
+        response = httpx.get(
+            f"{self.location.rstrip('/')}/api/projects/{project}/snapshots",
+            headers={"evidently-secret": self._secret} if self._secret else {},
+            timeout=30,
+        )
+        response.raise_for_status()
+        return [str(item["id"]) for item in response.json()]
 
 
 def monitor_pass(
