@@ -97,6 +97,11 @@ def test_drift_storm_through_the_intake_fires_once_and_faults_do_not(
         app, ["-o", "json", "retrain", "--reason", "new impeller batch"]
     )
     assert json.loads(manual.stdout)["decision"]["kind"] == "manual"
+    ci = CliRunner().invoke(
+        app,
+        ["-o", "json", "retrain", "--code-change", "--reason", "features v2 (abc123)"],
+    )
+    assert json.loads(ci.stdout)["decision"]["kind"] == "code_change"
     empty = CliRunner().invoke(app, ["retrain", "--reason", " "])
     assert empty.exit_code == 1 and "--reason must not be empty" in empty.stderr
     bad_policy = tmp_path / "policy.yaml"

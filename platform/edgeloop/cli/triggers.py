@@ -113,11 +113,18 @@ def retrain(
         ..., "--reason", help="Why (recorded with the decision)."
     ),
     data: Path | None = DATA,
+    code_change: bool = typer.Option(
+        False,
+        "--code-change",
+        help="Record it as a code-change trigger (what the CI job in docs/closed-loop.md passes).",
+    ),
 ) -> None:
-    """Ask for a retraining by hand; with --data the pipeline runs now."""
+    """Ask for a retraining by hand (or from CI); with --data the pipeline runs now."""
     if not reason.strip():
         raise UsageError("--reason must not be empty")
-    decision = _engine(None).manual(reason)
+    decision = _engine(None).manual(
+        reason, kind="code_change" if code_change else "manual"
+    )
     result: dict[str, Any] = {"decision": _row(decision)}
     if data is not None:
         result["registered"] = _launch(data, reason)

@@ -76,10 +76,12 @@ class TriggerEngine:
                 decision=json.loads(decision.model_dump_json()),
             )
 
-    def manual(self, reason: str, now: float | None = None) -> p.Decision:
-        """Record a manual retraining request."""
+    def manual(
+        self, reason: str, now: float | None = None, kind: p.Kind = "manual"
+    ) -> p.Decision:
+        """Record a manual (or CI ``code_change``) retraining request."""
         decision = p.manual(
-            self.state.policy_state, reason, time.time() if now is None else now
+            self.state.policy_state, reason, time.time() if now is None else now, kind
         )
         self.save()
         self._audit([decision])
