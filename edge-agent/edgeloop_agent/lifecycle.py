@@ -16,6 +16,7 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 from edgeloop_agent.contracts import BundleError, DesiredModel
 from edgeloop_agent.scoring.model_store import LoadedModel, ModelStore, read_desired
@@ -34,8 +35,10 @@ class Lifecycle:
         store: ModelStore,
         service: ScoringService,
         clock: Callable[[], float] = time.time,
+        node: str = "",
     ) -> None:
         self.settings = settings
+        self.node = node
         self.store = store
         self.service = service
         self._clock = clock
@@ -83,8 +86,22 @@ class Lifecycle:
             self.service.last_model_failure = ""
             await asyncio.to_thread(self.store.remember, model)
 
-    def _read_file(self) -> None:
+    def desired_path(self) -> Path:
+        """This node's own record when its ConfigMap has one, else the group's.
+
+        A percentage wave that splits a node group gives the nodes it targets a
+        key ``desired-model.<node>.json`` beside the group's ``desired-model.json``
+        (both projected from the same ConfigMap into the same directory).
+        """
         path = self.settings.desired_model_path
+        if self.node:
+            own = path.with_name(f"{path.stem}.{self.node}{path.suffix}")
+            if own.exists():
+                return own
+        return path
+
+    def _read_file(self) -> None:
+        path = self.desired_path()
         try:
             raw = path.read_bytes()
         except FileNotFoundError:

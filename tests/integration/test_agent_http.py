@@ -421,6 +421,8 @@ def test_nan_literals_and_oversized_bodies_are_refused(agent):
 def test_reports_reach_the_intake_with_the_node_token(agent, receiver):
     url, settings, bundle = agent
     _, state = receiver
+    with state.lock:  # earlier agents deliver their open windows when they stop
+        state.reports.clear()
     activate(url, settings, bundle)
     httpx.post(
         f"{url}/predict",

@@ -105,7 +105,7 @@ def create_app(
         timeout_s=settings.model.download_timeout_s,
         smoke_tolerance=settings.model.smoke_tolerance,
     )
-    lifecycle = Lifecycle(settings.model, store, service)
+    lifecycle = Lifecycle(settings.model, store, service, node=settings.node.id)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -170,16 +170,24 @@ class Reconciler:
         objects: list[dict[str, Any]] = []
         for group in rollout.spec.groups:
             desired = result.desired.get(group.name)
-            if desired is None:
+            overrides = {
+                n: d.model_copy(update={"rollout": name})
+                for n in result.nodes.get(group.name, [])
+                if (d := result.node_desired.get(n)) is not None
+            }
+            if desired is None and not overrides:
                 continue
+            shown = desired or next(iter(overrides.values()))
             objects += render_group(
                 GroupRender(
                     rollout=name,
                     namespace=namespace,
                     spec=rollout.spec,
                     group=group,
-                    desired=desired.model_copy(update={"rollout": name}),
+                    desired=shown.model_copy(update={"rollout": name}),
                     replicas=max(1, len(result.nodes.get(group.name, []))),
+                    overrides=overrides,
+                    group_default=desired is not None,
                 )
             )
         validate.validate_all(objects)

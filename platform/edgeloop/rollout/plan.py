@@ -84,7 +84,12 @@ class Plan:
     nodes: dict[str, list[str]] = field(default_factory=dict)
     """Member nodes per group (explicit or observed)."""
     waves: dict[str, list[str]] = field(default_factory=dict)
-    """Groups per wave, after resolving percentages."""
+    """Groups per wave (a group split by a percentage wave is in several)."""
+    wave_nodes: dict[str, list[str]] = field(default_factory=dict)
+    """Nodes per wave, after resolving percentages."""
+    node_desired: dict[str, DesiredModel | None] = field(default_factory=dict)
+    """Per-node exceptions to their group's desired model (a percentage wave
+    that splits a group); rendered as per-node keys of the group's ConfigMap."""
     gates: list[GateCheck] = field(default_factory=list)
     refused: dict[str, str] = field(default_factory=dict)
 
@@ -94,28 +99,34 @@ def _ts(epoch: float) -> datetime:
 
 
 def resolve_waves(
-    waves: Sequence[Wave], groups: Sequence[TargetGroup], sizes: dict[str, int]
-) -> dict[str, list[str]]:
-    """Groups per wave; a percentage takes whole groups of the untargeted nodes.
+    waves: Sequence[Wave], groups: Sequence[TargetGroup], nodes: dict[str, list[str]]
+) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """(groups per wave, nodes per wave).
 
-    Groups are taken in spec order until they cover that share of the nodes
-    not yet targeted (a node belongs to one KubeEdge NodeGroup, so a wave
-    cannot split a group).
+    A group wave takes every node of its groups. A percentage wave takes that
+    share (rounded up, at least one) of the nodes not yet targeted, in spec
+    group order and then node name order, so consecutive percentage waves walk
+    through the fleet deterministically; it may split a group (its nodes get
+    per-node desired-model keys in the group's ConfigMap). Groups with no
+    known nodes that no wave names join the last wave.
     """
     named = {g for w in waves for g in w.groups}
-    remaining = [g.name for g in groups if g.name not in named]
-    out: dict[str, list[str]] = {}
+    pool = [(g.name, n) for g in groups if g.name not in named for n in nodes[g.name]]
+    empty = [g.name for g in groups if g.name not in named and not nodes[g.name]]
+    group_waves: dict[str, list[str]] = {}
+    node_waves: dict[str, list[str]] = {}
     for wave in waves:
         if wave.groups:
-            out[wave.name] = list(wave.groups)
+            group_waves[wave.name] = list(wave.groups)
+            node_waves[wave.name] = [n for g in wave.groups for n in nodes[g]]
             continue
-        pool = sum(sizes.get(g, 0) for g in remaining)
-        want = math.ceil(pool * (wave.percent or 0) / 100)
-        chosen: list[str] = []
-        while remaining and (sum(sizes.get(g, 0) for g in chosen) < want or not chosen):
-            chosen.append(remaining.pop(0))
-        out[wave.name] = chosen
-    return out
+        want = max(1, math.ceil(len(pool) * (wave.percent or 0) / 100)) if pool else 0
+        chosen, pool = pool[:want], pool[want:]
+        group_waves[wave.name] = list(dict.fromkeys(g for g, _ in chosen))
+        node_waves[wave.name] = [n for _, n in chosen]
+    if waves and empty:
+        group_waves[waves[-1].name] = group_waves[waves[-1].name] + empty
+    return group_waves, node_waves
 
 
 def hardware_refusals(
@@ -261,8 +272,8 @@ def plan(
     labels = node_labels or {}
     result = Plan(status=status)
     result.nodes = {g.name: _members(g, fleet, labels) for g in spec.groups}
-    result.waves = resolve_waves(
-        spec.waves, spec.groups, {g: len(n) for g, n in result.nodes.items()}
+    result.waves, result.wave_nodes = resolve_waves(
+        spec.waves, spec.groups, result.nodes
     )
     result.refused = hardware_refusals(spec.groups, registry.latency)
 
@@ -318,12 +329,8 @@ def plan(
 
     if status.phase == "Progressing":
         wave = spec.waves[current]
-        nodes = [
-            n
-            for g in result.waves[wave.name]
-            if g not in result.refused
-            for n in result.nodes[g]
-        ]
+        refused_nodes = {n for g in result.refused for n in result.nodes[g]}
+        nodes = [n for n in result.wave_nodes[wave.name] if n not in refused_nodes]
         started = (status.waves[current].startedAt or _ts(now)).timestamp()
         if promote:
             started = (
@@ -391,20 +398,55 @@ def plan(
             decide("hold", wave.name, reason)
 
     current = names.index(status.wave) if status.wave in names else 0
-    for index, wave in enumerate(spec.waves):
-        for group in result.waves[wave.name]:
-            if group in result.refused:
-                result.desired[group] = lkg
-            elif status.phase in {"RolledBack", "Failed"}:
-                result.desired[group] = (
-                    lkg
-                    if spec.rollback.scope == "all-waves" or index == current
-                    else (registry.desired if index < current else lkg)
-                )
-            elif index <= current or status.phase == "Succeeded":
-                result.desired[group] = registry.desired
-            else:
-                result.desired[group] = lkg
+
+    def desired_for(index: int) -> DesiredModel | None:
+        """What a node or group of wave ``index`` should run now."""
+        if status.phase in {"RolledBack", "Failed"}:
+            return (
+                lkg
+                if spec.rollback.scope == "all-waves" or index == current
+                else (registry.desired if index < current else lkg)
+            )
+        if index <= current or status.phase == "Succeeded":
+            return registry.desired
+        return lkg
+
+    node_wave = {
+        n: i for i, w in enumerate(spec.waves) for n in result.wave_nodes[w.name]
+    }
+    for group in spec.groups:
+        if group.name in result.refused:
+            result.desired[group.name] = lkg
+            continue
+        members = result.nodes[group.name]
+        if not members:
+            index = next(
+                i
+                for i, w in enumerate(spec.waves)
+                if group.name in result.waves[w.name]
+            )
+            result.desired[group.name] = desired_for(index)
+            continue
+        per_node = {
+            n: desired_for(node_wave[n]) if n in node_wave else lkg for n in members
+        }
+        versions = [None if d is None else d.version for d in per_node.values()]
+        # The group's default is what most of its nodes run; when some nodes
+        # must run nothing yet (a first rollout split by a percentage), there is
+        # no default and only the nodes with a model get a per-node record.
+        common = (
+            None
+            if None in versions
+            else max(dict.fromkeys(versions), key=versions.count)
+        )
+        default = next(
+            (d for d in per_node.values() if d is not None and d.version == common),
+            None,
+        )
+        result.desired[group.name] = default
+        for node, wanted in per_node.items():
+            if wanted is not None and wanted.version != common:
+                result.node_desired[node] = wanted
     return result
 
 

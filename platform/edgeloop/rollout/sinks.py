@@ -57,13 +57,17 @@ class LocalSink:
         """Write every changed node file; returns whether any changed."""
         pending: list[tuple[Path, str]] = []
         for obj in objects:
-            if obj["kind"] != "ConfigMap" or config.DESIRED_FILE not in obj.get(
-                "data", {}
-            ):
+            data = obj.get("data", {})
+            if obj["kind"] != "ConfigMap" or "edgeloop.io/group" not in obj[
+                "metadata"
+            ].get("labels", {}):
                 continue
             group = obj["metadata"]["labels"]["edgeloop.io/group"]
-            text = obj["data"][config.DESIRED_FILE]
             for node in nodes.get(group, []):
+                # what the agent resolves: its own key first, then the group's
+                text = data.get(config.node_key(node), data.get(config.DESIRED_FILE))
+                if text is None:
+                    continue
                 target = self.root / node / config.DESIRED_FILE
                 if not target.exists() or target.read_text(encoding="utf-8") != text:
                     pending.append((target, text))

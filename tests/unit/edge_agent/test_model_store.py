@@ -215,3 +215,31 @@ def test_standalone_bundle_is_served_under_its_exported_record(bundle, tmp_path)
         ModelStore(tmp_path / "cache3").standalone(str(bundle)).version
         == bundle_digest(bundle)[:12]
     )
+
+
+def test_a_node_prefers_its_own_record_from_the_group_configmap(bundle, tmp_path):
+    """A percentage wave splits a group: this node's key wins over the group's."""
+    settings = AgentSettings(
+        model=ModelSettings(
+            desired_model_path=tmp_path / "desired-model.json",
+            cache_dir=tmp_path / "cache",
+        )
+    )
+    service = ScoringService(settings, clock=Clock())
+    store = ModelStore(settings.model.cache_dir)
+    life = Lifecycle(settings.model, store, service, Clock(), node="gw-7")
+    (tmp_path / "desired-model.json").write_text(
+        desired_for(bundle, version="1").model_dump_json()
+    )
+    (tmp_path / "desired-model.gw-3.json").write_text(
+        desired_for(bundle, version="2").model_dump_json()
+    )
+    asyncio.run(life.step())
+    assert service.active.version == "1"  # another node's key is not ours
+    assert life.desired_path().name == "desired-model.json"
+    (tmp_path / "desired-model.gw-7.json").write_text(
+        desired_for(bundle, version="2").model_dump_json()
+    )
+    asyncio.run(life.step())
+    assert life.desired_path().name == "desired-model.gw-7.json"
+    assert life.desired is not None and life.desired.version == "2"

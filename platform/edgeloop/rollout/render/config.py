@@ -15,14 +15,32 @@ def configmap_name(rollout: str, group: str) -> str:
     return f"{rollout}-{group}-desired-model"[:253]
 
 
+def node_key(node: str) -> str:
+    """The ConfigMap key of a node's own record (a percentage wave split its group)."""
+    return f"desired-model.{node}.json"
+
+
 def desired_model_configmap(
     rollout: str,
     group: str,
     namespace: str,
-    desired: DesiredModel,
+    desired: DesiredModel | None,
     labels: dict[str, str],
+    overrides: dict[str, DesiredModel] | None = None,
 ) -> dict[str, Any]:
-    """ConfigMap holding the DesiredModel record as JSON (what the agent watches)."""
+    """ConfigMap holding the DesiredModel record as JSON (what the agent watches).
+
+    ``overrides``: per-node records, under :func:`node_key`, which the agent
+    prefers to the group's ``desired-model.json`` (absent when ``desired`` is
+    None: those nodes run nothing yet).
+    """
+    data = (
+        {}
+        if desired is None
+        else {DESIRED_FILE: desired.model_dump_json(exclude_none=True)}
+    )
+    for node, record in sorted((overrides or {}).items()):
+        data[node_key(node)] = record.model_dump_json(exclude_none=True)
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -31,5 +49,5 @@ def desired_model_configmap(
             "namespace": namespace,
             "labels": dict(labels),
         },
-        "data": {DESIRED_FILE: desired.model_dump_json(exclude_none=True)},
+        "data": data,
     }

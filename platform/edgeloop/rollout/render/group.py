@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from edgeloop.rollout.render import config, k3s, kubeedge, labels, workloads
@@ -19,8 +19,13 @@ class GroupRender:
     spec: EdgeRolloutSpec
     group: TargetGroup
     desired: DesiredModel
+    """The group's record (also what labels name)."""
     replicas: int
     prepull: bool = False
+    overrides: dict[str, DesiredModel] = field(default_factory=dict)
+    """Per-node records where a percentage wave split the group."""
+    group_default: bool = True
+    """False: only the nodes in ``overrides`` get a record (the rest run nothing yet)."""
 
 
 def node_group_name(rollout: str, group: TargetGroup) -> str:
@@ -36,7 +41,12 @@ def render_group(r: GroupRender) -> list[dict[str, Any]]:
     name = f"{r.rollout}-{r.group.name}"
     objects: list[dict[str, Any]] = [
         config.desired_model_configmap(
-            r.rollout, r.group.name, r.namespace, r.desired, tags
+            r.rollout,
+            r.group.name,
+            r.namespace,
+            r.desired if r.group_default else None,
+            tags,
+            r.overrides,
         )
     ]
     threads = r.spec.runtime.threads

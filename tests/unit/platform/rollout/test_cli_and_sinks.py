@@ -267,3 +267,71 @@ def test_local_sink_writes_only_changed_files(tmp_path):
     assert sink.apply("r", [cm], {"g": ["a", "b"]}, "") is True
     assert sink.apply("r", [cm], {"g": ["a", "b"]}, "") is False
     assert (tmp_path / "b" / "desired-model.json").read_text() == '{"v": 1}'
+
+
+def test_a_split_group_gets_per_node_keys_and_each_node_its_own_record(tmp_path):
+    """A 25 % wave over one 4-node group: the group's ConfigMap carries a per-node
+    key for the targeted node, validated like every object; the local sink writes
+    each node what its agent would resolve."""
+    import json as _json
+
+    from edgeloop.rollout.controller import Reconciler
+    from edgeloop.rollout.fleet import EmptyFleet
+    from edgeloop.rollout.plan import RegistryView
+    from edgeloop.rollout.spec import EdgeRollout
+    from edgeloop_agent.contracts import DesiredModel, LatencyProfile
+
+    def record(version: str, lkg: DesiredModel | None = None) -> DesiredModel:
+        return DesiredModel(
+            model_name="pump-failure",
+            version=version,
+            bundle_uri=f"http://mlflow/{version}",
+            bundle_sha256=version * 64,
+            last_known_good=lkg,
+        )
+
+    fits = LatencyProfile(
+        device_profile="gateway-small",
+        threads=1,
+        single_p50_ms=0.1,
+        single_p99_ms=0.2,
+        batch_size=100,
+        batch_p50_ms=1,
+        batch_p99_ms=2,
+        session_memory_mb=4,
+        latency_budget_ms=20,
+        memory_budget_mb=64,
+        fits=True,
+        measured_on="t",
+    )
+    rollout = EdgeRollout.model_validate(
+        {
+            "metadata": {"name": "pumps"},
+            "spec": {
+                "model": {"name": "pump-failure", "alias": "champion"},
+                "runtime": {"image": "ghcr.io/edgeloop/edgeloop-agent:0.1.0"},
+                "platform": "k3s",
+                "groups": [{"name": "north", "nodes": ["a1", "a2", "a3", "a4"]}],
+                "waves": [
+                    {"name": "quarter", "percent": 25},
+                    {"name": "rest", "percent": 100},
+                ],
+            },
+        }
+    )
+    rollout.status.modelVersion, rollout.status.phase = "1", "Succeeded"
+    reconciler = Reconciler(
+        registry_view=lambda r: RegistryView(
+            record("2", lkg=record("1")), latency=[fits]
+        ),
+        fleet=EmptyFleet(),
+        sink=LocalSink(tmp_path),
+    )
+    outcome = reconciler.reconcile(rollout)
+    (cm,) = [o for o in outcome.objects if o["kind"] == "ConfigMap"]
+    assert sorted(cm["data"]) == ["desired-model.a1.json", "desired-model.json"]
+    versions = {
+        n: _json.loads((tmp_path / n / "desired-model.json").read_text())["version"]
+        for n in ("a1", "a2", "a3", "a4")
+    }
+    assert versions == {"a1": "2", "a2": "1", "a3": "1", "a4": "1"}

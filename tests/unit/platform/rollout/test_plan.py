@@ -217,7 +217,7 @@ def test_groups_whose_device_profile_does_not_fit_are_refused():
     assert result.desired["fleet"].version == "1"
 
 
-def test_percent_waves_take_whole_groups_of_the_remaining_nodes():
+def test_percent_waves_take_a_share_of_the_remaining_nodes():
     r = rollout(
         groups=[{"name": f"g{i}", "nodes": [f"n{i}a", f"n{i}b"]} for i in range(5)],
         waves=[
@@ -229,6 +229,56 @@ def test_percent_waves_take_whole_groups_of_the_remaining_nodes():
     view = RegistryView(desired("2"), latency=[latency()])
     result = plan(r, view, [], T0)
     assert result.waves == {"first": ["g0"], "some": ["g1", "g2"], "rest": ["g3", "g4"]}
+    assert result.wave_nodes["some"] == ["n1a", "n1b", "n2a", "n2b"]
+
+
+def test_a_percent_wave_splits_a_group_node_by_node():
+    """25 % of 8 nodes is 2: half of the first group moves, the rest stays on v1."""
+    r = rollout(
+        groups=[
+            {"name": "north", "nodes": ["a1", "a2", "a3", "a4"]},
+            {"name": "south", "nodes": ["b1", "b2", "b3", "b4"]},
+        ],
+        waves=[
+            {"name": "quarter", "percent": 25, "gates": {"soakSeconds": 0}},
+            {"name": "rest", "percent": 100, "gates": {"soakSeconds": 0}},
+        ],
+    )
+    r.status.modelVersion, r.status.phase = "1", "Succeeded"
+    r, first = step(
+        r, V2, fleet("1", ["a1", "a2", "a3", "a4", "b1", "b2", "b3", "b4"]), T0
+    )
+    assert first.wave_nodes == {
+        "quarter": ["a1", "a2"],
+        "rest": ["a3", "a4", "b1", "b2", "b3", "b4"],
+    }
+    targeted = {
+        n: (first.node_desired.get(n) or first.desired[g]).version
+        for g, nodes in first.nodes.items()
+        for n in nodes
+    }
+    assert targeted == {
+        "a1": "2",
+        "a2": "2",
+        "a3": "1",
+        "a4": "1",
+        "b1": "1",
+        "b2": "1",
+        "b3": "1",
+        "b4": "1",
+    }
+    # the gates of the quarter wave look at its two nodes only
+    obs = fleet("2", ["a1", "a2"], T0 + 5) + fleet(
+        "1", ["a3", "a4", "b1", "b2", "b3", "b4"], T0 + 5
+    )
+    r, second = step(r, V2, obs, T0 + 5)
+    assert r.status.wave == "rest" and second.status.waves[0].targeted == 2
+    assert {
+        n: (second.node_desired.get(n) or second.desired[g]).version
+        for g, nodes in second.nodes.items()
+        for n in nodes
+    } == dict.fromkeys(targeted, "2")
+    assert second.node_desired == {}
 
 
 def test_first_rollout_failing_has_no_rollback_target():
