@@ -27,7 +27,9 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
+# mosquitto is optional for the demo: without it the canary site uses HTTP.
 demo: $(STAMP)
+	@$(MAKE) --no-print-directory system-deps 2>/dev/null || echo "(no mosquitto: the demo feeds every site over HTTP)"
 	$(BIN)/edgeloop demo
 
 # The MQTT tests run a real mosquitto broker (Debian package). As root with

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from typer.testing import CliRunner
 
 from edgeloop.cli import app
@@ -110,3 +111,43 @@ def test_drift_storm_through_the_intake_fires_once_and_faults_do_not(
         app, ["triggers", "evaluate", "--policy", str(bad_policy)]
     )
     assert refused.exit_code == 1 and "consecutive" in refused.stderr
+
+
+@pytest.mark.kfp_local
+def test_a_failed_retraining_leaves_the_champion_as_it_was(
+    registry_with_champion, fleet_dir, tmp_path, monkeypatch
+):
+    import shutil
+
+    shutil.copyfile(
+        registry_with_champion["root"] / "mlflow.db", tmp_path / "mlflow.db"
+    )
+    monkeypatch.setenv("EDGELOOP_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv(
+        "EDGELOOP_REGISTRY__TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}"
+    )
+    broken = tmp_path / "broken"
+    shutil.copytree(fleet_dir, broken)
+    (broken / "maintenance_log.csv").write_text("pump_id,failed_at\np1,not a time\n")
+    before = CliRunner().invoke(
+        app, ["-o", "json", "models", "show", "pump-failure@champion"]
+    )
+    result = CliRunner().invoke(
+        app, ["retrain", "--reason", "drift at desert-02", "--data", str(broken)]
+    )
+    assert result.exit_code == 1
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith("error: step 'validate-data' failed")
+    )
+    after = CliRunner().invoke(
+        app, ["-o", "json", "models", "show", "pump-failure@champion"]
+    )
+    assert json.loads(after.stdout)["version"] == json.loads(before.stdout)["version"]
+    assert (
+        json.loads(CliRunner().invoke(app, ["-o", "json", "models", "list"]).stdout)[0][
+            "versions"
+        ]
+        == 1
+    )
