@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.doc import write_section
+
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks.md"
 MLSERVER_VENV = Path(
@@ -538,10 +540,7 @@ def main() -> None:
         overhead = bookkeeping_overhead(bundle, x)
         servers = run_servers(bundle, x, work, opts.seconds, opts.rate)
     section = render(fl, servers, overhead, opts.rate, opts.seconds)
-    text = DOC.read_text(encoding="utf-8") if DOC.exists() else "# Benchmarks\n"
-    if MARK in text:
-        text = text[: text.index(MARK)].rstrip() + "\n"
-    DOC.write_text(text.rstrip() + "\n\n" + section, encoding="utf-8")
+    write_section("bench.agent", section, DOC)
     print(section)
 
 

@@ -11,6 +11,7 @@ import time
 import tracemalloc
 from pathlib import Path
 
+from bench.doc import write_section
 from edgeloop.rollout import validate
 from edgeloop.rollout.plan import NodeObservation, RegistryView, plan
 from edgeloop.rollout.render.group import GroupRender, render_group
@@ -145,12 +146,7 @@ def main() -> None:
         "",
     ]
     section = "\n".join(lines)
-    text = DOC.read_text(encoding="utf-8") if DOC.exists() else "# Benchmarks\n"
-    if MARK in text:
-        start = text.index(MARK)
-        following = text.find("\n## ", start + len(MARK))
-        text = text[:start] + (text[following + 1 :] if following != -1 else "")
-    DOC.write_text(text.rstrip() + "\n\n" + section, encoding="utf-8")
+    write_section("bench.rollout", section, DOC)
     print(section)
 
 

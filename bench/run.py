@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.doc import write_section
 from edgeloop import pipeline_runs
 from edgeloop.settings import PlatformSettings
 from edgeloop.simulator import config as cfg
@@ -171,7 +172,9 @@ def main() -> None:
             pipelines.append(bench_pipeline(size, work / f"p{size}"))
         print("latency …", flush=True)
         latency = bench_latency(work)
-    opts.out.write_text(render(sim, pipelines, latency, opts.quick), encoding="utf-8")
+    write_section(
+        "bench.run", render(sim, pipelines, latency, opts.quick), opts.out, first=True
+    )
     print(f"wrote {opts.out}")
 
 

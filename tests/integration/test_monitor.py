@@ -129,10 +129,9 @@ def evidently_service(tmp_path):
     """A real `evidently ui` service on 127.0.0.1 over its own workspace."""
     import subprocess
     import sys
-    import time
     from pathlib import Path
 
-    import httpx
+    from edgeloop.loop_demo.processes import wait_http
 
     from ..conftest import free_port
 
@@ -155,18 +154,7 @@ def evidently_service(tmp_path):
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/api/version", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(
-                    f"evidently ui did not start: {log.read_text()[-2000:]}"
-                )
-            time.sleep(0.2)
+        wait_http(f"{url}/api/version", proc, "evidently ui", log)
         yield url
     finally:
         proc.terminate()

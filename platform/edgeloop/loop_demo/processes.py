@@ -22,6 +22,26 @@ from edgeloop.errors import EdgeloopError
 from edgeloop.loop_demo.link import free_port
 
 
+def wait_http(
+    url: str, proc: subprocess.Popen[bytes], what: str, log: Path, timeout: float = 60
+) -> None:
+    """Wait until ``url`` answers 200 while ``proc`` lives.
+
+    Raises:
+        EdgeloopError: the process exited or ``timeout`` passed; names the log.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise EdgeloopError(f"{what} did not start; see {log}")
+        time.sleep(0.1)
+
+
 @dataclass(frozen=True)
 class AgentSpec:
     """One simulated gateway."""
@@ -126,16 +146,7 @@ def agent(home: Path, spec: AgentSpec) -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/v2/health/live", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise EdgeloopError(f"agent {spec.node} did not start; see {log}")
-            time.sleep(0.1)
+        wait_http(f"{url}/v2/health/live", proc, f"agent {spec.node}", log)
         yield url
     finally:
         _stop(proc)

@@ -279,31 +279,9 @@ def test_a_split_group_gets_per_node_keys_and_each_node_its_own_record(tmp_path)
     from edgeloop.rollout.fleet import EmptyFleet
     from edgeloop.rollout.plan import RegistryView
     from edgeloop.rollout.spec import EdgeRollout
-    from edgeloop_agent.contracts import DesiredModel, LatencyProfile
 
-    def record(version: str, lkg: DesiredModel | None = None) -> DesiredModel:
-        return DesiredModel(
-            model_name="pump-failure",
-            version=version,
-            bundle_uri=f"http://mlflow/{version}",
-            bundle_sha256=version * 64,
-            last_known_good=lkg,
-        )
+    from .test_plan import desired, latency
 
-    fits = LatencyProfile(
-        device_profile="gateway-small",
-        threads=1,
-        single_p50_ms=0.1,
-        single_p99_ms=0.2,
-        batch_size=100,
-        batch_p50_ms=1,
-        batch_p99_ms=2,
-        session_memory_mb=4,
-        latency_budget_ms=20,
-        memory_budget_mb=64,
-        fits=True,
-        measured_on="t",
-    )
     rollout = EdgeRollout.model_validate(
         {
             "metadata": {"name": "pumps"},
@@ -322,7 +300,7 @@ def test_a_split_group_gets_per_node_keys_and_each_node_its_own_record(tmp_path)
     rollout.status.modelVersion, rollout.status.phase = "1", "Succeeded"
     reconciler = Reconciler(
         registry_view=lambda r: RegistryView(
-            record("2", lkg=record("1")), latency=[fits]
+            desired("2", lkg=desired("1")), latency=[latency()]
         ),
         fleet=EmptyFleet(),
         sink=LocalSink(tmp_path),
