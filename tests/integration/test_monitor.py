@@ -53,9 +53,8 @@ def samples(bundle, node: str, cohort: str, shift: float, hours: int) -> list[Re
     return out
 
 
-def test_monitor_run_stores_snapshots_per_cohort_and_window_and_exports_html(
-    registry_with_champion, tmp_path, monkeypatch
-):
+def platform_home(registry_with_champion, tmp_path, monkeypatch) -> PlatformSettings:
+    """A home whose registry is a copy of the session's, holding pump-failure:1."""
     shutil.copyfile(
         registry_with_champion["root"] / "mlflow.db", tmp_path / "mlflow.db"
     )
@@ -64,6 +63,13 @@ def test_monitor_run_stores_snapshots_per_cohort_and_window_and_exports_html(
     monkeypatch.setenv(
         "EDGELOOP_REGISTRY__TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}"
     )
+    return settings
+
+
+def test_monitor_run_stores_snapshots_per_cohort_and_window_and_exports_html(
+    registry_with_champion, tmp_path, monkeypatch
+):
+    settings = platform_home(registry_with_champion, tmp_path, monkeypatch)
     store = IntakeStore(settings.intake_database_url())
     bundle = registry_with_champion["run"].bundle_dir
     store.accept(
@@ -164,14 +170,7 @@ def evidently_service(tmp_path):
 def test_monitor_run_can_store_into_a_remote_evidently_ui_service(
     registry_with_champion, tmp_path, monkeypatch, evidently_service
 ):
-    shutil.copyfile(
-        registry_with_champion["root"] / "mlflow.db", tmp_path / "mlflow.db"
-    )
-    settings = PlatformSettings(home=tmp_path / "home")
-    monkeypatch.setenv("EDGELOOP_HOME", str(settings.home))
-    monkeypatch.setenv(
-        "EDGELOOP_REGISTRY__TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}"
-    )
+    settings = platform_home(registry_with_champion, tmp_path, monkeypatch)
     monkeypatch.setenv("EDGELOOP_MONITOR__WORKSPACE", evidently_service)
     IntakeStore(settings.intake_database_url()).accept(
         samples(
