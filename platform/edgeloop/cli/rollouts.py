@@ -112,6 +112,7 @@ def _reconciler(fleet: Any, sink: Any) -> Reconciler:
 def _summary(outcome: Outcome) -> dict[str, Any]:
     p = outcome.plan
     status = outcome.rollout.status
+    group_of = {n: g for g, nodes in p.nodes.items() for n in nodes}
     return {
         "rollout": outcome.rollout.metadata.name,
         "phase": status.phase,
@@ -122,9 +123,19 @@ def _summary(outcome: Outcome) -> dict[str, Any]:
             {
                 "wave": w,
                 "groups": groups,
-                "nodes": sorted(n for g in groups for n in p.nodes.get(g, [])),
+                "nodes": p.wave_nodes.get(w, []),
                 "version": sorted(
-                    {d.version for g in groups if (d := p.desired.get(g)) is not None}
+                    {
+                        d.version
+                        for n in p.wave_nodes.get(w, [])
+                        if (d := p.node_desired.get(n) or p.desired.get(group_of[n]))
+                        is not None
+                    }
+                    | {
+                        d.version
+                        for g in groups
+                        if not p.nodes.get(g) and (d := p.desired.get(g)) is not None
+                    }
                 ),
             }
             for w, groups in p.waves.items()
