@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 
 from edgeloop import pipeline_runs
+from edgeloop.assets import pump_types
 from edgeloop.audit import AuditLog
 from edgeloop.errors import UsageError
 from edgeloop.intake import collect
@@ -128,10 +129,7 @@ def assemble(
 
 def _asset_register(base: Path) -> dict[str, str]:
     path = base / "fleet.json"
-    if not path.exists():
-        return {}
-    pumps = json.loads(path.read_text(encoding="utf-8")).get("pumps", [])
-    return {str(p["pump_id"]): str(p.get("pump_type", "unknown")) for p in pumps}
+    return pump_types(path) if path.exists() else {}
 
 
 def _write_labels(settings: PlatformSettings, base_log: Path, out_log: Path) -> None:

@@ -41,6 +41,7 @@ def samples(bundle, node: str, cohort: str, shift: float, hours: int) -> list[Re
                 tuple(None if np.isnan(v) else float(v) for v in r) for r in chosen
             ),
             scores=tuple(0.1 for _ in chosen),
+            entities=tuple(f"{node}-p{i % 2}" for i in range(len(chosen))),
         )
         out.append(
             Report(
@@ -187,3 +188,37 @@ def test_monitor_run_can_store_into_a_remote_evidently_ui_service(
     assert remote.runs("pump-failure") == [run["snapshot"]]
     ui = json.loads(CliRunner().invoke(app, ["-o", "json", "monitor", "ui"]).stdout)
     assert ui["url"] == evidently_service
+
+
+def test_monitor_run_adds_pump_type_cohorts_from_an_asset_register(
+    registry_with_champion, tmp_path, monkeypatch
+):
+    settings = platform_home(registry_with_champion, tmp_path, monkeypatch)
+    IntakeStore(settings.intake_database_url()).accept(
+        samples(registry_with_champion["run"].bundle_dir, "gw-1", "offshore-01", 0.0, 1)
+    )
+    assets = tmp_path / "fleet.json"
+    assets.write_text(
+        json.dumps(
+            {
+                "pumps": [
+                    {"pump_id": "gw-1-p0", "pump_type": "flowserve-hpx"},
+                    {"pump_id": "gw-1-p1", "pump_type": "sulzer-msd"},
+                ]
+            }
+        )
+    )
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"pumps": [{"id": 1}]}')
+    refused = CliRunner().invoke(app, ["monitor", "run", "--assets", str(bad)])
+    assert refused.exit_code == 1 and "pump_id and pump_type" in refused.stderr
+    result = CliRunner().invoke(
+        app, ["-o", "json", "monitor", "run", "--assets", str(assets)]
+    )
+    assert result.exit_code == 0, result.output
+    runs = {r["cohort"]: r["rows"] for r in json.loads(result.stdout)}
+    assert runs == {
+        "offshore-01": 60,
+        "pump_type=flowserve-hpx": 30,
+        "pump_type=sulzer-msd": 30,
+    }

@@ -34,8 +34,14 @@ def run(
     model: str | None = typer.Option(
         None, help="Registered model (default from settings)."
     ),
+    assets: Path | None = typer.Option(
+        None,
+        "--assets",
+        help="Asset register (fleet.json with pumps: pump_id, pump_type): adds pump-type cohorts.",
+    ),
 ) -> None:
     """One pass: a drift + data-summary run per new (version, cohort, hour) of samples."""
+    from edgeloop.assets import pump_types
     from edgeloop.intake.store import IntakeStore
     from edgeloop.monitor.evidently_runs import MonitorWorkspace, monitor_pass
     from edgeloop.registry import Registry
@@ -51,6 +57,7 @@ def run(
             MonitorWorkspace(workspace_dir, settings.monitor.secret),
             name,
             after,
+            pump_types=pump_types(assets) if assets is not None else None,
         )
     if newest is not None:
         marks[name] = newest.isoformat()

@@ -65,8 +65,14 @@ def sample_groups(
     version: str | None = None,
     after: datetime | None = None,
     bucket_s: int = 3600,
+    pump_types: dict[str, str] | None = None,
 ) -> dict[tuple[str, str, str], pd.DataFrame]:
-    """Samples grouped by (version, cohort, window start), as DataFrames."""
+    """Samples grouped by (version, cohort, window start), as DataFrames.
+
+    The cohort is the agent's (or its site). With ``pump_types`` (entity ->
+    type, from an asset register) every row also lands in a
+    ``pump_type=<type>`` cohort, across sites.
+    """
     query = sa.select(reports.c.body).where(reports.c.kind == "sample")
     if after is not None:
         query = query.where(reports.c.received_at > after)
@@ -86,10 +92,14 @@ def sample_groups(
             sample.cohort or sample.site,
             datetime.fromtimestamp(start, tz=UTC).isoformat(),
         )
-        for values, score in zip(sample.rows, sample.scores, strict=True):
-            rows[key].append(
-                {**dict(zip(sample.columns, values, strict=True)), SCORE: score}
-            )
+        entities = sample.entities or ("",) * len(sample.rows)
+        for values, score, entity in zip(
+            sample.rows, sample.scores, entities, strict=True
+        ):
+            row = {**dict(zip(sample.columns, values, strict=True)), SCORE: score}
+            rows[key].append(row)
+            if pump_types and entity in pump_types:
+                rows[(key[0], f"pump_type={pump_types[entity]}", key[2])].append(row)
     return {key: pd.DataFrame(items).astype(float) for key, items in rows.items()}
 
 
@@ -185,6 +195,7 @@ def monitor_pass(
     model: str,
     after: datetime | None,
     bucket_s: int = 3600,
+    pump_types: dict[str, str] | None = None,
 ) -> tuple[list[RunRecord], datetime | None]:
     """Run reports for samples received after ``after``; returns the runs and the new mark.
 
@@ -196,7 +207,9 @@ def monitor_pass(
                 reports.c.kind == "sample"
             )
         ).scalar()
-    groups = sample_groups(store, model, after=after, bucket_s=bucket_s)
+    groups = sample_groups(
+        store, model, after=after, bucket_s=bucket_s, pump_types=pump_types
+    )
     references: dict[str, pd.DataFrame] = {}
     records = []
     for (version, cohort, window), current in sorted(groups.items()):
