@@ -22,28 +22,37 @@ from __future__ import annotations
 
 import json
 import shutil
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pandas as pd
-import uvicorn
 from rich.console import Console
 
 from edgeloop import labels, retraining
 from edgeloop.audit import AuditLog
-from edgeloop.errors import EdgeloopError
 from edgeloop.intake.app import create_app as create_intake
 from edgeloop.intake.store import IntakeStore
 from edgeloop.lineage import chain
-from edgeloop.loop_demo import stream
+from edgeloop.loop_demo import feed, fleet_ops
 from edgeloop.loop_demo.link import SiteLink, free_port, wait_until
 from edgeloop.loop_demo.processes import AgentSpec, agent, mosquitto
+from edgeloop.loop_demo.scenario import (
+    CANARY_SITE,
+    DRIFT_DAY,
+    DRIFT_SITE,
+    FAST,
+    FAULT_SITE,
+    OFFLINE_SITE,
+    READINGS_PER_DAY,
+    SITES,
+    LoopSize,
+    edge_rollout,
+    simulation_config,
+)
 from edgeloop.monitor.evidently_runs import MonitorWorkspace, monitor_pass
 from edgeloop.registry import Registry, parse_ref
 from edgeloop.rollout.controller import Reconciler, StatusStore
@@ -52,45 +61,9 @@ from edgeloop.rollout.registry_view import registry_view
 from edgeloop.rollout.sinks import LocalSink
 from edgeloop.rollout.spec import EdgeRollout
 from edgeloop.settings import BaselinePolicy, PlatformSettings
-from edgeloop.simulator import config as cfg
 from edgeloop.simulator import generate
 from edgeloop.triggers.engine import TriggerEngine
 from edgeloop.triggers.policy import TriggerPolicy
-
-SITES = ("offshore-01", "desert-02", "arctic-03")
-CANARY_SITE, DRIFT_SITE, FAULT_SITE, OFFLINE_SITE = (
-    "offshore-01",
-    "desert-02",
-    "arctic-03",
-    "arctic-03",
-)
-#: Early summer: no season turns during the live days, so the only drift is the injected one.
-START = "2026-05-01T00:00:00"
-READINGS_PER_DAY = 24 * 6  # the simulator's 10-minute cadence
-DRIFT_DAY = 3
-"""Live day (0-based) on which the shift starts; days before it build the baselines."""
-
-
-@dataclass
-class LoopSize:
-    """How big the compressed loop is."""
-
-    pumps_per_site: int = 12
-    history_days: float = 60
-    live_days: int = 10
-    n_estimators: int = 200
-    older_days: float = 60
-    """Days of the previous training data kept beside the collected data."""
-
-    @property
-    def pumps_per_node(self) -> int:
-        """Two gateways per site share its pumps."""
-        return max(1, self.pumps_per_site // 2)
-
-
-FAST = LoopSize(
-    pumps_per_site=8, history_days=40, live_days=9, n_estimators=60, older_days=40
-)
 
 
 @dataclass
@@ -113,86 +86,6 @@ class LoopResult:
     """Seconds since start: drift_onset (streaming of the shifted day began),
     trigger, reachable_on_new (rollout done, offline site excluded), all_on_new."""
     elapsed_s: float = 0.0
-
-
-@contextmanager
-def _serve(app: Any, port: int) -> Iterator[str]:
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app, host="127.0.0.1", port=port, log_level="error", lifespan="on"
-        )
-    )
-    thread = threading.Thread(target=server.run, name="intake", daemon=True)
-    thread.start()
-    if not wait_until(lambda: server.started or not thread.is_alive(), 30):
-        raise EdgeloopError("the intake did not start within 30 s")
-    if not server.started:
-        raise EdgeloopError("the intake failed to start")
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-
-
-def _rollout(nodes: dict[str, list[str]]) -> EdgeRollout:
-    groups = [
-        {"name": site.split("-")[0], "nodes": nodes[site], "site": site}
-        for site in SITES
-    ]
-    gates = {
-        "soakSeconds": 1,
-        "maxSilentFraction": 0.5,
-        "minHealthyFraction": 0.5,
-        # the demo posts a day of readings in 1,000-row requests: p99 is per request
-        "maxP99LatencyMs": 2000,
-    }
-    return EdgeRollout.model_validate(
-        {
-            "metadata": {"name": "pumps"},
-            "spec": {
-                "model": {"name": "pump-failure", "alias": "champion"},
-                "runtime": {"image": "ghcr.io/edgeloop/edgeloop-agent:0.1.0"},
-                "groups": groups,
-                "waves": [
-                    {"name": "canary", "groups": ["offshore"], "gates": gates},
-                    {"name": "rest", "groups": ["desert", "arctic"], "gates": gates},
-                ],
-            },
-        }
-    )
-
-
-def _config(size: LoopSize, seed: int) -> cfg.SimulationConfig:
-    total = size.history_days + size.live_days
-    live_from = size.history_days / total
-    day = 1 / total
-    return cfg.SimulationConfig(
-        sites=len(SITES),
-        pumps_per_site=size.pumps_per_site,
-        days=total,
-        seed=seed,
-        start=START,
-        perturbations=(
-            cfg.Perturbation(
-                kind="ambient_shift",
-                sites=(DRIFT_SITE,),
-                start_fraction=live_from + DRIFT_DAY * day,
-                magnitude=1.0,  # +12 degC: more would leave the sensor's range (a fault)
-            ),
-            cfg.Perturbation(
-                kind="new_pump_type",  # half the site's pumps replaced by a new model
-                sites=(DRIFT_SITE,),
-                start_fraction=live_from + DRIFT_DAY * day,
-            ),
-            cfg.Perturbation(
-                kind="sensor_faults",
-                sites=(FAULT_SITE,),
-                start_fraction=live_from + 2 * day,
-                magnitude=3.0,
-            ),
-        ),
-    )
 
 
 class _Loop:
@@ -266,7 +159,7 @@ def run_loop(
     """Run the closed loop in ``<home>/demo-loop`` (wiped first)."""
     loop = _Loop(settings, console, size or LoopSize(), seed)
     size = loop.size
-    config = _config(size, seed)
+    config = simulation_config(size, seed)
     fleet = generate.simulate(config)
     cut = fleet.readings["timestamp"].min() + pd.Timedelta(days=size.history_days)
     history = fleet.readings[fleet.readings["timestamp"] < cut]
@@ -302,10 +195,12 @@ def run_loop(
     with ExitStack() as stack:
         intake_port = free_port()
         intake = stack.enter_context(
-            _serve(create_intake(loop.settings, store), intake_port)
+            fleet_ops.serve(create_intake(loop.settings, store), intake_port)
         )
         links = {
-            site: stack.enter_context(_link(site, intake_port, nodes[site], loop.home))
+            site: stack.enter_context(
+                fleet_ops.site_link(site, intake_port, nodes[site], loop.home)
+            )
             for site in SITES
         }
         broker = stack.enter_context(mosquitto(loop.home / "mosquitto"))
@@ -326,7 +221,7 @@ def run_loop(
         loop.mark(
             f"intake and {len(agents)} agents up on 127.0.0.1 ({CANARY_SITE} fed by {transport})"
         )
-        publisher = running.enter_context(_publisher(broker)) if broker else None
+        publisher = running.enter_context(feed.publisher(broker)) if broker else None
         reconciler = Reconciler(
             registry_view=lambda r: registry_view(loop.registry, r),
             fleet=IntakeFleet(intake),
@@ -334,8 +229,8 @@ def run_loop(
             silent_after_s=3.0,
         )
         statuses = StatusStore(loop.home / "rollouts", loop.audit)
-        rollout = _roll_out(
-            loop, reconciler, statuses, _rollout(nodes), str(v1["version"])
+        rollout = fleet_ops.roll_out(
+            loop.mark, reconciler, statuses, edge_rollout(nodes), str(v1["version"])
         )
 
         engine = TriggerEngine(
@@ -359,13 +254,21 @@ def run_loop(
         client = stack.enter_context(httpx.Client(timeout=60))
         days = sorted(live["timestamp"].dt.floor("D").unique())
         by_node = live.assign(node=live["pump_id"].map(node_of))
-        feed = _Feeder(loop, client, agents, publisher, store, by_node)
+        feeder = feed.Feeder(
+            size.pumps_per_node * READINGS_PER_DAY,
+            loop.settings.collect_root(),
+            client,
+            agents,
+            publisher,
+            store,
+            by_node,
+        )
         fired = None
         day_index = 0
         for day_index, day in enumerate(days):
             if day_index == DRIFT_DAY:
                 loop.stamp("drift_onset")
-            feed.day(day, set(agents))
+            feeder.day(day, set(agents))
             now = (day + pd.Timedelta(days=1)).timestamp()
             for decision in engine.evaluate(now=now):
                 if decision.fired and fired is None:
@@ -385,30 +288,24 @@ def run_loop(
         else:
             _retrain_and_roll_out(
                 loop,
+                _Running(agents, links, reconciler, statuses, store, client, feeder),
                 fleet,
                 base,
                 fired,
                 days,
                 day_index,
-                feed,
-                agents,
-                links,
-                reconciler,
-                statuses,
                 rollout,
-                store,
-                client,
             )
         loop.result.decisions = [
             json.loads(d.model_dump_json()) for d in engine.decisions()
         ]
         loop.result.versions = {
-            node: _serving(client, url) for node, url in sorted(agents.items())
+            node: fleet_ops.serving(client, url) for node, url in sorted(agents.items())
         }
         running.close()  # SIGTERM: each agent queues its open window and drains
         loop.mark("agents stopped (each queued its open window and delivered it)")
         loop.result.drift = _drift_by_site(store)
-        loop.result.integrity = feed.integrity()
+        loop.result.integrity = feeder.integrity()
         loop.result.evidently = _evidently(loop, store, float(size.live_days))
     loop.result.gates = _gates(loop.registry, loop.result.models)
     if len(loop.result.models) > 1:
@@ -423,126 +320,30 @@ def run_loop(
     return loop.result
 
 
-@contextmanager
-def _link(site: str, port: int, nodes: list[str], home: Path) -> Iterator[SiteLink]:
-    link = SiteLink(site, port, nodes, home / "published", home / "edge").start()
-    try:
-        yield link
-    finally:
-        link.close()
+@dataclass
+class _Running:
+    """What is up while the live days stream."""
 
-
-@contextmanager
-def _publisher(port: int) -> Iterator[Any]:
-    import paho.mqtt.client as mqtt
-    from paho.mqtt.enums import CallbackAPIVersion
-
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="edgeloop-demo-feed")
-    client.max_inflight_messages_set(1000)
-    client.connect("127.0.0.1", port)
-    client.loop_start()
-    try:
-        yield client
-    finally:
-        client.loop_stop()
-        client.disconnect()
-
-
-class _Feeder:
-    """Sends each day's readings to each node and waits until they are scored."""
-
-    def __init__(
-        self,
-        loop: _Loop,
-        client: httpx.Client,
-        agents: dict[str, str],
-        publisher: Any,
-        store: IntakeStore,
-        readings: pd.DataFrame,
-    ) -> None:
-        self.loop = loop
-        self.client = client
-        self.agents = agents
-        self.publisher = publisher
-        self.store = store
-        self.readings = readings
-        self.sent: dict[str, int] = dict.fromkeys(agents, 0)
-
-    def day(self, day: pd.Timestamp, online: set[str]) -> None:
-        today = self.readings[self.readings["timestamp"].dt.floor("D") == day]
-        for node, url in self.agents.items():
-            items = stream.payloads(today[today["node"] == node])
-            if not items:
-                continue
-            if self.publisher is not None and node.startswith(CANARY_SITE):
-                before = stream.scored(self.client, url, "edgeloop_mqtt_scored_total")
-                stream.send_mqtt(self.publisher, node, items)
-                target = before + len(items)
-                if not wait_until(
-                    lambda url=url, target=target: (  # type: ignore[misc]
-                        stream.scored(self.client, url, "edgeloop_mqtt_scored_total")
-                        >= target
-                    ),
-                    60,
-                ):
-                    raise EdgeloopError(f"{node} did not score its MQTT readings")
-            else:
-                stream.send_http(self.client, url, items)
-            self.sent[node] += len(items)
-        window = self.loop.size.pumps_per_node * READINGS_PER_DAY
-        expected = {n: self.sent[n] // window for n in online}
-        if not wait_until(
-            lambda: all(
-                self.store.count("drift", node=n) >= k for n, k in expected.items()
-            ),
-            60,
-            0.2,
-        ):
-            raise EdgeloopError("drift windows did not reach the intake within 60 s")
-
-    def integrity(self) -> dict[str, Any]:
-        """Readings sent per node vs rows collected (unique and total)."""
-        from edgeloop.intake import collect
-
-        rows = collect.load(
-            collect.partitions(
-                self.loop.settings.collect_root(), "readings", "pump-failure"
-            )
-        )
-        out: dict[str, Any] = {"nodes": {}}
-        for node, sent in sorted(self.sent.items()):
-            mine = rows[rows["node"] == node] if not rows.empty else rows
-            unique = (
-                len(mine.drop_duplicates(["pump_id", "timestamp"])) if len(mine) else 0
-            )
-            out["nodes"][node] = {
-                "sent": sent,
-                "collected": len(mine),
-                "unique": unique,
-            }
-        out["lost"] = sum(v["sent"] - v["unique"] for v in out["nodes"].values())
-        out["duplicated"] = sum(
-            v["collected"] - v["unique"] for v in out["nodes"].values()
-        )
-        return out
+    agents: dict[str, str]
+    links: dict[str, SiteLink]
+    reconciler: Reconciler
+    statuses: StatusStore
+    store: IntakeStore
+    client: httpx.Client
+    feeder: feed.Feeder
 
 
 def _retrain_and_roll_out(
     loop: _Loop,
+    up: _Running,
     fleet: generate.FleetData,
     base: Path,
     fired: Any,
     days: list[pd.Timestamp],
     day_index: int,
-    feed: _Feeder,
-    agents: dict[str, str],
-    links: dict[str, SiteLink],
-    reconciler: Reconciler,
-    statuses: StatusStore,
     rollout: EdgeRollout,
-    store: IntakeStore,
-    client: httpx.Client,
 ) -> None:
+    """Labels, fresh data, retraining; if promoted: offline site, rollout, catch-up."""
     now = days[day_index] + pd.Timedelta(days=1)
     orders = loop.home / "work-orders.csv"
     log = fleet.maintenance[pd.to_datetime(fleet.maintenance["failed_at"]) < now].copy()
@@ -577,25 +378,32 @@ def _retrain_and_roll_out(
     if not v2["promoted"]:
         loop.mark(f"v{v2['version']} failed its gates: champion and fleet stay on v1")
         return
-    links[OFFLINE_SITE].down()
-    offline = [n for n in agents if n.startswith(OFFLINE_SITE)]
+    up.links[OFFLINE_SITE].down()
+    offline = [n for n in up.agents if n.startswith(OFFLINE_SITE)]
     loop.mark(f"{OFFLINE_SITE} goes offline (link down) before the rollout")
-    online = {n for n in agents if n not in offline}
-    _wait_silent(reconciler, offline)
-    rollout = _roll_out(loop, reconciler, statuses, rollout, str(v2["version"]))
+    online = {n for n in up.agents if n not in offline}
+    fleet_ops.wait_silent(up.reconciler, offline)
+    rollout = fleet_ops.roll_out(
+        loop.mark, up.reconciler, up.statuses, rollout, str(v2["version"])
+    )
     loop.stamp("reachable_on_new")
     for later in days[day_index + 1 :]:
-        feed.day(later, online)
-    depth = {n: _outbox_depth(client, agents[n]) for n in offline}
+        up.feeder.day(later, online)
+    depth = {n: fleet_ops.outbox_depth(up.client, up.agents[n]) for n in offline}
     loop.mark(
         f"streamed the remaining {len(days) - day_index - 1} days; {OFFLINE_SITE} "
         f"kept scoring on v1 offline, {sum(depth.values())} reports buffered"
     )
-    links[OFFLINE_SITE].up()
+    up.links[OFFLINE_SITE].up()
     caught_up = wait_until(
         lambda: (
-            all(_serving(client, agents[n]) == str(v2["version"]) for n in offline)
-            and all(_outbox_depth(client, agents[n]) == 0 for n in offline)
+            all(
+                fleet_ops.serving(up.client, up.agents[n]) == str(v2["version"])
+                for n in offline
+            )
+            and all(
+                fleet_ops.outbox_depth(up.client, up.agents[n]) == 0 for n in offline
+            )
         ),
         90,
         0.3,
@@ -615,79 +423,7 @@ def _retrain_and_roll_out(
             else "did NOT catch up in 90 s"
         )
     )
-    reconciler.reconcile(statuses.load(rollout))
-
-
-def _wait_silent(reconciler: Reconciler, nodes: list[str]) -> None:
-    def silent() -> bool:
-        seen = {o.node: o.last_seen for o in reconciler.fleet.observe()}
-        now = time.time()
-        return all(
-            seen.get(n) is None or now - float(seen[n] or 0) > reconciler.silent_after_s
-            for n in nodes
-        )
-
-    wait_until(silent, 30, 0.2)
-
-
-def _roll_out(
-    loop: _Loop,
-    reconciler: Reconciler,
-    statuses: StatusStore,
-    rollout: EdgeRollout,
-    version: str,
-) -> EdgeRollout:
-    deadline = time.monotonic() + 120
-    seen = ""
-    rollout = statuses.load(rollout)
-    while time.monotonic() < deadline:
-        rollout = reconciler.reconcile(rollout).rollout
-        statuses.save(rollout)
-        status = rollout.status
-        if status.modelVersion == version and status.wave != seen:
-            seen = status.wave
-            counts = next((w for w in status.waves if w.name == status.wave), None)
-            silent = f", {counts.silent} silent" if counts and counts.silent else ""
-            loop.mark(
-                f"rollout of v{version}: wave {status.wave} ({status.phase}{silent})"
-            )
-        if status.modelVersion == version and status.phase in {
-            "Succeeded",
-            "RolledBack",
-            "Failed",
-        }:
-            silent_nodes = sum(w.silent for w in status.waves)
-            loop.mark(
-                f"rollout of v{version}: {status.phase}"
-                + (
-                    f" with {silent_nodes} silent node(s) to catch up"
-                    if silent_nodes
-                    else ""
-                )
-            )
-            return rollout
-        time.sleep(0.3)
-    raise EdgeloopError(
-        f"rollout of v{version} did not finish in 120 s "
-        f"({rollout.status.phase}, wave {rollout.status.wave})"
-    )
-
-
-def _outbox_depth(client: httpx.Client, url: str) -> int:
-    try:
-        return int(stream.scored(client, url, "edgeloop_outbox_depth"))
-    except httpx.HTTPError:
-        return -1
-
-
-def _serving(client: httpx.Client, url: str) -> str:
-    try:
-        response = client.get(f"{url}/v2/models/edge-model", timeout=5)
-        return (
-            str(response.json()["versions"][0]) if response.status_code == 200 else "-"
-        )
-    except (httpx.HTTPError, KeyError, ValueError, IndexError):
-        return "-"
+    up.reconciler.reconcile(up.statuses.load(rollout))
 
 
 def _drift_by_site(store: IntakeStore) -> dict[str, dict[str, Any]]:
