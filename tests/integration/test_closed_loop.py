@@ -91,6 +91,21 @@ def test_the_closed_loop_retrains_on_drift_and_the_fleet_ends_on_the_new_model(
     parent = json.loads(shown.stdout)
     assert [n["model"] for n in parent["next_versions"]] == ["pump-failure:2"]
     assert parent["triggers"] and parent["triggers"][0]["reports"]
+    # a person (or CI) retrains on what the fleet sent since v1's data, from the CLI
+    again = CliRunner().invoke(
+        app,
+        [
+            "-o",
+            "json",
+            "retrain",
+            "--reason",
+            "weekly refresh",
+            "--fresh-from",
+            str(home / "data-v1"),
+        ],
+    )
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.stdout)["registered"]["version"] == 3
     verified = CliRunner().invoke(app, ["-o", "json", "audit", "verify"])
     assert verified.exit_code == 0 and json.loads(verified.stdout)["records"] > 10
     assert loop["evidently"]["snapshots"] > 0

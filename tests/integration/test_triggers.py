@@ -103,6 +103,23 @@ def test_drift_storm_through_the_intake_fires_once_and_faults_do_not(
         ["-o", "json", "retrain", "--code-change", "--reason", "features v2 (abc123)"],
     )
     assert json.loads(ci.stdout)["decision"]["kind"] == "code_change"
+    nothing = CliRunner().invoke(
+        app, ["retrain", "--reason", "drift", "--fresh-from", str(tmp_path)]
+    )
+    assert nothing.exit_code == 1 and "not a dataset (no schema.yaml)" in nothing.stderr
+    both = CliRunner().invoke(
+        app,
+        [
+            "retrain",
+            "--reason",
+            "x",
+            "--data",
+            str(tmp_path),
+            "--fresh-from",
+            str(tmp_path),
+        ],
+    )
+    assert both.exit_code == 1 and "not both" in both.stderr
     empty = CliRunner().invoke(app, ["retrain", "--reason", " "])
     assert empty.exit_code == 1 and "--reason must not be empty" in empty.stderr
     bad_policy = tmp_path / "policy.yaml"

@@ -24,6 +24,11 @@ DATA = typer.Option(
     "--data",
     help="Dataset to retrain on when a trigger fires (runs the pipeline).",
 )
+FRESH = typer.Option(
+    None,
+    "--fresh-from",
+    help="Previous training dataset: retrain on what the fleet sent since, plus recent history.",
+)
 
 
 def _engine(policy_file: Path | None) -> TriggerEngine:
@@ -61,19 +66,50 @@ def _engine(policy_file: Path | None) -> TriggerEngine:
     )
 
 
-def _launch(data: Path, reason: str) -> dict[str, Any]:
-    from edgeloop import pipeline_runs
+def _launch(
+    data: Path | None,
+    reason: str,
+    fresh_from: Path | None = None,
+    trigger: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Run the pipeline for a fired trigger: on ``data``, or on the fresh data window.
+
+    With ``fresh_from`` (the previous training dataset) the dataset is assembled
+    from what the intake collected plus recent history, and v2 is compared with
+    the champion on held-out pumps' fresh rows (``holdout_from``). With
+    ``EDGELOOP_PIPELINE__KFP_HOST`` set, the run is submitted to that Kubeflow
+    Pipelines server (the dataset path must be readable there) instead of kfp.local.
+    """
+    import time as _time
+
+    from edgeloop import pipeline_runs, retraining
     from edgeloop.settings import load_settings
 
     settings = load_settings()
     console = stderr()
+    params: dict[str, Any] = {}
+    if fresh_from is not None:
+        data = settings.home / "datasets" / _time.strftime("fresh-%Y%m%d-%H%M%S")
+        manifest = retraining.assemble(settings, fresh_from, data)
+        first = min((p["day"] for p in manifest["partitions"]), default="")
+        if first:
+            params["holdout_from"] = first
+        console.print(
+            f"assembled {data}: {manifest['rows']['collected']:,} collected readings "
+            f"from {len(manifest['partitions'])} partitions"
+        )
+    assert data is not None
     console.print(f"retraining on {data}: {reason}")
-    args = pipeline_runs.pipeline_arguments(settings, data)
+    host = settings.pipeline.kfp_host
+    args = pipeline_runs.pipeline_arguments(settings, data, local=not host, **params)
+    if host:
+        return {"submitted": pipeline_runs.submit(settings, args, host)}
     result = pipeline_runs.run_local(
         settings,
         args,
         lambda t, s: console.print(f"  {t}: {s}") if s != "started" else None,
         reason=reason,
+        trigger=trigger,
     )
     return result.registered
 
@@ -86,9 +122,14 @@ def _row(decision: Any) -> dict[str, Any]:
 
 @app.command()
 def evaluate(
-    ctx: typer.Context, policy: Path | None = POLICY, data: Path | None = DATA
+    ctx: typer.Context,
+    policy: Path | None = POLICY,
+    data: Path | None = DATA,
+    fresh_from: Path | None = FRESH,
 ) -> None:
     """Run the policy on reports received since the last evaluation; retrain if it fires."""
+    if data is not None and fresh_from is not None:
+        raise UsageError("give --data or --fresh-from, not both")
     engine = _engine(policy)
     decisions = engine.evaluate()
     fired = [d for d in decisions if d.fired]
@@ -96,8 +137,10 @@ def evaluate(
         "decisions": [_row(d) for d in decisions],
         "fired": len(fired),
     }
-    if fired and data is not None:
-        result["registered"] = _launch(data, fired[0].reason)
+    if fired and (data is not None or fresh_from is not None):
+        result["registered"] = _launch(
+            data, fired[0].reason, fresh_from, json.loads(fired[0].model_dump_json())
+        )
     emit(ctx, result)
 
 
@@ -113,6 +156,7 @@ def retrain(
         ..., "--reason", help="Why (recorded with the decision)."
     ),
     data: Path | None = DATA,
+    fresh_from: Path | None = FRESH,
     code_change: bool = typer.Option(
         False,
         "--code-change",
@@ -126,6 +170,10 @@ def retrain(
         reason, kind="code_change" if code_change else "manual"
     )
     result: dict[str, Any] = {"decision": _row(decision)}
-    if data is not None:
-        result["registered"] = _launch(data, reason)
+    if data is not None and fresh_from is not None:
+        raise UsageError("give --data or --fresh-from, not both")
+    if data is not None or fresh_from is not None:
+        result["registered"] = _launch(
+            data, reason, fresh_from, json.loads(decision.model_dump_json())
+        )
     emit(ctx, result)
