@@ -83,7 +83,7 @@ def print_summary(console: Console, result: LoopResult) -> None:
         trig = (lin.get("training") or [{}])[-1].get("trigger") or {}
         console.print(
             f"lineage of {lin['model']}: {len(lin['data']['partitions'])} collected partitions "
-            f"-> data {lin['data']['data_hash'][:12]}… -> run {lin['pipeline_run_id'][:12]} "
+            f"-> data {lin['data']['data_hash'][:12]}… -> run {lin['pipeline_run_id']} "
             f"-> bundle {lin['bundle_sha256'][:12]}… -> {len(lin['rollouts'])} rollout decisions "
             f"-> {len(lin['fleet']['nodes'])} nodes; triggered by: {trig.get('reason', '-')} "
             f"({len(trig.get('evidence', {}).get('reports', []))} drift reports)"
