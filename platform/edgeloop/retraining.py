@@ -65,6 +65,8 @@ def assemble(
         UsageError: no base schema, or nothing collected.
     """
     model = settings.registry.model_name
+    if since_day and not _is_day(since_day):
+        raise UsageError(f"--since {since_day!r}: expected a day as YYYY-MM-DD")
     if not (base / "schema.yaml").exists():
         raise UsageError(f"{base}: not a dataset (no schema.yaml)")
     parts = collect.partitions(
@@ -125,6 +127,13 @@ def assemble(
     )
     AuditLog(settings.audit_path()).append("dataset", str(out.resolve()), **manifest)
     return manifest
+
+
+def _is_day(text: str) -> bool:
+    try:
+        return pd.Timestamp(text).strftime("%Y-%m-%d") == text
+    except ValueError:
+        return False
 
 
 def _asset_register(base: Path) -> dict[str, str]:

@@ -131,3 +131,25 @@ def test_labels_cli_reports_one_line_errors(tmp_path, monkeypatch):
     assert ok.exit_code == 0, ok.output
     assert json.loads(ok.stdout)["new"] == 1
     assert AuditLog(tmp_path / "audit.jsonl").records("labels")
+
+
+def test_data_assemble_names_bad_input(tmp_path, monkeypatch):
+    monkeypatch.setenv("EDGELOOP_HOME", str(tmp_path))
+    missing = CliRunner().invoke(
+        app, ["data", "assemble", "--base", str(tmp_path), "--out", str(tmp_path / "o")]
+    )
+    assert missing.exit_code == 1 and "not a dataset (no schema.yaml)" in missing.stderr
+    bad_day = CliRunner().invoke(
+        app,
+        [
+            "data",
+            "assemble",
+            "--base",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "o"),
+            "--since",
+            "tomorrow",
+        ],
+    )
+    assert bad_day.exit_code == 1 and "expected a day as YYYY-MM-DD" in bad_day.stderr
