@@ -32,28 +32,23 @@ FRESH = typer.Option(
 
 
 def _engine(policy_file: Path | None) -> TriggerEngine:
-    import yaml
     from pydantic import ValidationError
 
     from edgeloop.intake.store import IntakeStore
     from edgeloop.settings import load_settings
     from edgeloop.triggers.engine import TriggerEngine
     from edgeloop.triggers.policy import TriggerPolicy
+    from edgeloop.yaml_files import invalid, read_yaml
 
     settings = load_settings()
     policy = TriggerPolicy()
     if policy_file is not None:
         try:
             policy = TriggerPolicy.model_validate(
-                yaml.safe_load(policy_file.read_text(encoding="utf-8")) or {}
+                read_yaml(policy_file, "the trigger policy") or {}
             )
-        except (OSError, yaml.YAMLError) as exc:
-            raise UsageError(f"{policy_file}: cannot read policy ({exc})") from exc
         except ValidationError as exc:
-            first = exc.errors()[0]
-            raise UsageError(
-                f"{policy_file}: {'.'.join(map(str, first['loc']))}: {first['msg']}"
-            ) from exc
+            raise invalid(policy_file, exc) from exc
     from edgeloop.audit import AuditLog
 
     store = IntakeStore.from_settings(settings)

@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from edgeloop.audit import AuditLog
@@ -25,27 +24,18 @@ from edgeloop.rollout.fleet import FleetSource
 from edgeloop.rollout.render.group import GroupRender, render_group
 from edgeloop.rollout.sinks import Sink, commit_message
 from edgeloop.rollout.spec import Decision, EdgeRollout, EdgeRolloutStatus
+from edgeloop.yaml_files import invalid, read_yaml
 
 
 def load_rollout(path: Path) -> EdgeRollout:
     """Read and validate an EdgeRollout YAML file (one readable error if invalid)."""
-    try:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read ({exc.strerror})") from exc
-    except yaml.YAMLError as exc:
-        raise UsageError(f"{path}: not valid YAML ({exc})") from exc
+    raw = read_yaml(path, "the EdgeRollout")
     if not isinstance(raw, dict):
         raise UsageError(f"{path}: expected an EdgeRollout object")
     try:
         return EdgeRollout.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(
-            str(p) for p in first["loc"] if not str(p).startswith("function-")
-        )
-        message = str(first["msg"]).removeprefix("Value error, ")
-        raise UsageError(f"{path}: {where}: {message}") from exc
+        raise invalid(path, exc) from exc
 
 
 @dataclass

@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Protocol
 
 import httpx
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edgeloop.errors import UsageError
 from edgeloop.rollout.plan import NodeObservation
+from edgeloop.yaml_files import invalid, read_yaml
 
 
 class FleetSource(Protocol):
@@ -67,16 +67,13 @@ class FileFleet:
     """Observations from a file: ``nodes: [{node, labels, last_seen, active_version, ...}]``."""
 
     def __init__(self, path: Path) -> None:
+        raw = read_yaml(path, "fleet observations") or {}
+        if not isinstance(raw, dict):
+            raise UsageError(f"{path}: expected a mapping with a 'nodes' list")
         try:
-            raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
             self._entries = [_Entry.model_validate(e) for e in raw.get("nodes", [])]
-        except (OSError, yaml.YAMLError, AttributeError) as exc:
-            raise UsageError(f"{path}: cannot read fleet observations ({exc})") from exc
         except ValidationError as exc:
-            first = exc.errors()[0]
-            raise UsageError(
-                f"{path}: nodes.{'.'.join(map(str, first['loc']))}: {first['msg']}"
-            ) from exc
+            raise invalid(path, exc, "nodes.") from exc
 
     def observe(self) -> list[NodeObservation]:
         """The file's observations."""

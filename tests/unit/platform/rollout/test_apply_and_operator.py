@@ -23,6 +23,7 @@ from edgeloop.rollout.sinks import LocalSink
 
 from ....conftest import free_port
 from ....servers import serve_app
+from .test_plan import latency
 from .test_render import DESIRED, ROLLOUT, rendered
 
 
@@ -128,25 +129,9 @@ def test_transient_errors_are_retried_permanent_ones_are_not(api):
 
 
 def test_kopf_handler_reconciles_and_patches_status(tmp_path: Path):
-    from edgeloop_agent.contracts import LatencyProfile
-
     (tmp_path / "fleet.yaml").write_text("nodes: []\n")
-    latency = LatencyProfile(
-        device_profile="gateway-small",
-        threads=1,
-        single_p50_ms=0.1,
-        single_p99_ms=0.2,
-        batch_size=100,
-        batch_p50_ms=1,
-        batch_p99_ms=2,
-        session_memory_mb=4,
-        latency_budget_ms=20,
-        memory_budget_mb=64,
-        fits=True,
-        measured_on="t",
-    )
     reconciler = Reconciler(
-        registry_view=lambda r: RegistryView(DESIRED, latency=[latency]),
+        registry_view=lambda r: RegistryView(DESIRED, latency=[latency()]),
         fleet=FileFleet(tmp_path / "fleet.yaml"),
         sink=LocalSink(tmp_path / "nodes"),
     )
