@@ -1,11 +1,14 @@
 """The demo's child processes: real ``edgeloop-agent serve`` agents and mosquitto.
 
 Each agent is configured the way a pod is, by environment only. Every process
-started here is stopped when its context exits (also on Ctrl-C).
+started here is stopped when its context exits (also on Ctrl-C), and recorded in
+``<home>/processes.jsonl`` (PID and kernel start time) so a check can look at
+exactly the processes this demo started, not at whatever else the machine runs.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -42,6 +45,46 @@ def wait_http(
         time.sleep(0.1)
 
 
+PROCESS_LOG = "processes.jsonl"
+
+
+def start_time(pid: int) -> int | None:
+    """The kernel's start time of ``pid`` (clock ticks since boot), None if gone.
+
+    PID plus start time names one process for good: a PID reused later by an
+    unrelated process has another start time.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # the command name (field 2) may hold spaces; fields after ")" are plain
+    fields = stat[stat.rindex(")") + 2 :].split()
+    if fields[0] == "Z":  # a zombie has exited; only its exit status remains
+        return None
+    return int(fields[19])
+
+
+def _record(home: Path, proc: subprocess.Popen[bytes], what: str) -> None:
+    """Append the started process to the demo's process log."""
+    entry = {"pid": proc.pid, "start": start_time(proc.pid), "what": what}
+    with (home / PROCESS_LOG).open("a", encoding="utf-8") as log:
+        log.write(json.dumps(entry) + "\n")
+
+
+def still_running(home: Path) -> list[str]:
+    """The processes recorded in ``home``'s process log that are still alive."""
+    path = home / PROCESS_LOG
+    if not path.exists():
+        return []
+    alive = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        entry = json.loads(line)
+        if entry["start"] is not None and start_time(entry["pid"]) == entry["start"]:
+            alive.append(f"{entry['what']} (pid {entry['pid']})")
+    return alive
+
+
 @dataclass(frozen=True)
 class AgentSpec:
     """One simulated gateway."""
@@ -63,8 +106,11 @@ def mosquitto_binary() -> str | None:
 
 
 @contextmanager
-def mosquitto(root: Path) -> Iterator[int | None]:
-    """A broker on 127.0.0.1 (its port), or None when mosquitto is not installed."""
+def mosquitto(root: Path, home: Path) -> Iterator[int | None]:
+    """A broker on 127.0.0.1 (its port), or None when mosquitto is not installed.
+
+    Its PID goes in ``home``'s process log.
+    """
     binary = mosquitto_binary()
     if binary is None:
         yield None
@@ -80,6 +126,7 @@ def mosquitto(root: Path) -> Iterator[int | None]:
         stdout=(root / "mosquitto.log").open("wb"),
         stderr=subprocess.STDOUT,
     )
+    _record(home, proc, "mosquitto")
     try:
         import socket
 
@@ -144,6 +191,7 @@ def agent(home: Path, spec: AgentSpec) -> Iterator[str]:
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
     )
+    _record(home, proc, f"agent {spec.node}")
     url = f"http://127.0.0.1:{port}"
     try:
         wait_http(f"{url}/v2/health/live", proc, f"agent {spec.node}", log)

@@ -203,7 +203,7 @@ def run_loop(
             )
             for site in SITES
         }
-        broker = stack.enter_context(mosquitto(loop.home / "mosquitto"))
+        broker = stack.enter_context(mosquitto(loop.home / "mosquitto", loop.home))
         running = stack.enter_context(ExitStack())  # agents stop first, intake last
         agents = {}
         for site, site_nodes in nodes.items():

@@ -137,26 +137,6 @@ def test_crd_file_is_generated_from_the_models_and_validates_instances():
         jsonschema.Draft7Validator(schema).validate(bad)
 
 
-def test_vendored_crd_schemas_equal_the_shared_copies():
-    shared = ROOT.parent / "shared" / "schemas"
-    if not shared.is_dir():
-        pytest.fail(
-            f"{shared} is missing: CI and developers have shared/ beside the repository"
-        )
-    for name in (
-        "apps_v1alpha1_edgeapplication.yaml",
-        "apps_v1alpha1_nodegroup.yaml",
-        "operations_v1alpha2_imageprepulljob.yaml",
-    ):
-        assert (validate.SCHEMA_DIR / name).read_bytes() == (
-            shared / "kubeedge" / name
-        ).read_bytes()
-    helm = "helm.cattle.io_helmcharts.yaml"
-    assert (validate.SCHEMA_DIR / helm).read_bytes() == (
-        shared / "k3s" / helm
-    ).read_bytes()
-
-
 def test_golden_files_are_valid_yaml_streams():
     for path in GOLDEN.glob("*.yaml"):
         assert all(
