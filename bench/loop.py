@@ -30,8 +30,8 @@ import httpx
 import numpy as np
 
 from bench.doc import write_section
-from edgeloop.intake.store import IntakeStore
-from edgeloop.loop_demo.processes import wait_http
+from edgeloop.demo.processes import wait_http
+from edgeloop.monitor.intake.store import IntakeStore
 from edgeloop_agent.contracts import (
     DriftWindow,
     FeatureWindow,
@@ -258,8 +258,8 @@ def bench_loop() -> dict[str, float]:
     """A full ``edgeloop demo`` run; milestones in seconds since its start."""
     from rich.console import Console
 
-    from edgeloop.loop_demo import LoopSize, run_loop
-    from edgeloop.settings import PlatformSettings
+    from edgeloop.core.settings import PlatformSettings
+    from edgeloop.demo.run import LoopSize, run_loop
 
     with tempfile.TemporaryDirectory(prefix="edgeloop-bench-loop-") as tmp:
         result = run_loop(

@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from bench.doc import write_section
-from edgeloop import pipeline_runs
-from edgeloop.settings import PlatformSettings
-from edgeloop.simulator import config as cfg
-from edgeloop.simulator import generate
+from edgeloop.core.settings import PlatformSettings
+from edgeloop.demo.simulator import config as cfg
+from edgeloop.demo.simulator import generate
+from edgeloop.train import pipeline_runs
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from edgeloop.simulator import config as cfg
-from edgeloop.simulator import generate
+from edgeloop.demo.simulator import config as cfg
+from edgeloop.demo.simulator import generate
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

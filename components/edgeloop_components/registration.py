@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,9 +29,11 @@ from mlflow.models import ModelSignature
 from mlflow.types.schema import Schema, TensorSpec
 
 from edgeloop_agent.contracts import (
+    MANIFEST_FILE,
     MODEL_FILE,
     BundleManifest,
     bundle_digest,
+    file_sha256,
     read_manifest,
     verify_bundle,
 )
@@ -92,8 +96,8 @@ def champion_version(mlc: MlflowClient, name: str) -> int | None:
         ) from exc
 
 
-def download_bundle(mlc: MlflowClient, name: str, version: int, dst: Path) -> Path:
-    """Fetch a version's bundle into ``dst`` and verify it against its pinned digest."""
+def _bundle_tags(mlc: MlflowClient, name: str, version: int) -> tuple[str, str]:
+    """A version's pinned bundle URI (``runs:/RUN/PATH``) and digest."""
     try:
         mv = mlc.get_model_version(name, str(version))
     except MlflowException as exc:
@@ -104,12 +108,19 @@ def download_bundle(mlc: MlflowClient, name: str, version: int, dst: Path) -> Pa
     digest = mv.tags.get(TAG_PREFIX + "bundle_sha256")
     if not uri or not digest:
         raise RegistryError(f"registry: {name}:{version} has no edgeloop bundle tags")
-    dst.mkdir(parents=True, exist_ok=True)
     run_id, _, artifact_path = uri.removeprefix("runs:/").partition("/")
     if not uri.startswith("runs:/") or not run_id or not artifact_path:
         raise RegistryError(
             f"registry: {name}:{version} has an unsupported bundle URI {uri!r}"
         )
+    return uri, digest
+
+
+def download_bundle(mlc: MlflowClient, name: str, version: int, dst: Path) -> Path:
+    """Fetch a version's bundle into ``dst`` and verify it against its pinned digest."""
+    uri, digest = _bundle_tags(mlc, name, version)
+    dst.mkdir(parents=True, exist_ok=True)
+    run_id, _, artifact_path = uri.removeprefix("runs:/").partition("/")
     try:
         # The client's own method: mlflow.artifacts.download_artifacts would
         # resolve runs:/ against the *global* tracking URI instead.
@@ -118,6 +129,29 @@ def download_bundle(mlc: MlflowClient, name: str, version: int, dst: Path) -> Pa
         raise RegistryError(f"registry: cannot download {uri}: {exc.message}") from exc
     verify_bundle(Path(local), expected_digest=digest)
     return Path(local)
+
+
+def download_manifest(mlc: MlflowClient, name: str, version: int, dst: Path) -> Path:
+    """Fetch only a version's ``bundle.json`` into ``dst``, verified by its pinned digest.
+
+    The bundle's digest is the manifest's sha256, so the manifest alone can be
+    trusted without fetching the (much larger) model: what the controller and
+    lineage need (latency, gates, lineage) is all in it.
+    """
+    uri, digest = _bundle_tags(mlc, name, version)
+    run_id, _, artifact_path = uri.removeprefix("runs:/").partition("/")
+    dst.mkdir(parents=True, exist_ok=True)
+    try:
+        local = Path(
+            mlc.download_artifacts(run_id, f"{artifact_path}/{MANIFEST_FILE}", str(dst))
+        )
+    except MlflowException as exc:
+        raise RegistryError(f"registry: cannot download {uri}: {exc.message}") from exc
+    if file_sha256(local) != digest:
+        raise RegistryError(
+            f"registry: {name}:{version} bundle.json does not match its pinned sha256"
+        )
+    return local.parent
 
 
 def _signature(n_inputs: int) -> ModelSignature:
@@ -230,14 +264,17 @@ def _version_tags(
     }
 
 
-def champion_bundle(tracking_uri: str, name: str) -> tuple[int, Path] | None:
-    """Download the current champion's bundle into a temp dir, or None."""
+@contextmanager
+def champion_bundle(tracking_uri: str, name: str) -> Iterator[tuple[int, Path] | None]:
+    """The current champion's verified bundle in a temporary directory, or None.
+
+    A context manager: the copy is deleted when the block ends (the gate reads
+    it once; keeping it would leak one bundle per pipeline run).
+    """
     mlc = client(tracking_uri)
-    try:
-        version = champion_version(mlc, name)
-    except RegistryError:
-        raise
+    version = champion_version(mlc, name)
     if version is None:
-        return None
-    dst = Path(tempfile.mkdtemp(prefix="edgeloop-champion-"))
-    return version, download_bundle(mlc, name, version, dst)
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="edgeloop-champion-") as tmp:
+        yield version, download_bundle(mlc, name, version, Path(tmp))

@@ -154,14 +154,14 @@ def gate_vs_champion(
     """Step 6: absolute floors, then the champion on the very same holdout rows."""
     gate_policy = gating.GatePolicy.model_validate(policy)
     gates = gating.absolute_gates(report, gate_policy)
-    found = registration.champion_bundle(tracking_uri, model_name)
     champion_report, ref = None, ""
-    if found is not None:
-        version, bundle_dir = found
-        ref = f"{model_name}:{version}"
-        champion_report = _score_champion(
-            validated_dir, split_dir, bundle_dir, report["target_precision"]
-        )
+    with registration.champion_bundle(tracking_uri, model_name) as found:
+        if found is not None:
+            version, bundle_dir = found
+            ref = f"{model_name}:{version}"
+            champion_report = _score_champion(
+                validated_dir, split_dir, bundle_dir, report["target_precision"]
+            )
     gates += gating.champion_gates(report, champion_report, gate_policy, ref)
     return {
         "parent_champion": ref,

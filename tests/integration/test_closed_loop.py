@@ -16,8 +16,8 @@ import pytest
 from typer.testing import CliRunner
 
 from edgeloop.cli import app
-from edgeloop.intake.store import IntakeStore
-from edgeloop.loop_demo.processes import PROCESS_LOG, still_running
+from edgeloop.demo.processes import PROCESS_LOG, still_running
+from edgeloop.monitor.intake.store import IntakeStore
 
 pytestmark = [pytest.mark.kfp_local, pytest.mark.slow]
 

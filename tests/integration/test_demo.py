@@ -21,4 +21,4 @@ def test_demo_trains_registers_promotes_and_summarises(tmp_path, monkeypatch):
         "pipeline_run_id"
     ].startswith("train-edge-model-")
     assert "mlflow ui --backend-store-uri sqlite:///" in result.stderr
-    assert (tmp_path / "home" / "demo" / "mlflow.db").is_file()
+    assert (tmp_path / "home" / "demo-loop" / "mlflow.db").is_file()

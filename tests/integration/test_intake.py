@@ -11,11 +11,11 @@ import pytest
 from typer.testing import CliRunner
 
 from edgeloop.cli import app as cli
-from edgeloop.intake import collect
-from edgeloop.intake.app import create_app
-from edgeloop.intake.store import IntakeStore
+from edgeloop.core.settings import PlatformSettings
+from edgeloop.monitor.intake import collect
+from edgeloop.monitor.intake.app import create_app
+from edgeloop.monitor.intake.store import IntakeStore
 from edgeloop.rollout.fleet import IntakeFleet
-from edgeloop.settings import PlatformSettings
 from edgeloop_agent.api.app import create_app as create_agent
 from edgeloop_agent.contracts import Heartbeat, Report, ReportBatch
 

@@ -18,10 +18,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from edgeloop.intake import collect
-from edgeloop.intake.store import IntakeStore
-from edgeloop.loop_demo.processes import wait_http
-from edgeloop.settings import PlatformSettings
+from edgeloop.core.settings import PlatformSettings
+from edgeloop.demo.processes import wait_http
+from edgeloop.monitor.intake import collect
+from edgeloop.monitor.intake.store import IntakeStore
 from edgeloop_agent.api.app import create_app as create_agent
 
 from ..conftest import free_port

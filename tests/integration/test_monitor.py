@@ -11,8 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from edgeloop.cli import app
-from edgeloop.intake.store import IntakeStore
-from edgeloop.settings import PlatformSettings
+from edgeloop.core.settings import PlatformSettings
+from edgeloop.monitor.intake.store import IntakeStore
 from edgeloop_agent.contracts import Report, RowSample, verify_bundle
 
 pytestmark = pytest.mark.slow
@@ -138,7 +138,7 @@ def evidently_service(tmp_path):
     import sys
     from pathlib import Path
 
-    from edgeloop.loop_demo.processes import wait_http
+    from edgeloop.demo.processes import wait_http
 
     from ..conftest import free_port
 

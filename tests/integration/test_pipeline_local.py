@@ -120,8 +120,8 @@ def test_pipeline_run_rejects_bad_params(fleet_dir):
 
 
 def test_param_types_are_checked_strictly():
-    from edgeloop.errors import UsageError
-    from edgeloop.pipeline_runs import parse_params
+    from edgeloop.core.errors import UsageError
+    from edgeloop.train.pipeline_runs import parse_params
 
     assert parse_params(
         ["n_estimators=50", "min_roc_auc=1", "model_name=42", "windows=[6,12]"]

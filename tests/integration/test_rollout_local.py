@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from edgeloop.registry import Registry
+from edgeloop.provenance.registry import Registry
 from edgeloop.rollout.controller import Reconciler, load_rollout
 from edgeloop.rollout.fleet import AgentProbe
 from edgeloop.rollout.registry_view import registry_view

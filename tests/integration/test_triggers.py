@@ -9,8 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from edgeloop.cli import app
-from edgeloop.intake.store import IntakeStore
-from edgeloop.settings import PlatformSettings
+from edgeloop.core.settings import PlatformSettings
+from edgeloop.monitor.intake.store import IntakeStore
 from edgeloop.triggers.engine import TriggerEngine
 from edgeloop.triggers.policy import TriggerPolicy
 from edgeloop_agent.contracts import DriftWindow, FeatureWindow, Report, SensorQuality

@@ -43,7 +43,7 @@ def click_exceptions() -> type[BaseException]:
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
-    from edgeloop.errors import EdgeloopError
+    from edgeloop.core.errors import EdgeloopError
     from edgeloop_agent.contracts import ContractError as AgentError
     from edgeloop_components.errors import ComponentError
 

@@ -21,8 +21,8 @@ def list_(
     ),
 ) -> None:
     """Records, oldest first."""
-    from edgeloop.audit import AuditLog
-    from edgeloop.settings import load_settings
+    from edgeloop.core.settings import load_settings
+    from edgeloop.provenance.audit import AuditLog
 
     records = AuditLog(load_settings().audit_path()).records(kind, subject)
     emit(
@@ -43,8 +43,8 @@ def list_(
 @app.command()
 def verify(ctx: typer.Context) -> None:
     """Check the hash chain end to end (exit 1 naming the first broken line)."""
-    from edgeloop.audit import AuditLog
-    from edgeloop.settings import load_settings
+    from edgeloop.core.settings import load_settings
+    from edgeloop.provenance.audit import AuditLog
 
     log = AuditLog(load_settings().audit_path())
     emit(ctx, {"path": str(log.path), "records": log.verify(), "chain": "intact"})

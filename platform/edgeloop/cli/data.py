@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from edgeloop.cli.output import emit, error_line, state, stderr
-from edgeloop.errors import UsageError
+from edgeloop.core.errors import UsageError
 
 app = typer.Typer(help="Fleet data: simulate, validate.", no_args_is_help=True)
 
@@ -19,7 +19,7 @@ _PERTURB = re.compile(
 
 def parse_perturbation(text: str) -> dict[str, object]:
     """``KIND[@SITE,SITE][:START]`` -> Perturbation fields."""
-    from edgeloop.simulator.config import PERTURBATIONS
+    from edgeloop.demo.simulator.config import PERTURBATIONS
 
     match = _PERTURB.match(text)
     if not match or match["kind"] not in PERTURBATIONS:
@@ -64,8 +64,8 @@ def simulate(
     """Write a deterministic pump-fleet dataset (Parquet readings, CSV work orders, schema.yaml)."""
     from pydantic import ValidationError
 
-    from edgeloop.simulator import config as cfg
-    from edgeloop.simulator import generate
+    from edgeloop.demo.simulator import config as cfg
+    from edgeloop.demo.simulator import generate
 
     try:
         config = cfg.SimulationConfig(
@@ -166,7 +166,7 @@ def assemble(
     ),
 ) -> None:
     """Build a training dataset from what the fleet sent (collected partitions) plus recent base data."""
-    from edgeloop.retraining import assemble as build
-    from edgeloop.settings import load_settings
+    from edgeloop.core.settings import load_settings
+    from edgeloop.train.retraining import assemble as build
 
     emit(ctx, build(load_settings(), base, out, since_day=since, older_days=older_days))

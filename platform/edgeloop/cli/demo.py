@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from edgeloop.cli.output import emit, state, stderr
@@ -18,7 +20,7 @@ def demo(
     train_only: bool = typer.Option(
         False,
         "--train-only",
-        help="Only step 1: simulate, train, gate, register, promote (about 30 s).",
+        help="Stop after step 1: simulate, train, gate, register, promote v1.",
     ),
 ) -> None:
     """The closed loop: train, roll out to 6 agents, drift, retrain, roll out again, summarise.
@@ -26,22 +28,27 @@ def demo(
     Everything runs on 127.0.0.1 under ``$EDGELOOP_HOME/demo-loop`` (wiped
     first); every process it starts is stopped on exit or Ctrl-C.
     """
-    from edgeloop.settings import load_settings
-
-    if train_only:
-        from edgeloop.demo import run_demo
-
-        summary = run_demo(load_settings(), stderr(), fast=fast, seed=seed)
-        if state(ctx).output == "json":
-            emit(ctx, summary)
-        return
     from dataclasses import asdict
 
-    from edgeloop.loop_demo import FAST, LoopSize, print_summary, run_loop
+    from edgeloop.core.settings import load_settings
+    from edgeloop.demo.first_model import print_first_model
+    from edgeloop.demo.run import FAST, LoopSize, run_loop
+    from edgeloop.demo.summary import print_summary
 
+    settings = load_settings()
     result = run_loop(
-        load_settings(), stderr(), FAST if fast else LoopSize(), seed=seed
+        settings,
+        stderr(),
+        FAST if fast else LoopSize(),
+        seed=seed,
+        stop_after="train" if train_only else None,
     )
+    if train_only:
+        home = settings.model_copy(update={"home": Path(result.home)})
+        print_first_model(stderr(), result.first_model, home)
+        if state(ctx).output == "json":
+            emit(ctx, result.first_model)
+        return
     print_summary(stderr(), result)
     if state(ctx).output == "json":
         emit(ctx, asdict(result))

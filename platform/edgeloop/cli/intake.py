@@ -23,8 +23,8 @@ def serve(
     """Serve POST /v1/reports and GET /v1/fleet."""
     import uvicorn
 
-    from edgeloop.intake.app import create_app
-    from edgeloop.settings import load_settings
+    from edgeloop.core.settings import load_settings
+    from edgeloop.monitor.intake.app import create_app
 
     settings = load_settings()
     uvicorn.run(
@@ -42,9 +42,9 @@ def create(
     node: str = typer.Argument(..., help="Node name the token is for."),
 ) -> None:
     """Create (or replace) a node's token and print it once; only its hash is stored."""
-    from edgeloop.errors import UsageError
-    from edgeloop.intake.store import IntakeStore
-    from edgeloop.settings import load_settings
+    from edgeloop.core.errors import UsageError
+    from edgeloop.core.settings import load_settings
+    from edgeloop.monitor.intake.store import IntakeStore
 
     if not node or len(node) > 253 or any(c.isspace() for c in node):
         raise UsageError(f"invalid node name {node!r}")

@@ -30,9 +30,9 @@ def ingest(
     ),
 ) -> None:
     """Add work orders to the label store and show alarm precision/recall per version and day."""
-    from edgeloop import labels
-    from edgeloop.audit import AuditLog
-    from edgeloop.settings import load_settings
+    from edgeloop.core.settings import load_settings
+    from edgeloop.monitor import labels
+    from edgeloop.provenance.audit import AuditLog
 
     settings = load_settings()
     result = labels.ingest(file, settings.collect_root(), entity_column, time_column)

@@ -10,7 +10,7 @@ import typer
 from edgeloop.cli.output import emit, stderr
 
 if TYPE_CHECKING:
-    from edgeloop.registry import Registry
+    from edgeloop.provenance.registry import Registry
 
 app = typer.Typer(
     help="Registered models: list, show, promote, lineage, export.",
@@ -19,8 +19,8 @@ app = typer.Typer(
 
 
 def _registry() -> Registry:
-    from edgeloop.registry import Registry
-    from edgeloop.settings import load_settings
+    from edgeloop.core.settings import load_settings
+    from edgeloop.provenance.registry import Registry
 
     return Registry(load_settings().tracking_uri())
 
@@ -37,7 +37,7 @@ def show(
     ref: str = typer.Argument(..., help="NAME, NAME@ALIAS or NAME:VERSION."),
 ) -> None:
     """One version: aliases, bundle location and sha256, metrics, gates."""
-    from edgeloop.registry import parse_ref
+    from edgeloop.provenance.registry import parse_ref
 
     emit(ctx, _registry().show(parse_ref(ref)))
 
@@ -49,7 +49,7 @@ def promote(
     alias: str = typer.Option("champion", "--alias", help="Alias to move."),
 ) -> None:
     """Point an alias (default champion) at a version."""
-    from edgeloop.registry import parse_ref
+    from edgeloop.provenance.registry import parse_ref
 
     emit(ctx, _registry().promote(parse_ref(ref), alias))
 
@@ -60,11 +60,14 @@ def lineage(
     ref: str = typer.Argument(..., help="NAME, NAME@ALIAS or NAME:VERSION."),
 ) -> None:
     """The whole chain: data partitions, run and its trigger, bundle, rollout waves, nodes, drift, next version."""
-    from edgeloop.lineage import chain
-    from edgeloop.registry import parse_ref
-    from edgeloop.settings import load_settings
+    from edgeloop.core.settings import load_settings
+    from edgeloop.monitor.intake.store import IntakeStore
+    from edgeloop.provenance.lineage import chain
+    from edgeloop.provenance.registry import parse_ref
 
-    emit(ctx, chain(load_settings(), _registry(), parse_ref(ref)))
+    settings = load_settings()
+    fleet = IntakeStore.existing(settings)
+    emit(ctx, chain(settings, _registry(), parse_ref(ref), fleet))
 
 
 @app.command()
@@ -76,7 +79,7 @@ def export(
     ),
 ) -> None:
     """Write the verified bundle as plain files (for removable media) with SHA256SUMS."""
-    from edgeloop.registry import parse_ref
+    from edgeloop.provenance.registry import parse_ref
 
     with stderr().status(f"exporting {ref}"):
         result = _registry().export(parse_ref(ref), out)

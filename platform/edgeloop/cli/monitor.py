@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING
 import typer
 
 from edgeloop.cli.output import emit, stderr
-from edgeloop.errors import NotFoundError, UsageError
+from edgeloop.core.errors import NotFoundError, UsageError
 
 if TYPE_CHECKING:
-    from edgeloop.settings import PlatformSettings
+    from edgeloop.core.settings import PlatformSettings
 
 app = typer.Typer(
     help="Monitoring with Evidently: run, report, ui.", no_args_is_help=True
@@ -22,7 +22,7 @@ app = typer.Typer(
 
 
 def _paths() -> tuple[PlatformSettings, str, Path]:
-    from edgeloop.settings import load_settings
+    from edgeloop.core.settings import load_settings
 
     settings = load_settings()
     return settings, settings.monitor_workspace(), settings.home / "monitor.json"
@@ -41,10 +41,10 @@ def run(
     ),
 ) -> None:
     """One pass: a drift + data-summary run per new (version, cohort, hour) of samples."""
-    from edgeloop.assets import pump_types
-    from edgeloop.intake.store import IntakeStore
+    from edgeloop.monitor.assets import pump_types
     from edgeloop.monitor.evidently_runs import MonitorWorkspace, monitor_pass
-    from edgeloop.registry import Registry
+    from edgeloop.monitor.intake.store import IntakeStore
+    from edgeloop.provenance.registry import Registry
 
     settings, workspace_dir, state_file = _paths()
     name = model or settings.registry.model_name
@@ -80,13 +80,13 @@ def report(
     """All samples of one version (optionally one cohort) against its reference, as HTML."""
     import pandas as pd
 
-    from edgeloop.intake.store import IntakeStore
     from edgeloop.monitor.evidently_runs import (
         reference_frame,
         run_report,
         sample_groups,
     )
-    from edgeloop.registry import Registry, parse_ref
+    from edgeloop.monitor.intake.store import IntakeStore
+    from edgeloop.provenance.registry import Registry, parse_ref
 
     settings, _, _ = _paths()
     registry = Registry(settings.tracking_uri())

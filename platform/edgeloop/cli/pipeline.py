@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from edgeloop.cli.output import emit, state, stderr
-from edgeloop.errors import UsageError
+from edgeloop.core.errors import UsageError
 
 app = typer.Typer(help="Training pipeline: compile, run.", no_args_is_help=True)
 
@@ -54,8 +54,8 @@ def run(
     ),
 ) -> None:
     """Train, gate and register a model (kfp.local unless --kfp-host is given)."""
-    from edgeloop import pipeline_runs
-    from edgeloop.settings import load_settings
+    from edgeloop.core.settings import load_settings
+    from edgeloop.train import pipeline_runs
 
     settings = load_settings()
     if model_name:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from edgeloop.cli.output import emit, state, stderr
-from edgeloop.errors import UsageError
+from edgeloop.core.errors import UsageError
 
 if TYPE_CHECKING:
     from edgeloop.rollout.controller import Outcome, Reconciler, StatusStore
@@ -50,9 +50,9 @@ PUSH = typer.Option(False, "--push", help="GitOps sink: push after committing.")
 
 
 def _store() -> StatusStore:
-    from edgeloop.audit import AuditLog
+    from edgeloop.core.settings import load_settings
+    from edgeloop.provenance.audit import AuditLog
     from edgeloop.rollout.controller import StatusStore
-    from edgeloop.settings import load_settings
 
     settings = load_settings()
     return StatusStore(settings.home / "rollouts", AuditLog(settings.audit_path()))
@@ -98,10 +98,10 @@ def _sink(
 
 
 def _reconciler(fleet: Any, sink: Any) -> Reconciler:
-    from edgeloop.registry import Registry
+    from edgeloop.core.settings import load_settings
+    from edgeloop.provenance.registry import Registry
     from edgeloop.rollout.controller import Reconciler
     from edgeloop.rollout.registry_view import registry_view
-    from edgeloop.settings import load_settings
 
     registry = Registry(load_settings().tracking_uri())
     return Reconciler(
@@ -320,7 +320,7 @@ def run(
     ),
 ) -> None:
     """Reconcile every EdgeRollout file in a directory, on an interval (Ctrl-C stops)."""
-    from edgeloop.errors import EdgeloopError, RetryableError
+    from edgeloop.core.errors import EdgeloopError, RetryableError
     from edgeloop.rollout.controller import load_rollout
 
     if not rollouts.is_dir():

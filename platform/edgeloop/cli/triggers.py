@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from edgeloop.cli.output import emit, stderr
-from edgeloop.errors import UsageError
+from edgeloop.core.errors import UsageError
 
 if TYPE_CHECKING:
     from edgeloop.triggers.engine import TriggerEngine
@@ -34,11 +34,11 @@ FRESH = typer.Option(
 def _engine(policy_file: Path | None) -> TriggerEngine:
     from pydantic import ValidationError
 
-    from edgeloop.intake.store import IntakeStore
-    from edgeloop.settings import load_settings
+    from edgeloop.core.settings import load_settings
+    from edgeloop.core.yaml_files import invalid, read_yaml
+    from edgeloop.monitor.intake.store import IntakeStore
     from edgeloop.triggers.engine import TriggerEngine
     from edgeloop.triggers.policy import TriggerPolicy
-    from edgeloop.yaml_files import invalid, read_yaml
 
     settings = load_settings()
     policy = TriggerPolicy()
@@ -49,7 +49,7 @@ def _engine(policy_file: Path | None) -> TriggerEngine:
             )
         except ValidationError as exc:
             raise invalid(policy_file, exc) from exc
-    from edgeloop.audit import AuditLog
+    from edgeloop.provenance.audit import AuditLog
 
     store = IntakeStore.from_settings(settings)
     return TriggerEngine(
@@ -77,8 +77,8 @@ def _launch(
     """
     import time as _time
 
-    from edgeloop import pipeline_runs, retraining
-    from edgeloop.settings import load_settings
+    from edgeloop.core.settings import load_settings
+    from edgeloop.train import pipeline_runs, retraining
 
     settings = load_settings()
     console = stderr()

@@ -22,9 +22,9 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
-from edgeloop.errors import NotFoundError
-from edgeloop.intake.store import IntakeStore, reports
-from edgeloop.registry import ModelRef, Registry
+from edgeloop.core.errors import NotFoundError
+from edgeloop.monitor.intake.store import IntakeStore, reports
+from edgeloop.provenance.registry import ModelRef, Registry
 from edgeloop_agent.contracts import Report, RowSample, read_manifest
 
 SCORE = "score"

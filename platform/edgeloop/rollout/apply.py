@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from edgeloop.errors import PermanentError, RetryableError
+from edgeloop.core.errors import PermanentError, RetryableError
 
 log = logging.getLogger(__name__)
 

@@ -16,15 +16,15 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from edgeloop.audit import AuditLog
-from edgeloop.errors import UsageError
+from edgeloop.core.errors import UsageError
+from edgeloop.core.yaml_files import invalid, read_yaml
+from edgeloop.provenance.audit import AuditLog
 from edgeloop.rollout import plan as planning
 from edgeloop.rollout import validate
 from edgeloop.rollout.fleet import FleetSource
 from edgeloop.rollout.render.group import GroupRender, render_group
 from edgeloop.rollout.sinks import Sink, commit_message
 from edgeloop.rollout.spec import Decision, EdgeRollout, EdgeRolloutStatus
-from edgeloop.yaml_files import invalid, read_yaml
 
 
 def load_rollout(path: Path) -> EdgeRollout:

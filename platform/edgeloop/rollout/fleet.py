@@ -21,9 +21,9 @@ from typing import Protocol
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from edgeloop.errors import UsageError
+from edgeloop.core.errors import UsageError
+from edgeloop.core.yaml_files import invalid, read_yaml
 from edgeloop.rollout.plan import NodeObservation
-from edgeloop.yaml_files import invalid, read_yaml
 
 
 class FleetSource(Protocol):
@@ -162,7 +162,7 @@ class IntakeFleet:
 
     def observe(self) -> list[NodeObservation]:
         """The intake's latest view of every node that ever reported."""
-        from edgeloop.errors import RetryableError
+        from edgeloop.core.errors import RetryableError
 
         try:
             with httpx.Client(timeout=10.0, transport=self._transport) as client:

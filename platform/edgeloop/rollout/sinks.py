@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Protocol
 
-from edgeloop.errors import PermanentError, RetryableError
+from edgeloop.core.errors import PermanentError, RetryableError
 from edgeloop.rollout.render import config
 from edgeloop.rollout.render.yaml import dump
 

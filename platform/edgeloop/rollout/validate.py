@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from edgeloop.errors import PermanentError
+from edgeloop.core.errors import PermanentError
 
 KUBERNETES_VERSION = "1.33.0"
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from edgeloop.audit import AuditLog
-from edgeloop.intake.store import IntakeStore
+from edgeloop.monitor.intake.store import IntakeStore
+from edgeloop.provenance.audit import AuditLog
 from edgeloop.triggers import policy as p
 
 

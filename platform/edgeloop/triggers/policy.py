@@ -1,7 +1,7 @@
 """Retraining trigger policy: pure, deterministic, every decision with its evidence.
 
 Drift fires when, in a cohort, the share of drifted model inputs (judged
-against each node's own baseline, see :mod:`edgeloop.intake.baseline`) is at least
+against each node's own baseline, see :mod:`edgeloop.monitor.intake.baseline`) is at least
 ``drift_share`` on at least ``node_fraction`` of the reporting nodes, for
 ``consecutive`` windows in a row. Then the cohort is disarmed until its drifting
 node fraction falls below ``release_fraction`` (hysteresis), and no trigger of
@@ -20,11 +20,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from edgeloop.monitor.intake.views import WindowSummary
 
 Kind = Literal[
     "drift",
@@ -60,22 +61,6 @@ class TriggerPolicy(BaseModel):
     """Fire after this many new labelled rows since the last training; 0 disables."""
     max_metric_drop: float = Field(0.1, ge=0, le=1)
     """Fire when live PR-AUC from delayed labels drops this much below the holdout's."""
-
-
-@dataclass(frozen=True)
-class WindowSummary:
-    """One drift window as the intake stored it."""
-
-    key: str
-    node: str
-    cohort: str
-    window_end: float
-    drifted_share: float | None
-    """Against the node's own baseline; None while that baseline is being built."""
-    quality_flags: tuple[str, ...] = ()
-    reference_share: float = 0.0
-    """Against the training reference, as the agent reported it (evidence only)."""
-    version: str = ""
 
 
 class Decision(BaseModel):

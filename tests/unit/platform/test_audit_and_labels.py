@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from edgeloop import labels
-from edgeloop.audit import AuditLog
 from edgeloop.cli import app
-from edgeloop.errors import UsageError
-from edgeloop.intake import collect
+from edgeloop.core.errors import UsageError
+from edgeloop.monitor import labels
+from edgeloop.monitor.intake import collect
+from edgeloop.provenance.audit import AuditLog
 from edgeloop_agent.contracts import ReadingsBatch, Report
 
 T0 = datetime(2026, 7, 1, tzinfo=UTC)

@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from edgeloop.simulator import config as cfg
-from edgeloop.simulator import generate
+from edgeloop.demo.simulator import config as cfg
+from edgeloop.demo.simulator import generate
 
 
 def digest(frame: pd.DataFrame) -> str:

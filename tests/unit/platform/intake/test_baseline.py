@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from edgeloop.intake.baseline import Baseline, BaselinePolicy, observe
+from edgeloop.monitor.intake.baseline import Baseline, BaselinePolicy, observe
 from edgeloop_agent.contracts import DriftWindow, FeatureWindow
 
 T0 = datetime(2026, 5, 1, tzinfo=UTC)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from edgeloop.intake import collect
+from edgeloop.monitor.intake import collect
 from edgeloop_agent.contracts import Heartbeat, ReadingsBatch, Report
 
 T0 = datetime(2026, 7, 1, 22, 0, tzinfo=UTC)

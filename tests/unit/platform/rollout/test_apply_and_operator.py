@@ -13,11 +13,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from edgeloop.errors import PermanentError
-from edgeloop.operator import reconcile_object
+from edgeloop.core.errors import PermanentError
 from edgeloop.rollout.apply import KubernetesSink, object_path
 from edgeloop.rollout.controller import Reconciler
 from edgeloop.rollout.fleet import FileFleet
+from edgeloop.rollout.operator import reconcile_object
 from edgeloop.rollout.plan import RegistryView
 from edgeloop.rollout.sinks import LocalSink
 

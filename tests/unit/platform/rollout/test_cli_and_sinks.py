@@ -251,7 +251,7 @@ def test_gitops_sink_commits_once_pushes_and_skips_unchanged(tmp_path):
 
 
 def test_gitops_sink_refuses_a_non_repository(tmp_path):
-    from edgeloop.errors import PermanentError
+    from edgeloop.core.errors import PermanentError
 
     with pytest.raises(PermanentError, match="not a git work tree"):
         GitOpsSink(tmp_path).apply("pumps", [], {}, "m")

@@ -13,7 +13,9 @@ import yaml
 from edgeloop.rollout import validate
 
 SOURCES = validate.SCHEMA_DIR / "SOURCES.md"
-ROW = re.compile(r"^\| (?P<file>[\w.]+\.yaml) \|.*\| (?P<blob>[0-9a-f]{40}) \| (?P<sha>[0-9a-f]{64}) \|$")
+ROW = re.compile(
+    r"^\| (?P<file>[\w.]+\.yaml) \|.*\| (?P<blob>[0-9a-f]{40}) \| (?P<sha>[0-9a-f]{64}) \|$"
+)
 
 
 def _recorded() -> dict[str, tuple[str, str]]:

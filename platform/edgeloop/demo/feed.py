@@ -10,11 +10,11 @@ from typing import Any
 import httpx
 import pandas as pd
 
-from edgeloop.errors import EdgeloopError
-from edgeloop.intake.store import IntakeStore
-from edgeloop.loop_demo import stream
-from edgeloop.loop_demo.link import wait_until
-from edgeloop.loop_demo.scenario import CANARY_SITE
+from edgeloop.core.errors import EdgeloopError
+from edgeloop.demo import stream
+from edgeloop.demo.link import wait_until
+from edgeloop.demo.scenario import CANARY_SITE
+from edgeloop.monitor.intake.store import IntakeStore
 
 
 @contextmanager
@@ -90,7 +90,7 @@ class Feeder:
 
     def integrity(self) -> dict[str, Any]:
         """Readings sent per node vs rows collected (unique and total)."""
-        from edgeloop.intake import collect
+        from edgeloop.monitor.intake import collect
 
         rows = collect.load(
             collect.partitions(self.collect_root, "readings", "pump-failure")

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import httpx
 
-from edgeloop.errors import EdgeloopError
-from edgeloop.loop_demo.link import free_port
+from edgeloop.core.errors import EdgeloopError
+from edgeloop.demo.link import free_port
 
 
 def wait_http(

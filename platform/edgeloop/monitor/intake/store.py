@@ -18,15 +18,16 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from edgeloop.intake.baseline import (
+from edgeloop.core.settings import PlatformSettings
+from edgeloop.monitor.intake.baseline import (
     Baseline,
     BaselinePolicy,
     Judgement,
     observe,
     pooled_typical,
 )
-from edgeloop.intake.collect import write_report
-from edgeloop.settings import PlatformSettings
+from edgeloop.monitor.intake.collect import write_report
+from edgeloop.monitor.intake.views import WindowSummary
 from edgeloop_agent.contracts import DriftWindow, Heartbeat, Report
 
 metadata = sa.MetaData()
@@ -133,6 +134,21 @@ class IntakeStore:
             settings.intake.baseline,
             settings.collect_root(),
         )
+
+    @classmethod
+    def existing(cls, settings: PlatformSettings) -> IntakeStore | None:
+        """The settings' store if an intake has ever run there, else None.
+
+        Readers (lineage, reports) must not create an empty database as a side
+        effect of looking.
+        """
+        url = settings.intake_database_url()
+        if (
+            url.startswith("sqlite:///")
+            and not Path(url.removeprefix("sqlite:///")).exists()
+        ):
+            return None
+        return cls.from_settings(settings)
 
     def create_token(self, node: str) -> str:
         """A new token for ``node`` (replacing any old one); shown once."""
@@ -485,13 +501,11 @@ class IntakeStore:
     ) -> tuple[list[Any], datetime | None]:
         """Drift windows received after a point in time, and the newest receive time.
 
-        Returned as :class:`edgeloop.triggers.policy.WindowSummary`; the cohort
+        Returned as :class:`edgeloop.monitor.intake.views.WindowSummary`; the cohort
         is the report's cohort, or its site when the node has none, and the
         drifted share is the one against the node's own baseline (None while
         the baseline is being built).
         """
-        from edgeloop.triggers.policy import WindowSummary
-
         query = sa.select(
             reports.c.body, reports.c.received_at, reports.c.baseline_share
         ).where(reports.c.kind == "drift")

@@ -16,8 +16,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from edgeloop.intake.store import IntakeStore
-from edgeloop.settings import PlatformSettings
+from edgeloop.core.settings import PlatformSettings
+from edgeloop.monitor.intake.store import IntakeStore
 from edgeloop_agent.contracts import ReportBatch
 
 

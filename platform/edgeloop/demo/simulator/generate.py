@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from edgeloop.simulator import config as cfg
+from edgeloop.demo.simulator import config as cfg
 from edgeloop_components.dataset import (
     DatasetSchema,
     FailureLogLabel,

@@ -15,7 +15,7 @@ import httpx
 import numpy as np
 import pandas as pd
 
-from edgeloop.simulator import config as cfg
+from edgeloop.demo.simulator import config as cfg
 
 CHUNK = 1000
 

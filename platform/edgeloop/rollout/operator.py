@@ -2,7 +2,7 @@
 
 A thin shell: every handler parses the object, calls
 :meth:`edgeloop.rollout.controller.Reconciler.reconcile` and patches
-``status``. Run in the cluster with ``kopf run -m edgeloop.operator``
+``status``. Run in the cluster with ``kopf run -m edgeloop.rollout.operator``
 (the chart's controller Deployment does). An invalid EdgeRollout gets
 ``phase: Invalid`` and a condition naming the field; nothing is rendered.
 
@@ -20,7 +20,7 @@ from typing import Any
 import kopf
 from pydantic import ValidationError
 
-from edgeloop.errors import PermanentError, RetryableError
+from edgeloop.core.errors import PermanentError, RetryableError
 from edgeloop.rollout import spec as rollout_spec
 from edgeloop.rollout.controller import Reconciler
 from edgeloop.rollout.spec import EdgeRollout
@@ -33,11 +33,11 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     """Build the reconciler once, from PlatformSettings and the in-cluster config."""
     from kubernetes import client, config
 
-    from edgeloop.registry import Registry
+    from edgeloop.core.settings import load_settings
+    from edgeloop.provenance.registry import Registry
     from edgeloop.rollout.apply import KubernetesSink
     from edgeloop.rollout.fleet import EmptyFleet, FileFleet
     from edgeloop.rollout.registry_view import registry_view
-    from edgeloop.settings import load_settings
 
     settings.persistence.finalizer = "edgeloop.io/finalizer"
     config.load_incluster_config()

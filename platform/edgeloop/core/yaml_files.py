@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from edgeloop.errors import UsageError
+from edgeloop.core.errors import UsageError
 
 
 def read_yaml(path: Path, what: str) -> Any:

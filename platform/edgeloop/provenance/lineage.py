@@ -4,24 +4,43 @@ data (partitions and their hashes) -> pipeline run (and the trigger that
 started it) -> registry version -> bundle digest -> rollout waves and times
 -> nodes running it -> drift reports -> the trigger that produced the next
 version. Joined from the registry (lineage tags, verified bundle), the audit
-log and the intake's store; each part says where it came from.
+log and the fleet's view (the intake's store, passed in by the caller so that
+provenance stays below the monitoring stage); each part says where it came from.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from edgeloop.audit import AuditLog
-from edgeloop.intake.store import IntakeStore
-from edgeloop.registry import ModelRef, Registry
-from edgeloop.settings import PlatformSettings
+from edgeloop.core.settings import PlatformSettings
+from edgeloop.provenance.audit import AuditLog
+from edgeloop.provenance.registry import ModelRef, Registry
+
+
+class FleetSource(Protocol):
+    """What lineage reads of the fleet: the intake's store provides it."""
+
+    def fleet(self) -> list[dict[str, Any]]:
+        """Every node's current view (``node``, ``active_version``, ...)."""
+        ...
+
+    def version_drift(self, version: str) -> dict[str, Any]:
+        """A version's drift reports: counts and the ids of drifted ones."""
+        ...
 
 
 def chain(
-    settings: PlatformSettings, registry: Registry, ref: ModelRef
+    settings: PlatformSettings,
+    registry: Registry,
+    ref: ModelRef,
+    fleet: FleetSource | None = None,
 ) -> dict[str, Any]:
-    """Everything known about ``ref`` and what followed it."""
+    """Everything known about ``ref`` and what followed it.
+
+    ``fleet`` is the intake's view; None where no intake has run (the fleet
+    part is then empty).
+    """
     base = registry.lineage(ref)
     subject = base["model"]
     name, version = subject.rsplit(":", 1)
@@ -61,7 +80,7 @@ def chain(
             for r in training
         ],
         "rollouts": rollouts,
-        "fleet": _fleet(settings, version),
+        "fleet": _fleet(fleet, version),
         "triggers": [
             {
                 "at": r["at"],
@@ -84,18 +103,12 @@ def _same_path(a: str, b: str) -> bool:
         return a == b
 
 
-def _fleet(settings: PlatformSettings, version: str) -> dict[str, Any]:
-    """Nodes running the version now, and its drift reports (when an intake store exists)."""
-    url = settings.intake_database_url()
-    if (
-        url.startswith("sqlite:///")
-        and not Path(url.removeprefix("sqlite:///")).exists()
-    ):
+def _fleet(source: FleetSource | None, version: str) -> dict[str, Any]:
+    """Nodes running the version now, and its drift reports."""
+    if source is None:
         return {"nodes": [], "drift_reports": 0, "drifted_reports": []}
-    store = IntakeStore.from_settings(settings)
-    nodes = [n["node"] for n in store.fleet() if n["active_version"] == version]
-    reports = store.version_drift(version)
-    return {"nodes": nodes, **reports}
+    nodes = [n["node"] for n in source.fleet() if n["active_version"] == version]
+    return {"nodes": nodes, **source.version_drift(version)}
 
 
 def _successors(

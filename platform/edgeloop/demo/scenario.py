@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from edgeloop.demo.simulator import config as cfg
 from edgeloop.rollout.spec import EdgeRollout
-from edgeloop.simulator import config as cfg
 
 SITES = ("offshore-01", "desert-02", "arctic-03")
 CANARY_SITE, DRIFT_SITE, FAULT_SITE, OFFLINE_SITE = (

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from edgeloop.errors import UsageError
+from edgeloop.core.errors import UsageError
 
 GENESIS = "0" * 64
 _LOCK = threading.Lock()

@@ -2,7 +2,7 @@
 
 One small adapter: model references (``NAME``, ``NAME@ALIAS``, ``NAME:VERSION``),
 listing, showing, promoting, lineage and export of verified bundles. MLflow
-errors are translated here, once, into :mod:`edgeloop.errors` classes.
+errors are translated here, once, into :mod:`edgeloop.core.errors` classes.
 """
 
 from __future__ import annotations
@@ -17,11 +17,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgeloop.errors import EdgeloopError, NotFoundError, RetryableError, UsageError
+from edgeloop.core.errors import (
+    EdgeloopError,
+    NotFoundError,
+    RetryableError,
+    UsageError,
+)
 from edgeloop_agent.contracts import (
     MANIFEST_FILE,
     MODEL_FILE,
     BundleError,
+    BundleManifest,
     DesiredModel,
     file_sha256,
     read_manifest,
@@ -74,6 +80,8 @@ class Registry:
         from edgeloop_components import registration
 
         self.tracking_uri = tracking_uri
+        # Versions are immutable: a manifest read once is good for the process.
+        self._manifests: dict[tuple[str, int], BundleManifest] = {}
         with self._errors():
             self._client = registration.client(tracking_uri)
 
@@ -232,14 +240,31 @@ class Registry:
                 self._client, ref.name, version, dst
             )
 
+    def manifest(self, ref: ModelRef) -> BundleManifest:
+        """A version's verified ``bundle.json`` (only that file is fetched).
+
+        Cached per (model, version): versions are immutable, and the
+        controller asks for the same ones on every reconcile.
+        """
+        from edgeloop_components import registration
+
+        version = self.resolve(ref)
+        key = (ref.name, version)
+        if key not in self._manifests:
+            with (
+                self._errors(str(ref)),
+                tempfile.TemporaryDirectory(prefix="edgeloop-manifest-") as tmp,
+            ):
+                bundle = registration.download_manifest(
+                    self._client, ref.name, version, Path(tmp)
+                )
+                self._manifests[key] = read_manifest(bundle)
+        return self._manifests[key]
+
     def lineage(self, ref: ModelRef) -> dict[str, Any]:
-        """Where a version came from, read from its verified bundle and tags."""
+        """Where a version came from, read from its verified manifest and tags."""
         info = self.show(ref)
-        with tempfile.TemporaryDirectory(prefix="edgeloop-lineage-") as tmp:
-            _, bundle = self.download(
-                parse_ref(f"{ref.name}:{info['version']}"), Path(tmp)
-            )
-            manifest = read_manifest(bundle)
+        manifest = self.manifest(ModelRef(ref.name, version=info["version"]))
         return {
             "model": f"{ref.name}:{info['version']}",
             "aliases": info["aliases"],

@@ -125,7 +125,7 @@ class PlatformSettings(BaseSettings):
         return configured or str(self.home.resolve() / "evidently")
 
     def audit_path(self) -> Path:
-        """The append-only audit log (``edgeloop.audit``)."""
+        """The append-only audit log (``edgeloop.provenance.audit``)."""
         return self.home.resolve() / "audit.jsonl"
 
     def collect_root(self) -> Path:

@@ -5,7 +5,7 @@ adds work orders (the simulator's maintenance log, or any CSV with an entity
 and a failure time, named by the dataset schema's label section) to the
 collected label store, deduplicated by (entity, failure time). ``alarm_quality``
 joins them with the collected readings (each carries its model version, score
-and alarm, see ``edgeloop.intake.collect``) and scores every version's alarms
+and alarm, see ``edgeloop.monitor.intake.collect``) and scores every version's alarms
 per day: a reading is a true positive when its pump failed within the horizon
 after it. Only readings whose horizon has passed by the newest label are
 judged (the rest cannot be known yet).
@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from edgeloop.errors import UsageError
-from edgeloop.intake import collect
+from edgeloop.core.errors import UsageError
+from edgeloop.monitor.intake import collect
 
 LABELS_FILE = "maintenance.csv"
 

@@ -2,7 +2,7 @@
 
 The training set of a retraining run is what the intake collected since the
 last training (Parquet partitions of raw readings, see
-``edgeloop.intake.collect``) plus a configurable slice of the previous
+``edgeloop.monitor.intake.collect``) plus a configurable slice of the previous
 training data, labelled with the ingested maintenance log. Pump types come
 from the previous dataset's asset register (``fleet.json``): agents send
 readings, not asset metadata. The dataset directory gets a
@@ -19,13 +19,13 @@ from typing import Any
 
 import pandas as pd
 
-from edgeloop import pipeline_runs
-from edgeloop.assets import pump_types
-from edgeloop.audit import AuditLog
-from edgeloop.errors import UsageError
-from edgeloop.intake import collect
-from edgeloop.labels import labels_path, read_work_orders
-from edgeloop.settings import PlatformSettings
+from edgeloop.core.errors import UsageError
+from edgeloop.core.settings import PlatformSettings
+from edgeloop.monitor.assets import pump_types
+from edgeloop.monitor.intake import collect
+from edgeloop.monitor.labels import labels_path, read_work_orders
+from edgeloop.provenance.audit import AuditLog
+from edgeloop.train import pipeline_runs
 
 
 def _files(base: Path) -> tuple[str, str, str, str]:

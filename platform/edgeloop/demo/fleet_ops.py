@@ -12,9 +12,9 @@ from typing import Any
 import httpx
 import uvicorn
 
-from edgeloop.errors import EdgeloopError
-from edgeloop.loop_demo import stream
-from edgeloop.loop_demo.link import SiteLink, wait_until
+from edgeloop.core.errors import EdgeloopError
+from edgeloop.demo import stream
+from edgeloop.demo.link import SiteLink, wait_until
 from edgeloop.rollout.controller import Reconciler, StatusStore
 from edgeloop.rollout.spec import EdgeRollout
 

@@ -1,6 +1,6 @@
 """Render ``docs/settings.md`` from the settings classes (never written by hand).
 
-``python -m edgeloop.settings_reference > docs/settings.md``; a test fails when
+``python hack/settings_reference.py > docs/settings.md`` (``make settings-doc``); a test fails when
 the page and the classes disagree.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from edgeloop.settings import PlatformSettings
+from edgeloop.core.settings import PlatformSettings
 
 
 def _rows(model: type[BaseModel], prefix: str) -> list[str]:
@@ -30,8 +30,8 @@ def render() -> str:
     header = [
         "# Settings reference",
         "",
-        "Generated from `edgeloop.settings.PlatformSettings` by",
-        "`python -m edgeloop.settings_reference`; do not edit by hand.",
+        "Generated from `edgeloop.core.settings.PlatformSettings` by",
+        "`python hack/settings_reference.py`; do not edit by hand.",
         "",
         "Every setting is read from the environment (or a `.env` file) once, when a",
         "command starts. Nested groups use `__`.",

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edgeloop.settings import BaselinePolicy
+from edgeloop.core.settings import BaselinePolicy
 from edgeloop_agent.contracts import DriftWindow
 from edgeloop_agent.features import psi
 from edgeloop_agent.features.sketch import PSI_EPSILON

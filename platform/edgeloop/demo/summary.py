@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from edgeloop.loop_demo.run import LoopResult
+from edgeloop.demo.run import LoopResult
 
 
 def print_summary(console: Console, result: LoopResult) -> None:

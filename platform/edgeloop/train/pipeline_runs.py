@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgeloop.audit import AuditLog
-from edgeloop.errors import EdgeloopError, RetryableError, UsageError
-from edgeloop.settings import PlatformSettings
+from edgeloop.core.errors import EdgeloopError, RetryableError, UsageError
+from edgeloop.core.settings import PlatformSettings
+from edgeloop.provenance.audit import AuditLog
 
 STEPS = (
     "validate-data",

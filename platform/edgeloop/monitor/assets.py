@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from edgeloop.errors import UsageError
+from edgeloop.core.errors import UsageError
 
 
 def pump_types(path: Path) -> dict[str, str]:

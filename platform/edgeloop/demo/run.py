@@ -26,21 +26,18 @@ import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import pandas as pd
 from rich.console import Console
 
-from edgeloop import labels, retraining
-from edgeloop.audit import AuditLog
-from edgeloop.intake.app import create_app as create_intake
-from edgeloop.intake.store import IntakeStore
-from edgeloop.lineage import chain
-from edgeloop.loop_demo import feed, fleet_ops
-from edgeloop.loop_demo.link import SiteLink, free_port, wait_until
-from edgeloop.loop_demo.processes import AgentSpec, agent, mosquitto
-from edgeloop.loop_demo.scenario import (
+from edgeloop.core.settings import BaselinePolicy, PlatformSettings
+from edgeloop.demo import feed, fleet_ops
+from edgeloop.demo.first_model import first_model_summary
+from edgeloop.demo.link import SiteLink, free_port, wait_until
+from edgeloop.demo.processes import AgentSpec, agent, mosquitto
+from edgeloop.demo.scenario import (
     CANARY_SITE,
     DRIFT_DAY,
     DRIFT_SITE,
@@ -53,15 +50,20 @@ from edgeloop.loop_demo.scenario import (
     edge_rollout,
     simulation_config,
 )
+from edgeloop.demo.simulator import generate
+from edgeloop.monitor import labels
 from edgeloop.monitor.evidently_runs import MonitorWorkspace, monitor_pass
-from edgeloop.registry import Registry, parse_ref
+from edgeloop.monitor.intake.app import create_app as create_intake
+from edgeloop.monitor.intake.store import IntakeStore
+from edgeloop.provenance.audit import AuditLog
+from edgeloop.provenance.lineage import chain
+from edgeloop.provenance.registry import Registry, parse_ref
 from edgeloop.rollout.controller import Reconciler, StatusStore
 from edgeloop.rollout.fleet import IntakeFleet
 from edgeloop.rollout.registry_view import registry_view
 from edgeloop.rollout.sinks import LocalSink
 from edgeloop.rollout.spec import EdgeRollout
-from edgeloop.settings import BaselinePolicy, PlatformSettings
-from edgeloop.simulator import generate
+from edgeloop.train import retraining
 from edgeloop.triggers.engine import TriggerEngine
 from edgeloop.triggers.policy import TriggerPolicy
 
@@ -82,6 +84,8 @@ class LoopResult:
     evidently: dict[str, Any] = field(default_factory=dict)
     lineage: dict[str, Any] = field(default_factory=dict)
     offline: dict[str, Any] = field(default_factory=dict)
+    first_model: dict[str, Any] = field(default_factory=dict)
+    """What step ① trained (metrics, gates, latency, lineage): the train-only stop."""
     timings: dict[str, float] = field(default_factory=dict)
     """Seconds since start: drift_onset (streaming of the shifted day began),
     trigger, reachable_on_new (rollout done, offline site excluded), all_on_new."""
@@ -155,8 +159,13 @@ def run_loop(
     console: Console,
     size: LoopSize | None = None,
     seed: int = 11,
+    stop_after: Literal["train"] | None = None,
 ) -> LoopResult:
-    """Run the closed loop in ``<home>/demo-loop`` (wiped first)."""
+    """Run the closed loop in ``<home>/demo-loop`` (wiped first).
+
+    ``stop_after="train"`` ends after step ① with v1 trained, registered and
+    summarised in ``first_model`` (no agents are started).
+    """
     loop = _Loop(settings, console, size or LoopSize(), seed)
     size = loop.size
     config = simulation_config(size, seed)
@@ -176,6 +185,10 @@ def run_loop(
         f"{size.live_days} days"
     )
     v1 = loop.train(base, "initial training")
+    if stop_after == "train":
+        loop.result.first_model = first_model_summary(loop.settings, loop.registry, v1)
+        loop.result.elapsed_s = round(time.perf_counter() - loop.started, 1)
+        return loop.result
 
     pumps = sorted(live["pump_id"].unique())
     node_of = {
@@ -314,6 +327,7 @@ def run_loop(
             loop.settings,
             loop.registry,
             parse_ref(f"{latest['name']}:{latest['version']}"),
+            IntakeStore.existing(loop.settings),
         )
     loop.result.elapsed_s = round(time.perf_counter() - loop.started, 1)
     loop.mark("loop finished; every process it started is stopped")
