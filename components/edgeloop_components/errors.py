@@ -1,12 +1,14 @@
 """Errors raised by the training-pipeline logic.
 
-Hierarchy::
+The pipeline's branch of the one root (``edgeloop_agent.contracts.errors``)::
 
-    ComponentError                 root: a step cannot go on
-    ├── SchemaError                the dataset schema file is missing or invalid
-    ├── DataValidationError        the data breaks its schema beyond thresholds
-    ├── TrainingError              training/evaluation cannot produce a model
-    └── RegistryError              the MLflow registry refused or is unreachable
+    EdgeloopError
+    └── ComponentError                 root of this branch: a step cannot go on
+        ├── SchemaError                the dataset schema file is missing or invalid
+        ├── DataValidationError        the data breaks its schema beyond thresholds
+        ├── TrainingError              training/evaluation cannot produce a model
+        └── RegistryError              the MLflow registry refused an operation
+            └── RegistryUnavailableError   also a RetryableError: unreachable, 5xx
 
 Every message names what is wrong and where (file, column, rule, share), so a
 user can act on the one line the CLI prints.
@@ -14,8 +16,10 @@ user can act on the one line the CLI prints.
 
 from __future__ import annotations
 
+from edgeloop_agent.contracts.errors import EdgeloopError, RetryableError
 
-class ComponentError(Exception):
+
+class ComponentError(EdgeloopError):
     """Root of the pipeline logic's errors."""
 
 
@@ -38,3 +42,10 @@ class TrainingError(ComponentError):
 
 class RegistryError(ComponentError):
     """The model registry refused an operation or is unreachable."""
+
+
+class RegistryUnavailableError(RegistryError, RetryableError):
+    """The registry could not be reached or answered 5xx: worth retrying."""
+
+    def __init__(self, message: str, delay: float = 5.0) -> None:
+        RetryableError.__init__(self, message, delay)

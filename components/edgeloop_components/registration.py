@@ -37,7 +37,7 @@ from edgeloop_agent.contracts import (
     read_manifest,
     verify_bundle,
 )
-from edgeloop_components.errors import RegistryError
+from edgeloop_components.errors import RegistryError, RegistryUnavailableError
 from edgeloop_components.packaging import write_manifest
 
 log = logging.getLogger(__name__)
@@ -59,6 +59,42 @@ class Registered:
     bundle_sha256: str
     promoted: bool
     previous_champion: int | None
+
+
+_TRANSIENT_CODES = {
+    "TEMPORARILY_UNAVAILABLE",
+    "INTERNAL_ERROR",
+    "REQUEST_LIMIT_EXCEEDED",
+}
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether an MLflow error is worth retrying: decided by class and HTTP status.
+
+    A network failure (requests' ConnectionError/Timeout on the cause/context
+    chain: MLflow's REST client raises a plain ``MlflowException`` while handling
+    it) or a 5xx / transient error code. Never by message text.
+    """
+    import requests
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(
+            seen, requests.exceptions.ConnectionError | requests.exceptions.Timeout
+        ):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    if not isinstance(exc, MlflowException):
+        return False
+    status = int(exc.get_http_status_code())  # type: ignore[no-untyped-call]
+    return exc.error_code in _TRANSIENT_CODES or status >= 500
+
+
+def _registry_error(exc: MlflowException, message: str) -> RegistryError:
+    """The pipeline's error for an MLflow failure: retryable when transient."""
+    if is_transient(exc):
+        return RegistryUnavailableError(message)
+    return RegistryError(message)
 
 
 def client(tracking_uri: str) -> MlflowClient:
@@ -91,8 +127,8 @@ def champion_version(mlc: MlflowClient, name: str) -> int | None:
             "NOT_FOUND",
         }:
             return None
-        raise RegistryError(
-            f"registry: cannot read alias {name}@{CHAMPION}: {exc.message}"
+        raise _registry_error(
+            exc, f"registry: cannot read alias {name}@{CHAMPION}: {exc.message}"
         ) from exc
 
 
@@ -101,8 +137,8 @@ def _bundle_tags(mlc: MlflowClient, name: str, version: int) -> tuple[str, str]:
     try:
         mv = mlc.get_model_version(name, str(version))
     except MlflowException as exc:
-        raise RegistryError(
-            f"registry: {name}:{version} not found ({exc.message})"
+        raise _registry_error(
+            exc, f"registry: {name}:{version} not found ({exc.message})"
         ) from exc
     uri = mv.tags.get(TAG_PREFIX + "bundle_uri")
     digest = mv.tags.get(TAG_PREFIX + "bundle_sha256")
@@ -126,7 +162,9 @@ def download_bundle(mlc: MlflowClient, name: str, version: int, dst: Path) -> Pa
         # resolve runs:/ against the *global* tracking URI instead.
         local = mlc.download_artifacts(run_id, artifact_path, str(dst))
     except MlflowException as exc:
-        raise RegistryError(f"registry: cannot download {uri}: {exc.message}") from exc
+        raise _registry_error(
+            exc, f"registry: cannot download {uri}: {exc.message}"
+        ) from exc
     verify_bundle(Path(local), expected_digest=digest)
     return Path(local)
 
@@ -146,7 +184,9 @@ def download_manifest(mlc: MlflowClient, name: str, version: int, dst: Path) -> 
             mlc.download_artifacts(run_id, f"{artifact_path}/{MANIFEST_FILE}", str(dst))
         )
     except MlflowException as exc:
-        raise RegistryError(f"registry: cannot download {uri}: {exc.message}") from exc
+        raise _registry_error(
+            exc, f"registry: cannot download {uri}: {exc.message}"
+        ) from exc
     if file_sha256(local) != digest:
         raise RegistryError(
             f"registry: {name}:{version} bundle.json does not match its pinned sha256"
@@ -221,7 +261,7 @@ def register(
         if promoted:
             mlc.set_registered_model_alias(name, CHAMPION, str(version))
     except MlflowException as exc:
-        raise RegistryError(f"registry {tracking_uri}: {exc.message}") from exc
+        raise _registry_error(exc, f"registry {tracking_uri}: {exc.message}") from exc
     return Registered(
         name, version, run.info.run_id, bundle_uri, digest, promoted, previous
     )

@@ -1,13 +1,14 @@
 """Errors raised by the edge agent.
 
-Hierarchy::
+The agent's branch of the one root, ``edgeloop_agent.contracts.EdgeloopError``::
 
-    AgentError                 (status_code 500) root of the agent's own errors
-    ├── InputError             a request breaks the input contract (422, or 413 when too big)
-    ├── ModelNotFoundError     a request names a model this agent does not serve (404)
-    └── ModelNotReadyError     no verified model is active yet (503)
-    ContractError              (from edgeloop_agent.contracts, status_code 422)
-    └── BundleError            a bundle is missing, corrupt or fails its digest
+    EdgeloopError              (edgeloop_agent.contracts.errors; the whole tree is there)
+    ├── AgentError             (status_code 500) root of the agent's own errors
+    │   ├── InputError         a request breaks the input contract (422, or 413 when too big)
+    │   ├── ModelNotFoundError a request names a model this agent does not serve (404)
+    │   └── ModelNotReadyError no verified model is active yet (503)
+    └── ContractError          (from edgeloop_agent.contracts, status_code 422)
+        └── BundleError            a bundle is missing, corrupt or fails its digest
 
 ``BundleError`` lives with the contract because the pipeline and the platform
 verify bundles too. HTTP status codes live here only so that one API handler
@@ -16,26 +17,23 @@ can turn any of these into a JSON body; core code never imports FastAPI.
 
 from __future__ import annotations
 
-from edgeloop_agent.contracts.bundle_files import BundleError, ContractError
+from edgeloop_agent.contracts.errors import BundleError, ContractError, EdgeloopError
 
 __all__ = [
     "AgentError",
     "BundleError",
     "ContractError",
+    "EdgeloopError",
     "InputError",
     "ModelNotFoundError",
     "ModelNotReadyError",
 ]
 
 
-class AgentError(Exception):
+class AgentError(EdgeloopError):
     """Root of every error the agent raises on purpose."""
 
     status_code = 500
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 class InputError(AgentError):

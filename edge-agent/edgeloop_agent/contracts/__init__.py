@@ -5,12 +5,18 @@ the agent, nothing else; import-linter enforces it.
 """
 
 from edgeloop_agent.contracts.bundle_files import (
-    BundleError,
-    ContractError,
     bundle_digest,
     file_sha256,
     read_manifest,
     verify_bundle,
+)
+from edgeloop_agent.contracts.errors import (
+    BundleError,
+    ContractError,
+    EdgeloopError,
+    PermanentError,
+    RetryableError,
+    retry_delay,
 )
 from edgeloop_agent.contracts.models import (
     BUNDLE_API_VERSION,
@@ -56,6 +62,7 @@ __all__ = [
     "ContractError",
     "DesiredModel",
     "DriftWindow",
+    "EdgeloopError",
     "FeatureReference",
     "FeatureSpec",
     "FeatureWindow",
@@ -64,10 +71,12 @@ __all__ = [
     "LatencyProfile",
     "Lineage",
     "OutputSemantics",
+    "PermanentError",
     "ReadingsBatch",
     "ReferenceSample",
     "Report",
     "ReportBatch",
+    "RetryableError",
     "RowSample",
     "SensorQuality",
     "SensorSpec",
@@ -75,5 +84,6 @@ __all__ = [
     "file_sha256",
     "merge_windows",
     "read_manifest",
+    "retry_delay",
     "verify_bundle",
 ]

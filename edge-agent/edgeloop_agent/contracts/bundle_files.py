@@ -15,23 +15,10 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from edgeloop_agent.contracts.errors import BundleError
 from edgeloop_agent.contracts.models import MANIFEST_FILE, MODEL_FILE, BundleManifest
 
 _READ_CHUNK = 1 << 20
-
-
-class ContractError(Exception):
-    """Root of contract violations found while reading shared files."""
-
-    status_code = 422
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-class BundleError(ContractError):
-    """A bundle is missing, corrupt or fails its digest; it must not be activated."""
 
 
 def file_sha256(path: Path) -> str:

@@ -28,6 +28,7 @@ from edgeloop.cli import (
     triggers,
 )
 from edgeloop.cli.output import State, error_line
+from edgeloop.core.errors import EdgeloopError
 
 
 class OutputFormat(StrEnum):
@@ -42,21 +43,13 @@ def click_exceptions() -> type[BaseException]:
     return next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from edgeloop.core.errors import EdgeloopError
-    from edgeloop_agent.contracts import ContractError as AgentError
-    from edgeloop_components.errors import ComponentError
-
-    return (EdgeloopError, ComponentError, AgentError)
-
-
 class _Group(TyperGroup):
     """Root group that turns our errors into one readable line and exit code 1."""
 
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
-        except _user_errors() as exc:
+        except EdgeloopError as exc:
             error_line(str(exc))
             raise typer.Exit(code=1) from exc
         except OSError as exc:

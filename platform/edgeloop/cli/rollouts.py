@@ -18,7 +18,7 @@ from edgeloop.cli.output import emit, state, stderr
 from edgeloop.core.errors import UsageError
 
 if TYPE_CHECKING:
-    from edgeloop.rollout.controller import Outcome, Reconciler, StatusStore
+    from edgeloop.rollout.controller import Reconciler, StatusStore
     from edgeloop.rollout.spec import EdgeRollout
 
 app = typer.Typer(
@@ -109,47 +109,6 @@ def _reconciler(fleet: Any, sink: Any) -> Reconciler:
     )
 
 
-def _summary(outcome: Outcome) -> dict[str, Any]:
-    p = outcome.plan
-    status = outcome.rollout.status
-    group_of = {n: g for g, nodes in p.nodes.items() for n in nodes}
-    return {
-        "rollout": outcome.rollout.metadata.name,
-        "phase": status.phase,
-        "model": f"{outcome.rollout.spec.model.name}:{status.modelVersion}",
-        "wave": status.wave,
-        "lastKnownGood": status.lastKnownGood,
-        "waves": [
-            {
-                "wave": w,
-                "groups": groups,
-                "nodes": p.wave_nodes.get(w, []),
-                "version": sorted(
-                    {
-                        d.version
-                        for n in p.wave_nodes.get(w, [])
-                        if (d := p.node_desired.get(n) or p.desired.get(group_of[n]))
-                        is not None
-                    }
-                    | {
-                        d.version
-                        for g in groups
-                        if not p.nodes.get(g) and (d := p.desired.get(g)) is not None
-                    }
-                ),
-            }
-            for w, groups in p.waves.items()
-        ],
-        "gates": [
-            {"wave": g.wave, "gate": g.name, "passed": g.passed, "detail": g.detail}
-            for g in p.gates
-        ],
-        "refused": p.refused,
-        "objects": [f"{o['kind']}/{o['metadata']['name']}" for o in outcome.objects],
-        "changed": outcome.changed,
-    }
-
-
 def _load(path: Path) -> EdgeRollout:
     from edgeloop.rollout.controller import load_rollout
 
@@ -166,7 +125,9 @@ def plan_(
     """Dry run: per wave, which nodes and versions, which objects, which gates; nothing is written."""
     rollout = _load(file)
     outcome = _reconciler(_fleet(fleet, agents), None).reconcile(rollout, dry_run=True)
-    emit(ctx, _summary(outcome))
+    from edgeloop.rollout.runner import summarise
+
+    emit(ctx, summarise(outcome))
 
 
 @app.command()
@@ -200,7 +161,9 @@ def _reconcile_and_save(
     """What apply and promote share: one reconcile into the sink, status saved, summary shown."""
     outcome = _reconciler(fleet, sink).reconcile(rollout, promote=promote)
     _store().save(outcome.rollout)
-    emit(ctx, _summary(outcome))
+    from edgeloop.rollout.runner import summarise
+
+    emit(ctx, summarise(outcome))
 
 
 def _by_name(name: str, directory: Path) -> Path:
@@ -319,39 +282,32 @@ def run(
         False, "--once", help="Reconcile every file once and exit."
     ),
 ) -> None:
-    """Reconcile every EdgeRollout file in a directory, on an interval (Ctrl-C stops)."""
-    from edgeloop.core.errors import EdgeloopError, RetryableError
-    from edgeloop.rollout.controller import load_rollout
+    """Reconcile every EdgeRollout file in a directory, on an interval (Ctrl-C stops).
+
+    A file whose reconcile fails with a retryable error (registry or intake
+    down) waits the delay the error asks for; other errors are reported and the
+    file is tried again on the next interval.
+    """
+    from edgeloop.rollout.runner import ControllerLoop
 
     if not rollouts.is_dir():
         raise UsageError(f"{rollouts}: not a directory")
     reconciler = _reconciler(
         _fleet(fleet, agents), _sink(sink, nodes_dir, repo, repo_path, push)
     )
-    store = _store()
     console = stderr()
+    loop = ControllerLoop(
+        reconciler,
+        _store(),
+        rollouts,
+        interval,
+        report=console.print,
+        quiet=state(ctx).quiet,
+    )
+    if once:
+        emit(ctx, loop.tick())
+        return
     try:
-        while True:
-            results = []
-            for path in sorted(rollouts.glob("*.y*ml")):
-                try:
-                    outcome = reconciler.reconcile(store.load(load_rollout(path)))
-                except RetryableError as exc:
-                    console.print(f"{path.name}: will retry: {exc}")
-                    continue
-                except EdgeloopError as exc:
-                    console.print(f"{path.name}: {exc}")
-                    continue
-                store.save(outcome.rollout)
-                results.append(_summary(outcome))
-                if not state(ctx).quiet:
-                    s = outcome.rollout.status
-                    console.print(
-                        f"{path.name}: {s.phase} wave={s.wave} version={s.modelVersion}"
-                    )
-            if once:
-                emit(ctx, results)
-                return
-            time.sleep(interval)
+        loop.run_forever()
     except KeyboardInterrupt:
         console.print("controller stopped")

@@ -20,13 +20,13 @@ from typing import Any
 from edgeloop.core.errors import (
     EdgeloopError,
     NotFoundError,
+    PermanentError,
     RetryableError,
     UsageError,
 )
 from edgeloop_agent.contracts import (
     MANIFEST_FILE,
     MODEL_FILE,
-    BundleError,
     BundleManifest,
     DesiredModel,
     file_sha256,
@@ -68,6 +68,31 @@ def parse_ref(text: str) -> ModelRef:
     return ModelRef(match["name"], match["alias"], version)
 
 
+_MISSING_CODES = {"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"}
+
+
+def classify_mlflow(
+    exc: Exception, what: str, tracking_uri: str, text: str
+) -> EdgeloopError:
+    """Our error for an MLflow exception, decided by class and HTTP status only.
+
+    404-like codes -> :class:`NotFoundError`; a transport failure or a 5xx /
+    transient code -> :class:`RetryableError`; any other 4xx ->
+    :class:`PermanentError`.
+    """
+    from edgeloop_components.registration import is_transient
+
+    code = str(getattr(exc, "error_code", ""))
+    status = (
+        int(exc.get_http_status_code()) if hasattr(exc, "get_http_status_code") else 500
+    )
+    if code in _MISSING_CODES or status == 404:
+        return NotFoundError(f"{what or 'registry'}: not found ({text})")
+    if is_transient(exc):
+        return RetryableError(f"registry {tracking_uri} unreachable: {text}", delay=5)
+    return PermanentError(f"registry {tracking_uri}: {text}")
+
+
 class Registry:
     """MLflow registry access for the CLI and the controller."""
 
@@ -87,32 +112,14 @@ class Registry:
 
     @contextmanager
     def _errors(self, what: str = "") -> Iterator[None]:
+        """Classify MLflow's and the pipeline's registry errors once, by class/status."""
         from mlflow.exceptions import MlflowException
-
-        from edgeloop_components.errors import RegistryError
 
         try:
             yield
         except MlflowException as exc:
-            code = getattr(exc, "error_code", "")
             text = str(exc.message).splitlines()[0][:300]
-            if code in {"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"}:
-                raise NotFoundError(
-                    f"{what or 'registry'}: not found ({text})"
-                ) from exc
-            if (
-                "Max retries exceeded" in text
-                or "Connection" in text
-                or code in {"TEMPORARILY_UNAVAILABLE", "INTERNAL_ERROR"}
-            ):
-                raise RetryableError(
-                    f"registry {self.tracking_uri} unreachable: {text}", delay=5
-                ) from exc
-            raise EdgeloopError(f"registry {self.tracking_uri}: {text}") from exc
-        except RegistryError as exc:
-            raise EdgeloopError(str(exc)) from exc
-        except BundleError as exc:
-            raise EdgeloopError(exc.message) from exc
+            raise classify_mlflow(exc, what, self.tracking_uri, text) from exc
 
     def list_models(self) -> list[dict[str, Any]]:
         """Every registered model with its aliases and latest version."""

@@ -21,7 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgeloop.core.errors import EdgeloopError, RetryableError, UsageError
+from edgeloop.core.errors import (
+    EdgeloopError,
+    PermanentError,
+    RetryableError,
+    UsageError,
+)
 from edgeloop.core.settings import PlatformSettings
 from edgeloop.provenance.audit import AuditLog
 
@@ -301,11 +306,41 @@ def submit(
             experiment_name=settings.pipeline.experiment,
         )
     except Exception as exc:  # kfp.Client raises urllib3/ApiException/ValueError alike
-        raise RetryableError(
-            f"cannot submit to Kubeflow Pipelines at {host}: {exc}", delay=10
-        ) from exc
+        raise kfp_error(exc, f"cannot submit to Kubeflow Pipelines at {host}") from exc
     return {
         "run_id": run.run_id,
         "host": host,
         "experiment": settings.pipeline.experiment,
     }
+
+
+def kfp_error(exc: Exception, what: str) -> EdgeloopError:
+    """Classify a Kubeflow Pipelines client failure by its class and HTTP status.
+
+    Network failures (urllib3/requests connection errors, timeouts) and 5xx or
+    429 answers are retryable; any other HTTP answer is permanent; anything
+    else (e.g. ``ValueError`` for a bad argument) is a permanent error too,
+    since submitting it again cannot help.
+    """
+    import requests
+    import urllib3.exceptions
+    from kfp_server_api.exceptions import ApiException
+
+    text = (
+        f"{what}: {str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__}"
+    )
+    if isinstance(
+        exc,
+        urllib3.exceptions.HTTPError
+        | requests.exceptions.ConnectionError
+        | requests.exceptions.Timeout
+        | ConnectionError
+        | TimeoutError,
+    ):
+        return RetryableError(text, delay=10)
+    if isinstance(exc, ApiException):
+        status = int(exc.status or 0)
+        if status >= 500 or status == 429:
+            return RetryableError(text, delay=10)
+        return PermanentError(text)
+    return PermanentError(text)
