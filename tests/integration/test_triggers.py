@@ -122,6 +122,20 @@ def test_drift_storm_through_the_intake_fires_once_and_faults_do_not(
     assert both.exit_code == 1 and "not both" in both.stderr
     empty = CliRunner().invoke(app, ["retrain", "--reason", " "])
     assert empty.exit_code == 1 and "--reason must not be empty" in empty.stderr
+    # none of the rejected requests above was recorded or audited
+    after = json.loads(
+        CliRunner().invoke(app, ["-o", "json", "triggers", "list"]).stdout
+    )
+    assert [d["reason"] for d in after if d["kind"] in ("manual", "code_change")] == [
+        "new impeller batch",
+        "features v2 (abc123)",
+    ]
+    audited = json.loads(
+        CliRunner().invoke(app, ["-o", "json", "audit", "list", "--kind", "trigger"]).stdout
+    )
+    assert not any(
+        r["details"]["decision"]["reason"] in ("x", "drift", " ") for r in audited
+    )
     bad_policy = tmp_path / "policy.yaml"
     bad_policy.write_text("consecutive: 0\n")
     refused = CliRunner().invoke(

@@ -159,14 +159,19 @@ def retrain(
     ),
 ) -> None:
     """Ask for a retraining by hand (or from CI); with --data the pipeline runs now."""
+    # Every input is checked before the request is recorded and audited: a
+    # rejected command leaves no trigger behind.
     if not reason.strip():
         raise UsageError("--reason must not be empty")
+    if data is not None and fresh_from is not None:
+        raise UsageError("give --data or --fresh-from, not both")
+    for given in (data, fresh_from):
+        if given is not None and not (given / "schema.yaml").exists():
+            raise UsageError(f"{given}: not a dataset (no schema.yaml)")
     decision = _engine(None).manual(
         reason, kind="code_change" if code_change else "manual"
     )
     result: dict[str, Any] = {"decision": _row(decision)}
-    if data is not None and fresh_from is not None:
-        raise UsageError("give --data or --fresh-from, not both")
     if data is not None or fresh_from is not None:
         result["registered"] = _launch(
             data, reason, fresh_from, json.loads(decision.model_dump_json())

@@ -5,6 +5,11 @@ carries the sha256 of the previous line, so an edited, removed or reordered
 record breaks the chain and :func:`verify` says where. Records are only ever
 appended (``O_APPEND``, flushed and fsynced), never rewritten.
 
+A chain alone cannot show records cut from its *end*, so every append also
+replaces ``audit.jsonl.head`` (atomically) with the record count and the hash
+of the last line; ``verify`` compares the log with it. Ship the head elsewhere
+(e.g. with each backup) to make truncating both detectable too.
+
 What is recorded (``kind``): ``dataset`` (training data assembled from
 collected partitions, with each partition's hash), ``training`` (a pipeline
 run and why it ran), ``registered``, ``promoted``, ``rollout`` (every wave
@@ -50,12 +55,36 @@ class AuditLog:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)  # other processes append too
                 record["prev"] = self._last_hash()
+                count = self._head()["records"] if self.head_path.exists() else None
+                if count is None:
+                    count = len(self._lines())
                 line = json.dumps(record, sort_keys=True, default=str) + "\n"
                 os.write(fd, line.encode())
                 os.fsync(fd)
+                self._write_head(count + 1, hashlib.sha256(line[:-1].encode()).hexdigest())
             finally:
                 os.close(fd)
         return record
+
+    @property
+    def head_path(self) -> Path:
+        """Where the count and last hash are kept (beside the log)."""
+        return self.path.with_name(self.path.name + ".head")
+
+    def _lines(self) -> list[bytes]:
+        return self.path.read_bytes().splitlines() if self.path.exists() else []
+
+    def _head(self) -> dict[str, Any]:
+        try:
+            head = json.loads(self.head_path.read_text(encoding="utf-8"))
+            return {"records": int(head["records"]), "hash": str(head["hash"])}
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise UsageError(f"{self.head_path}: unreadable audit head") from exc
+
+    def _write_head(self, records: int, last_hash: str) -> None:
+        tmp = self.head_path.with_name(self.head_path.name + ".tmp")
+        tmp.write_text(json.dumps({"records": records, "hash": last_hash}))
+        os.replace(tmp, self.head_path)
 
     def _last_hash(self) -> str:
         if not self.path.exists() or self.path.stat().st_size == 0:
@@ -83,15 +112,22 @@ class AuditLog:
         return out
 
     def verify(self) -> int:
-        """Check the whole chain; returns the number of records.
+        """Check the whole chain and its head; returns the number of records.
 
         Raises:
-            UsageError: the first line whose ``prev`` does not match.
+            UsageError: the first line whose ``prev`` does not match, or a log
+                whose end does not match its head (records removed from the end,
+                or the head removed).
         """
-        if not self.path.exists():
+        lines = self._lines()
+        if not lines:
+            if self.head_path.exists() and self._head()["records"] > 0:
+                raise UsageError(
+                    f"{self.path}: empty or missing, but its head records "
+                    f"{self._head()['records']} records"
+                )
             return 0
         prev = GENESIS
-        lines = self.path.read_bytes().splitlines()
         for n, line in enumerate(lines):
             try:
                 claimed = json.loads(line)["prev"]
@@ -102,4 +138,14 @@ class AuditLog:
                     f"{self.path}:{n + 1}: chain broken (a record before it was changed or removed)"
                 )
             prev = hashlib.sha256(line).hexdigest()
+        if not self.head_path.exists():
+            raise UsageError(
+                f"{self.head_path} is missing: the end of the log cannot be checked"
+            )
+        head = self._head()
+        if head["records"] != len(lines) or head["hash"] != prev:
+            raise UsageError(
+                f"{self.path}: ends at record {len(lines)} but its head records "
+                f"{head['records']}: records were removed from (or added to) the end"
+            )
         return len(lines)

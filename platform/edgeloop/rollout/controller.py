@@ -1,7 +1,7 @@
 """One reconcile: plan -> render -> validate -> sink, and where status is kept.
 
-The kopf operator (not built yet) and ``edgeloop controller run`` both call
-:meth:`Reconciler.reconcile`. Without a cluster, status lives in JSON files
+The kopf operator (:mod:`edgeloop.rollout.operator`) and ``edgeloop controller
+run`` (:mod:`edgeloop.rollout.runner`) both call :meth:`Reconciler.reconcile`. Without a cluster, status lives in JSON files
 under ``$EDGELOOP_HOME/rollouts/`` (:class:`StatusStore`).
 """
 

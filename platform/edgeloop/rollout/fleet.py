@@ -1,8 +1,9 @@
 """Fleet observations: what the planner knows about each node.
 
-``FleetSource`` is the interface; the intake's fleet-status API will implement
-it at scale (monitoring issue). Here:
+``FleetSource`` is the interface. Here:
 
+* :class:`IntakeFleet` reads the intake's fleet API (``GET /v1/fleet``): every
+  node's last heartbeat and drift, at fleet scale (what the demo uses);
 * :class:`FileFleet` reads a YAML/JSON file of observations (tests, dry runs,
   or an export of the fleet API);
 * :class:`AgentProbe` asks each agent directly over HTTP (``/v2/health/ready``,

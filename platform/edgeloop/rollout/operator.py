@@ -6,9 +6,11 @@ A thin shell: every handler parses the object, calls
 (the chart's controller Deployment does). An invalid EdgeRollout gets
 ``phase: Invalid`` and a condition naming the field; nothing is rendered.
 
-Fleet observations come from the intake's fleet API once it exists (monitoring
-issue); until then the operator reads a mounted observations file
-(``EDGELOOP_FLEET_FILE``) and treats every node as silent without one.
+Fleet observations: today the operator reads a mounted observations file
+(``EDGELOOP_FLEET_FILE``) and treats every node as silent without one; reading
+the intake's fleet API (:class:`edgeloop.rollout.fleet.IntakeFleet`, which the
+demo and ``controller run`` can use) from the operator is open work, recorded in
+``docs/status.md``.
 """
 
 from __future__ import annotations

@@ -456,7 +456,7 @@ def outside_window(spec: EdgeRolloutSpec, groups: Sequence[str], now: float) -> 
     sites = {g.site for g in spec.groups if g.name in groups and g.site}
     for site in sorted(sites):
         windows = [w for w in spec.maintenanceWindows if w.site == site]
-        if windows and not any(w.startHour <= hour < w.endHour for w in windows):
+        if windows and not any(w.contains(hour) for w in windows):
             spans = ", ".join(f"{w.startHour:02d}-{w.endHour:02d}" for w in windows)
             return f"site {site} is outside its maintenance window ({spans} UTC, now {hour:02d}h)"
     return ""

@@ -5,7 +5,8 @@ applies it as one unit, so a wave is never half-written: the local sink writes
 each node's file atomically after all of them were prepared; the GitOps sink
 makes one commit (or none when nothing changed).
 
-The Kubernetes server-side-apply sink is not built yet (see docs/status.md).
+The Kubernetes server-side-apply sink is :mod:`edgeloop.rollout.apply` (the only
+module that talks to an API server; the operator uses it).
 """
 
 from __future__ import annotations

@@ -136,11 +136,32 @@ class RollbackPolicy(_Spec):
 
 
 class MaintenanceWindow(_Spec):
-    """Hours (UTC) in which a site may change model."""
+    """Hours (UTC) in which a site may change model: ``[startHour, endHour)``.
+
+    A start after the end wraps midnight (``startHour: 22, endHour: 4`` is
+    22:00-04:00, the usual night window of an offshore site). A start equal to
+    the end is refused: it would mean either nothing or the whole day.
+    """
 
     site: str
     startHour: int = Field(ge=0, le=23)
     endHour: int = Field(ge=1, le=24)
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> MaintenanceWindow:
+        if self.startHour == self.endHour:
+            raise ValueError(
+                f"maintenance window for {self.site!r}: startHour equals endHour "
+                f"({self.startHour}); use startHour < endHour, or startHour > "
+                "endHour for a window across midnight"
+            )
+        return self
+
+    def contains(self, hour: int) -> bool:
+        """Whether the UTC ``hour`` (0-23) lies in the window."""
+        if self.startHour < self.endHour:
+            return self.startHour <= hour < self.endHour
+        return hour >= self.startHour or hour < self.endHour
 
 
 class EdgeRolloutSpec(_Spec):

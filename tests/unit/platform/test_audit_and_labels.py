@@ -37,6 +37,31 @@ def test_audit_chain_detects_an_edited_record(tmp_path):
         log.verify()
 
 
+def test_audit_verify_notices_records_removed_from_the_end(tmp_path):
+    log = AuditLog(tmp_path / "audit.jsonl")
+    for n in range(4):
+        log.append("rollout", "pump-failure:1", wave=f"w{n}")
+    assert log.verify() == 4
+    lines = log.path.read_text().splitlines()
+    log.path.write_text("\n".join(lines[:2]) + "\n")  # the chain itself is intact
+    with pytest.raises(UsageError, match="ends at record 2 but its head records 4"):
+        log.verify()
+    log.path.unlink()  # the whole log gone, its head left
+    with pytest.raises(UsageError, match="head records 4 records"):
+        log.verify()
+
+
+def test_audit_verify_refuses_a_log_whose_head_was_removed(tmp_path):
+    log = AuditLog(tmp_path / "audit.jsonl")
+    log.append("labels", "orders.csv", new=1)
+    log.head_path.unlink()
+    with pytest.raises(UsageError, match="end of the log cannot be checked"):
+        log.verify()
+    # appending again rebuilds the head from the log itself
+    log.append("labels", "orders.csv", new=2)
+    assert log.verify() == 2
+
+
 def test_audit_cli_lists_and_verifies(tmp_path, monkeypatch):
     monkeypatch.setenv("EDGELOOP_HOME", str(tmp_path))
     AuditLog(tmp_path / "audit.jsonl").append("labels", "orders.csv", new=3)

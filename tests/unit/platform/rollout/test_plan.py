@@ -363,3 +363,17 @@ def test_next_wave_waits_for_its_sites_maintenance_window():
     assert result.desired["fleet"].version == "1"
     promoted = plan(r, V2, fleet("2", ["n1", "n2"], T0 + 62), T0 + 62, promote=True)
     assert promoted.status.wave == "fleet"
+
+
+def test_a_maintenance_window_may_wrap_midnight():
+    from edgeloop.rollout.spec import MaintenanceWindow
+
+    night = MaintenanceWindow(site="offshore-01", startHour=22, endHour=4)
+    assert [h for h in range(24) if night.contains(h)] == [0, 1, 2, 3, 22, 23]
+    day = MaintenanceWindow(site="offshore-01", startHour=9, endHour=17)
+    assert [h for h in range(24) if day.contains(h)] == list(range(9, 17))
+
+
+def test_a_maintenance_window_with_start_equal_to_end_is_refused():
+    with pytest.raises(ValueError, match="startHour equals endHour"):
+        rollout(maintenanceWindows=[{"site": "desert-02", "startHour": 5, "endHour": 5}])
