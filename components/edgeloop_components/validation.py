@@ -24,6 +24,7 @@ from edgeloop_components.dataset import (
     load_schema,
 )
 from edgeloop_components.errors import DataValidationError, SchemaError
+from edgeloop_components.labelling import failure_within_horizon
 
 LABEL_COLUMN = "__label__"
 
@@ -87,8 +88,9 @@ def data_hash(paths: list[Path]) -> str:
     digest = hashlib.sha256()
     for path in paths:
         with path.open("rb") as handle:
-            while chunk := handle.read(1 << 20):
-                digest.update(chunk)
+            # file_digest streams into the digest its factory returns: the
+            # shared one, so the hash covers every file's bytes in order.
+            hashlib.file_digest(handle, lambda: digest)
     return digest.hexdigest()
 
 
@@ -297,30 +299,6 @@ def _label(
         failed_at.to_numpy(dtype="datetime64[ns]"),
         np.timedelta64(int(spec.horizon_hours * 3600), "s"),
     ), [log_path]
-
-
-def failure_within_horizon(
-    entities: np.ndarray,
-    times: np.ndarray,
-    failure_entities: np.ndarray,
-    failure_times: np.ndarray,
-    horizon: np.timedelta64,
-) -> np.ndarray:
-    """1 where the same entity fails in ``(time, time + horizon]``, else 0."""
-    label = np.zeros(len(times), dtype=np.int8)
-    for entity in np.unique(failure_entities):
-        rows = np.flatnonzero(entities == entity)
-        if not len(rows):
-            continue
-        fails = np.sort(failure_times[failure_entities == entity])
-        t = times[rows]
-        nxt = np.searchsorted(fails, t, side="right")
-        has_next = nxt < len(fails)
-        gap = np.where(
-            has_next, fails[np.minimum(nxt, len(fails) - 1)] - t, horizon + 1
-        )
-        label[rows] = (has_next & (gap <= horizon)).astype(np.int8)
-    return label
 
 
 def check(

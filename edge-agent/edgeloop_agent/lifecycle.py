@@ -18,6 +18,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from edgeloop_agent.backoff import Backoff
 from edgeloop_agent.contracts import BundleError, DesiredModel
 from edgeloop_agent.scoring.model_store import LoadedModel, ModelStore, read_desired
 from edgeloop_agent.service import ScoringService
@@ -46,6 +47,7 @@ class Lifecycle:
         self.desired: DesiredModel | None = None
         self.staged: LoadedModel | None = None
         self._failures: dict[str, int] = {}
+        self._backoff = Backoff(settings.retry_delays_s, settings.retry_jitter)
         self._retry_at: dict[str, float] = {}
 
     def restore(self) -> bool:
@@ -140,10 +142,7 @@ class Lifecycle:
         except BundleError as exc:
             failures = self._failures.get(digest, 0) + 1
             self._failures[digest] = failures
-            delays = self.settings.retry_delays_s or (5.0,)
-            self._retry_at[digest] = (
-                self._clock() + delays[min(failures - 1, len(delays) - 1)]
-            )
+            self._retry_at[digest] = self._clock() + self._backoff.delay(failures)
             self.service.record_failure(
                 f"{target.model_name}:{target.version}: {exc.message}"
             )

@@ -52,6 +52,8 @@ class ModelSettings(_Group):
     """Per-request timeout while fetching a bundle over HTTP(S)."""
     retry_delays_s: tuple[float, ...] = (1.0, 5.0, 15.0, 60.0)
     """Backoff between failed fetches of the same desired model; the last repeats."""
+    retry_jitter: float = Field(0.5, ge=0, le=2)
+    """Each delay grows by a random share up to this fraction (spreads a fleet's retries)."""
     smoke_tolerance: float = Field(1e-5, gt=0)
     """Largest allowed |score - recorded score| on the bundle's reference sample."""
     name_alias: str = "edge-model"
@@ -108,6 +110,9 @@ class OutboxSettings(_Group):
     """Reports per POST to the intake."""
     retry_delays_s: tuple[float, ...] = (1.0, 2.0, 5.0, 15.0, 60.0)
     """Backoff after a failed delivery; the last delay repeats while offline."""
+    retry_jitter: float = Field(0.5, ge=0, le=2)
+    """Each delay grows by a random share up to this fraction, so thousands of
+    agents reconnecting after one outage do not retry in lock-step."""
     flush_interval_s: float = Field(1.0, gt=0)
     """Idle time between delivery attempts when the link is up."""
     heartbeat_interval_s: float = Field(30.0, gt=0)

@@ -131,7 +131,9 @@ def test_drift_storm_through_the_intake_fires_once_and_faults_do_not(
         "features v2 (abc123)",
     ]
     audited = json.loads(
-        CliRunner().invoke(app, ["-o", "json", "audit", "list", "--kind", "trigger"]).stdout
+        CliRunner()
+        .invoke(app, ["-o", "json", "audit", "list", "--kind", "trigger"])
+        .stdout
     )
     assert not any(
         r["details"]["decision"]["reason"] in ("x", "drift", " ") for r in audited

@@ -18,16 +18,11 @@ from pydantic import ValidationError
 from edgeloop_agent.contracts.errors import BundleError
 from edgeloop_agent.contracts.models import MANIFEST_FILE, MODEL_FILE, BundleManifest
 
-_READ_CHUNK = 1 << 20
-
 
 def file_sha256(path: Path) -> str:
     """Hex sha256 of a file, read in chunks so large models need no big buffer."""
-    digest = hashlib.sha256()
     with path.open("rb") as handle:
-        while chunk := handle.read(_READ_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def bundle_digest(bundle_dir: Path) -> str:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 
+from edgeloop_agent.backoff import Backoff
 from edgeloop_agent.outbox.store import Outbox
 from edgeloop_agent.settings import OutboxSettings
 
@@ -42,6 +43,7 @@ class Forwarder:
         self._wake = asyncio.Event()
         self._batch = settings.batch_size
         self._failures = 0
+        self._backoff = Backoff(settings.retry_delays_s, settings.retry_jitter)
         self.delivered = 0
         self.last_error = ""
 
@@ -50,12 +52,9 @@ class Forwarder:
         self._wake.set()
 
     def _delay(self) -> float:
-        delays = self.settings.retry_delays_s or (1.0,)
-        return (
-            delays[min(self._failures - 1, len(delays) - 1)]
-            if self._failures
-            else self.settings.flush_interval_s
-        )
+        if self._failures:
+            return self._backoff.delay(self._failures)
+        return self.settings.flush_interval_s
 
     def token(self) -> str:
         """The bearer token: ``outbox.token``, else the file ``outbox.token_file`` names.

@@ -22,6 +22,7 @@ import pandas as pd
 
 from edgeloop.core.errors import UsageError
 from edgeloop.monitor.intake import collect
+from edgeloop_components.labelling import failure_within_horizon
 
 LABELS_FILE = "maintenance.csv"
 
@@ -94,39 +95,29 @@ def ingest(
 def label_readings(
     readings: pd.DataFrame, failures: pd.DataFrame, horizon_hours: float
 ) -> pd.Series:
-    """1 where the reading's pump failed within ``horizon_hours`` after it, else 0."""
-    horizon = pd.Timedelta(hours=horizon_hours)
-    label = np.zeros(len(readings), dtype=np.int8)
-    stamps = pd.to_datetime(readings["timestamp"], utc=True)
-    for pump, rows in readings.groupby("pump_id").groups.items():
-        fails = np.sort(
-            failures.loc[failures["pump_id"] == pump, "failed_at"].to_numpy(
-                dtype="datetime64[ns]"
-            )
-        )
-        if not len(fails):
-            continue
-        idx = readings.index.get_indexer(rows)
-        t = stamps.iloc[idx].dt.tz_convert(None).to_numpy(dtype="datetime64[ns]")
-        nxt = np.searchsorted(fails, t, side="right")
-        has = nxt < len(fails)
-        due = np.where(
-            has, fails[np.minimum(nxt, len(fails) - 1)] - t, np.timedelta64(0)
-        )
-        label[idx] = (has & (due <= horizon.to_timedelta64())).astype(np.int8)
+    """1 where the reading's pump failed within ``horizon_hours`` after it, else 0.
+
+    The same rule training uses (:func:`edgeloop_components.labelling.failure_within_horizon`).
+    """
+    stamps = pd.to_datetime(readings["timestamp"], utc=True).dt.tz_convert(None)
+    failed = pd.to_datetime(failures["failed_at"], utc=True).dt.tz_convert(None)
+    label = failure_within_horizon(
+        readings["pump_id"].astype(str).to_numpy(),
+        stamps.to_numpy(dtype="datetime64[ns]"),
+        failures["pump_id"].astype(str).to_numpy(),
+        failed.to_numpy(dtype="datetime64[ns]"),
+        np.timedelta64(int(horizon_hours * 3600), "s"),
+    )
     return pd.Series(label, index=readings.index)
 
 
 def average_precision(label: np.ndarray, score: np.ndarray) -> float:
-    """Area under the precision-recall curve (step-wise, as sklearn computes it)."""
-    positives = int(label.sum())
-    if positives == 0:
+    """Area under the precision-recall curve (sklearn's); NaN with no positives."""
+    from sklearn.metrics import average_precision_score
+
+    if int(label.sum()) == 0:
         return float("nan")
-    order = np.argsort(-score, kind="stable")
-    hits = label[order]
-    tp = np.cumsum(hits)
-    precision = tp / np.arange(1, len(hits) + 1)
-    return float((precision * hits).sum() / positives)
+    return float(average_precision_score(label, score))
 
 
 def alarm_quality(

@@ -61,7 +61,9 @@ class AuditLog:
                 line = json.dumps(record, sort_keys=True, default=str) + "\n"
                 os.write(fd, line.encode())
                 os.fsync(fd)
-                self._write_head(count + 1, hashlib.sha256(line[:-1].encode()).hexdigest())
+                self._write_head(
+                    count + 1, hashlib.sha256(line[:-1].encode()).hexdigest()
+                )
             finally:
                 os.close(fd)
         return record

@@ -76,17 +76,33 @@ class KubernetesSink:
         api_client: Any,
         retry_delays_s: Sequence[float] = (0.5, 2.0, 5.0),
         sleep: Callable[[float], None] = time.sleep,
+        jitter: float = 0.5,
     ) -> None:
         self.api = api_client
         self.delays = tuple(retry_delays_s)
+        self.jitter = jitter
         self._sleep = sleep
 
     def _call(self, method: str, path: str, what: str, **kwargs: Any) -> Any:
+        """One API call; retryable failures are retried on the delays, with jitter.
+
+        tenacity does the retrying: ``len(delays)`` retries, each waiting its
+        delay plus a random share up to ``jitter`` of it (many controllers
+        retrying one API server do not retry in step); permanent errors and the
+        last retryable one are raised as our classes.
+        """
         from kubernetes.client.exceptions import ApiException
+        from tenacity import (
+            Retrying,
+            retry_if_exception_type,
+            stop_after_attempt,
+            wait_chain,
+            wait_fixed,
+            wait_random,
+        )
         from urllib3.exceptions import HTTPError
 
-        attempt = 0
-        while True:
+        def once() -> Any:
             try:
                 data, _, _ = self.api.call_api(
                     path,
@@ -97,14 +113,27 @@ class KubernetesSink:
                     _preload_content=True,
                     **kwargs,
                 )
-                return data
             except (ApiException, HTTPError, OSError) as exc:
-                error = classify(exc, what)
-                if isinstance(error, PermanentError) or attempt >= len(self.delays):
-                    raise error from exc
-                log.warning("%s; retrying in %.1fs", error, self.delays[attempt])
-                self._sleep(self.delays[attempt])
-                attempt += 1
+                raise classify(exc, what) from exc
+            return data
+
+        retrying = Retrying(
+            stop=stop_after_attempt(len(self.delays) + 1),
+            wait=wait_chain(
+                *(wait_fixed(d) + wait_random(0, d * self.jitter) for d in self.delays)
+            )
+            if self.delays
+            else wait_fixed(0),
+            retry=retry_if_exception_type(RetryableError),
+            sleep=self._sleep,
+            reraise=True,
+            before_sleep=lambda state: log.warning(
+                "%s; retrying in %.1fs",
+                state.outcome.exception() if state.outcome else what,
+                state.upcoming_sleep,
+            ),
+        )
+        return retrying(once)
 
     def apply(
         self,

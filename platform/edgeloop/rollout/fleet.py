@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -96,10 +95,26 @@ class FileFleet:
         return {e.node: e.labels for e in self._entries}
 
 
-_COUNTER = re.compile(
-    r"^(edgeloop_requests_total|edgeloop_request_errors_total)(?:\{[^}]*\})? ([0-9.eE+-]+)$",
-    re.M,
-)
+_COUNTED = ("edgeloop_requests_total", "edgeloop_request_errors_total")
+
+
+def request_totals(metrics_text: str) -> dict[str, float]:
+    """Requests and errors summed over labels, from Prometheus text exposition.
+
+    Parsed with ``prometheus_client``'s own parser (``# HELP``/``# TYPE``, label
+    escaping, exponents), so an agent that exposes standard metrics reads the same.
+
+    Raises:
+        ValueError: not Prometheus text format.
+    """
+    from prometheus_client.parser import text_string_to_metric_families
+
+    totals = dict.fromkeys(_COUNTED, 0.0)
+    for family in text_string_to_metric_families(metrics_text):
+        for sample in family.samples:
+            if sample.name in totals:
+                totals[sample.name] += float(sample.value)
+    return totals
 
 
 class AgentProbe:
@@ -132,13 +147,11 @@ class AgentProbe:
             meta = client.get(f"{url}/v2/models/{self._alias}")
             version = meta.json()["versions"][0] if meta.status_code == 200 else ""
             metrics = client.get(f"{url}/metrics").text
+            totals = request_totals(metrics)
         except (httpx.HTTPError, ValueError, KeyError, IndexError):
             return NodeObservation(node=node, last_seen=None)
-        totals: dict[str, float] = {}
-        for name, value in _COUNTER.findall(metrics):
-            totals[name] = totals.get(name, 0.0) + float(value)
-        requests = totals.get("edgeloop_requests_total", 0.0)
-        errors = totals.get("edgeloop_request_errors_total", 0.0)
+        requests = totals["edgeloop_requests_total"]
+        errors = totals["edgeloop_request_errors_total"]
         error_rate = errors / (requests + errors) if requests + errors else 0.0
         return NodeObservation(
             node=node,

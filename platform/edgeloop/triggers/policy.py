@@ -20,10 +20,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from cronsim import CronSim, CronSimError
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from edgeloop.monitor.intake.views import WindowSummary
 
@@ -56,11 +57,21 @@ class TriggerPolicy(BaseModel):
     window_s: float = Field(300, gt=0)
     """Windows are grouped into rounds of this length (the agents' window_seconds)."""
     schedule: str = ""
-    """Cron expression (minute hour day month weekday, UTC); empty: no schedule."""
+    """Cron expression (minute hour day month weekday, UTC); empty: no schedule.
+
+    Due times missed while nothing evaluated (downtime) fire once, at the next
+    evaluation, with the number missed as evidence."""
     new_labelled_rows: int = Field(0, ge=0)
     """Fire after this many new labelled rows since the last training; 0 disables."""
     max_metric_drop: float = Field(0.1, ge=0, le=1)
     """Fire when live PR-AUC from delayed labels drops this much below the holdout's."""
+
+    @field_validator("schedule")
+    @classmethod
+    def _valid_cron(cls, value: str) -> str:
+        if value:
+            check_cron(value)
+        return value
 
 
 class Decision(BaseModel):
@@ -80,7 +91,8 @@ class TriggerState(BaseModel):
     consecutive: dict[str, int] = Field(default_factory=dict)
     disarmed: list[str] = Field(default_factory=list)
     last_fired: float | None = None
-    last_schedule_minute: int | None = None
+    schedule_checked_until: float | None = None
+    """Due times up to here were considered (epoch seconds)."""
     decisions: list[Decision] = Field(default_factory=list)
 
 
@@ -206,58 +218,70 @@ def evaluate_drift(
     return out
 
 
-def _cron_field(spec: str, value: int, low: int, high: int) -> bool:
-    for part in spec.split(","):
-        step = 1
-        if "/" in part:
-            part, step_text = part.split("/", 1)
-            step = int(step_text)
-        if part == "*":
-            start, end = low, high
-        elif "-" in part:
-            a, b = part.split("-", 1)
-            start, end = int(a), int(b)
-        else:
-            start = end = int(part)
-        if start <= value <= end and (value - start) % step == 0:
-            return True
-    return False
-
-
-def cron_matches(expression: str, when: datetime) -> bool:
-    """Whether a 5-field cron expression (UTC) matches a minute.
-
-    Raises:
-        ValueError: not five fields, or a field that is not a number, range,
-            list or step.
-    """
-    fields = expression.split()
-    if len(fields) != 5:
+def check_cron(expression: str) -> None:
+    """Raise ``ValueError`` naming the expression unless it is a 5-field cron."""
+    if len(expression.split()) != 5:
         raise ValueError(
             f"cron {expression!r}: expected 5 fields (minute hour day month weekday)"
         )
-    values = (when.minute, when.hour, when.day, when.month, (when.weekday() + 1) % 7)
-    bounds = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 6))
     try:
-        return all(
-            _cron_field(f, v, lo, hi)
-            for f, v, (lo, hi) in zip(fields, values, bounds, strict=True)
-        )
-    except ValueError as exc:
+        CronSim(expression, datetime(2000, 1, 1, tzinfo=UTC))
+    except CronSimError as exc:
         raise ValueError(f"cron {expression!r}: {exc}") from exc
+
+
+def cron_matches(expression: str, when: datetime) -> bool:
+    """Whether a 5-field cron expression (UTC) matches the minute of ``when``.
+
+    Raises:
+        ValueError: not a valid 5-field expression.
+    """
+    check_cron(expression)
+    minute = when.replace(second=0, microsecond=0)
+    return next(CronSim(expression, minute - timedelta(minutes=1))) == minute
+
+
+_MAX_MISSED = 10_000
+"""Counting missed due times stops here (a minutely schedule down for a year)."""
+
+
+def due_times(expression: str, after: float, until: float) -> list[datetime]:
+    """Due times of the schedule in ``(after, until]``, oldest first (at most 10,000)."""
+    out: list[datetime] = []
+    for due in CronSim(expression, _ts(after)):
+        if due.timestamp() > until or len(out) >= _MAX_MISSED:
+            break
+        out.append(due)
+    return out
 
 
 def evaluate_schedule(
     policy: TriggerPolicy, state: TriggerState, now: float
 ) -> list[Decision]:
-    """Fire once per matching minute of the schedule."""
+    """Fire once for the due times passed since the last evaluation.
+
+    The first evaluation considers the current minute. After downtime several
+    due times may have passed: they fire *once* (one retraining catches up on
+    all of them), with how many were missed in the evidence.
+    """
     if not policy.schedule:
         return []
-    when = _ts(now)
-    minute = int(now // 60)
-    if state.last_schedule_minute == minute or not cron_matches(policy.schedule, when):
+    start = state.schedule_checked_until
+    if start is None:
+        start = now - now % 60 - 1  # the current minute is due
+    due = due_times(policy.schedule, start, now)
+    state.schedule_checked_until = now
+    if not due:
         return []
-    state.last_schedule_minute = minute
+    evidence: dict[str, Any] = {
+        "due_at": due[-1].isoformat(),
+        "missed": len(due),
+    }
+    reason = f"schedule {policy.schedule!r} due at {due[-1]:%Y-%m-%d %H:%M} UTC"
+    if len(due) > 1:
+        reason += (
+            f" ({len(due)} due times passed since the last evaluation; fired once)"
+        )
     if _cooling(policy, state, now):
         return [
             _record(
@@ -265,10 +289,11 @@ def evaluate_schedule(
                 now,
                 "schedule",
                 False,
-                f"schedule {policy.schedule!r} due but within the cooldown",
+                reason + "; within the cooldown",
+                **evidence,
             )
         ]
-    return [_record(state, now, "schedule", True, f"schedule {policy.schedule!r}")]
+    return [_record(state, now, "schedule", True, reason, **evidence)]
 
 
 def evaluate_new_data(

@@ -70,22 +70,36 @@ def test_mlflow_errors_are_classified_by_class_and_status_not_text():
     assert is_transient(down)
     assert isinstance(classify_mlflow(down, "m", "http://x", "t"), RetryableError)
     # a 4xx whose text mentions "Connection" stays permanent: no text matching
-    bad = RestException({"error_code": "INVALID_PARAMETER_VALUE", "message": "Connection param"})
+    bad = RestException(
+        {"error_code": "INVALID_PARAMETER_VALUE", "message": "Connection param"}
+    )
     assert not is_transient(bad)
     classified = classify_mlflow(bad, "m", "http://x", "Connection param")
     assert isinstance(classified, platform_errors.PermanentError)
     missing = RestException({"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "no"})
-    assert isinstance(classify_mlflow(missing, "m", "u", "no"), platform_errors.NotFoundError)
-    unavailable = RestException({"error_code": "TEMPORARILY_UNAVAILABLE", "message": "busy"})
+    assert isinstance(
+        classify_mlflow(missing, "m", "u", "no"), platform_errors.NotFoundError
+    )
+    unavailable = RestException(
+        {"error_code": "TEMPORARILY_UNAVAILABLE", "message": "busy"}
+    )
     assert retry_delay(classify_mlflow(unavailable, "m", "u", "busy")) == 5
 
 
 def test_kfp_submission_errors_are_classified_by_class_and_status():
-    assert retry_delay(kfp_error(ApiException(status=503, reason="busy"), "submit")) == 10
-    assert retry_delay(kfp_error(ApiException(status=429, reason="slow"), "submit")) == 10
-    assert retry_delay(kfp_error(requests.exceptions.ConnectionError("x"), "submit")) == 10
+    assert (
+        retry_delay(kfp_error(ApiException(status=503, reason="busy"), "submit")) == 10
+    )
+    assert (
+        retry_delay(kfp_error(ApiException(status=429, reason="slow"), "submit")) == 10
+    )
+    assert (
+        retry_delay(kfp_error(requests.exceptions.ConnectionError("x"), "submit")) == 10
+    )
     # a ValueError (bad argument) can never succeed by retrying
-    assert isinstance(kfp_error(ValueError("bad host"), "submit"), platform_errors.PermanentError)
+    assert isinstance(
+        kfp_error(ValueError("bad host"), "submit"), platform_errors.PermanentError
+    )
     assert isinstance(
         kfp_error(ApiException(status=400, reason="bad"), "submit"),
         platform_errors.PermanentError,

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from edgeloop_agent.contracts import ReadingsBatch, Report, RowSample
+from edgeloop_agent.contracts import ReadingsBatch, Report, RowSample, file_sha256
 
 
 @dataclass(frozen=True)
@@ -111,42 +111,55 @@ def write_report(root: Path, report: Report) -> list[Path]:
     return written
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+_HIVE_KEYS = ("model", "site", "day")
 
 
 def partitions(
     root: Path, kind: str, model: str, since_day: str = "", until_day: str = ""
 ) -> list[Partition]:
-    """Partitions of one kind and model, optionally limited to a day range (inclusive)."""
-    base = Path(root) / kind / f"model={_safe(model)}"
+    """Partitions of one kind and model, optionally limited to a day range (inclusive).
+
+    Discovery is pyarrow's hive partitioning (``model=/site=/day=``, all keys
+    read as strings; hidden ``.tmp`` files ignored), filtered by model and days.
+    """
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+    base = Path(root) / kind
+    if not base.is_dir():
+        return []
+    scheme = ds.partitioning(
+        pa.schema([(key, pa.string()) for key in _HIVE_KEYS]), flavor="hive"
+    )
+    dataset = ds.dataset(base, format="parquet", partitioning=scheme)
+    wanted = _safe(model)
+    grouped: dict[tuple[str, str], list[Path]] = {}
+    for fragment in dataset.get_fragments():
+        keys = ds.get_partition_keys(fragment.partition_expression)
+        day = str(keys.get("day", ""))
+        if keys.get("model") != wanted or not day:
+            continue
+        if (since_day and day < since_day) or (until_day and day > until_day):
+            continue
+        site = str(keys.get("site", ""))
+        grouped.setdefault((site, day), []).append(Path(fragment.path))
     out = []
-    for site_dir in sorted(base.glob("site=*")):
-        for day_dir in sorted(site_dir.glob("day=*")):
-            day = day_dir.name.removeprefix("day=")
-            if (since_day and day < since_day) or (until_day and day > until_day):
-                continue
-            files = sorted(p for p in day_dir.glob("*.parquet"))
-            if not files:
-                continue
-            digest = hashlib.sha256()
-            for f in files:
-                digest.update(f"{f.name}:{_file_sha256(f)}\n".encode())
-            out.append(
-                Partition(
-                    kind=kind,
-                    model=model,
-                    site=site_dir.name.removeprefix("site="),
-                    day=day,
-                    path=day_dir,
-                    files=tuple(f.name for f in files),
-                    sha256=digest.hexdigest(),
-                )
+    for (site, day), paths in sorted(grouped.items()):
+        files = sorted(paths, key=lambda p: p.name)
+        digest = hashlib.sha256()
+        for f in files:
+            digest.update(f"{f.name}:{file_sha256(f)}\n".encode())
+        out.append(
+            Partition(
+                kind=kind,
+                model=model,
+                site=site,
+                day=day,
+                path=files[0].parent,
+                files=tuple(f.name for f in files),
+                sha256=digest.hexdigest(),
             )
+        )
     return out
 
 

@@ -116,7 +116,9 @@ def test_server_side_apply_with_field_manager_then_prune(api):
 def test_transient_errors_are_retried_permanent_ones_are_not(api):
     fake, api_client = api
     slept: list[float] = []
-    sink = KubernetesSink(api_client, retry_delays_s=(0.1, 0.2), sleep=slept.append)
+    sink = KubernetesSink(
+        api_client, retry_delays_s=(0.1, 0.2), sleep=slept.append, jitter=0
+    )
     fake.fail_next = [503, 409]
     sink.apply("pumps", rendered("k3s", 0), {}, "m")
     assert slept == [0.1, 0.2]
@@ -126,6 +128,19 @@ def test_transient_errors_are_retried_permanent_ones_are_not(api):
         match="apply ConfigMap/pumps-canary-desired-model: HTTP 422 injected 422",
     ):
         sink.apply("pumps", rendered("k3s", 0), {}, "m")
+
+
+def test_retries_are_spread_by_jitter_within_bounds(api):
+    fake, api_client = api
+    slept: list[float] = []
+    sink = KubernetesSink(api_client, retry_delays_s=(1.0, 2.0), sleep=slept.append)
+    for _ in range(20):
+        fake.fail_next = [503, 503]
+        sink.apply("pumps", rendered("k3s", 0), {}, "m")
+    firsts, seconds = slept[0::2], slept[1::2]
+    assert all(1.0 <= s <= 1.5 for s in firsts)
+    assert all(2.0 <= s <= 3.0 for s in seconds)
+    assert len(set(firsts)) > 1  # not lock-step
 
 
 def test_kopf_handler_reconciles_and_patches_status(tmp_path: Path):

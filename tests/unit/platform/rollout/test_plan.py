@@ -376,4 +376,24 @@ def test_a_maintenance_window_may_wrap_midnight():
 
 def test_a_maintenance_window_with_start_equal_to_end_is_refused():
     with pytest.raises(ValueError, match="startHour equals endHour"):
-        rollout(maintenanceWindows=[{"site": "desert-02", "startHour": 5, "endHour": 5}])
+        rollout(
+            maintenanceWindows=[{"site": "desert-02", "startHour": 5, "endHour": 5}]
+        )
+
+
+def test_agent_metrics_are_read_with_the_prometheus_parser():
+    from edgeloop.rollout.fleet import request_totals
+    from edgeloop_agent.metrics import Metrics
+
+    metrics = Metrics()
+    metrics.inc("edgeloop_requests_total", 1234567, route="/predict")
+    metrics.inc("edgeloop_requests_total", 3, route="/v2/models/m/infer")
+    metrics.inc("edgeloop_request_errors_total", 10, status="422")
+    metrics.observe_latency(0.002)
+    totals = request_totals(metrics.render())
+    assert totals == {
+        "edgeloop_requests_total": pytest.approx(1234570, rel=1e-5),
+        "edgeloop_request_errors_total": 10.0,
+    }
+    with pytest.raises(ValueError):
+        request_totals('edgeloop_requests_total{route="/predict" 5\n')

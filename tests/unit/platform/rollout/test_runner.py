@@ -7,7 +7,12 @@ from edgeloop.core.errors import PermanentError, RetryableError
 from edgeloop.rollout.controller import StatusStore
 from edgeloop.rollout.runner import ControllerLoop
 
-SAMPLE = Path(__file__).resolve().parents[4] / "manifests" / "samples" / "edgerollout-pumps.yaml"
+SAMPLE = (
+    Path(__file__).resolve().parents[4]
+    / "manifests"
+    / "samples"
+    / "edgerollout-pumps.yaml"
+)
 
 
 class _Clock:
@@ -46,7 +51,9 @@ def _loop(tmp_path, reconciler, clock, lines):
 
 def test_a_retryable_error_is_not_retried_before_its_delay(tmp_path):
     clock, lines = _Clock(), []
-    reconciler = _Failing(RetryableError("registry http://mlflow:5000 unreachable", delay=30))
+    reconciler = _Failing(
+        RetryableError("registry http://mlflow:5000 unreachable", delay=30)
+    )
     loop = _loop(tmp_path, reconciler, clock, lines)
     assert loop.tick() == []
     assert reconciler.calls == 1

@@ -141,6 +141,32 @@ def test_cron_schedule_fires_once_per_matching_minute():
     assert evaluate_schedule(policy, state, at + 10) == []
 
 
+def test_due_times_missed_during_downtime_fire_once_after_it():
+    policy = POLICY.model_copy(update={"schedule": "0 * * * *", "cooldown_s": 0})
+    state = TriggerState()
+    at = datetime(2026, 1, 1, 5, 0, 20, tzinfo=UTC).timestamp()
+    assert evaluate_schedule(policy, state, at)[0].fired
+    # the loop service was down from 05:01 to 09:30: 06, 07, 08 and 09 passed
+    later = datetime(2026, 1, 1, 9, 30, tzinfo=UTC).timestamp()
+    decisions = evaluate_schedule(policy, state, later)
+    assert [d.fired for d in decisions] == [True]
+    assert decisions[0].evidence["missed"] == 4
+    assert decisions[0].evidence["due_at"] == "2026-01-01T09:00:00+00:00"
+    assert "fired once" in decisions[0].reason
+    # evaluated again within the same hour: nothing is due
+    assert evaluate_schedule(policy, state, later + 600) == []
+    # a schedule that was not due at the first evaluation does not fire then
+    fresh = TriggerState()
+    assert evaluate_schedule(policy, fresh, later) == []
+
+
+def test_a_bad_cron_is_refused_when_the_policy_is_read():
+    with pytest.raises(ValueError, match="expected 5 fields"):
+        TriggerPolicy(schedule="daily")
+    with pytest.raises(ValueError, match=r"cron '61 \* \* \* \*'"):
+        TriggerPolicy(schedule="61 * * * *")
+
+
 def test_new_data_performance_and_manual():
     policy = POLICY.model_copy(update={"new_labelled_rows": 1000})
     state = TriggerState()
