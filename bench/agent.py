@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.doc import write_section
+from edgeloop.demo.processes import spawn_logged
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks.md"
@@ -137,12 +138,8 @@ def free_port() -> int:
 def start(
     cmd: list[str], env: dict[str, str], cwd: Path, log: Path
 ) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        ["taskset", "-c", "0", *cmd],
-        env={**os.environ, **env},
-        cwd=cwd,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
+    return spawn_logged(
+        ["taskset", "-c", "0", *cmd], log, env={**os.environ, **env}, cwd=cwd
     )
 
 

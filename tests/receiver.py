@@ -7,7 +7,6 @@ contract (``edgeloop_agent.contracts.ReportBatch``).
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 from dataclasses import dataclass, field
 
@@ -50,7 +49,7 @@ def receiver_app(state: Received) -> Starlette:
                 if report.key in state.reports:
                     state.duplicates += 1
                 else:
-                    state.reports[report.key] = json.loads(report.model_dump_json())
+                    state.reports[report.key] = report.model_dump(mode="json")
         if state.delay_s:
             await asyncio.sleep(state.delay_s)
         return JSONResponse({"accepted": len(batch.reports)})

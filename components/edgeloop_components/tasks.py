@@ -300,5 +300,11 @@ def register_bundle(
 
 
 def dumps(value: Any) -> str:
-    """JSON for artifact metadata and string outputs (numpy-safe)."""
+    """JSON for artifact metadata and the reports steps pass as strings (numpy-safe).
+
+    Reports (evaluation, gates, latency, ingest) hold lists nested in dicts,
+    which kfp.local corrupts in a ``dict`` parameter (see the pipeline's
+    ``params``), so they travel as JSON strings; the registration result is
+    flat scalars and travels as a ``dict`` output (see ``register_model``).
+    """
     return json.dumps(value, default=float, sort_keys=True)

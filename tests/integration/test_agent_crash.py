@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from edgeloop.demo.processes import spawn_logged
 from edgeloop_agent.contracts import DesiredModel, bundle_digest
 
 from ..conftest import free_port
@@ -43,11 +44,11 @@ def start_agent(
         "EDGELOOP_AGENT_DRIFT__SAMPLE_SIZE": "2",
     }
     agent = Path(sys.executable).with_name("edgeloop-agent")
-    return subprocess.Popen(
+    return spawn_logged(
         [str(agent), "serve", "--port", str(port), "--log-level", "warning"],
+        log,
+        "ab",
         env=env,
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
     )
 
 

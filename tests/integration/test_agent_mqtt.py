@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -13,6 +12,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from edgeloop.demo.processes import spawn_logged
 from edgeloop_agent.api.app import create_app
 from edgeloop_agent.settings import MqttSettings
 
@@ -39,10 +39,10 @@ def broker(tmp_path_factory):
     (root / "mosquitto.conf").write_text(
         f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stdout\n"
     )
-    proc = subprocess.Popen(
+    proc = spawn_logged(
         [mosquitto_binary(), "-c", str(root / "mosquitto.conf")],
-        stdout=(root / "log").open("w"),
-        stderr=subprocess.STDOUT,
+        root / "log",
+        "wb",
     )
     try:
         wait_for(lambda: _accepts(port), what="mosquitto listening")

@@ -2,7 +2,6 @@
 
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -12,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from edgeloop.cli import app
+from edgeloop.demo.processes import spawn_logged
 from edgeloop_components import tasks
 
 from ..conftest import free_port
@@ -26,7 +26,7 @@ def mlflow_server(tmp_path_factory):
     port = free_port()
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     mlflow = Path(sys.executable).with_name("mlflow")
-    proc = subprocess.Popen(
+    proc = spawn_logged(
         [
             str(mlflow),
             "server",
@@ -41,8 +41,8 @@ def mlflow_server(tmp_path_factory):
             "--artifacts-destination",
             str(root / "artifacts"),
         ],
-        stdout=(root / "server.log").open("w"),
-        stderr=subprocess.STDOUT,
+        root / "server.log",
+        "wb",
         env=env,
     )
     url = f"http://127.0.0.1:{port}"

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from edgeloop.cli import app
 from edgeloop.core.settings import PlatformSettings
+from edgeloop.demo.processes import spawn_logged
 from edgeloop.monitor.intake.store import IntakeStore
 from edgeloop_agent.contracts import Report, RowSample, verify_bundle
 
@@ -134,7 +135,6 @@ def test_monitor_run_stores_snapshots_per_cohort_and_window_and_exports_html(
 @pytest.fixture()
 def evidently_service(tmp_path):
     """A real `evidently ui` service on 127.0.0.1 over its own workspace."""
-    import subprocess
     import sys
     from pathlib import Path
 
@@ -145,7 +145,7 @@ def evidently_service(tmp_path):
     port = free_port()
     binary = Path(sys.executable).with_name("evidently")
     log = tmp_path / "evidently-ui.log"
-    proc = subprocess.Popen(
+    proc = spawn_logged(
         [
             str(binary),
             "ui",
@@ -156,8 +156,8 @@ def evidently_service(tmp_path):
             "--port",
             str(port),
         ],
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
+        log,
+        "wb",
     )
     url = f"http://127.0.0.1:{port}"
     try:

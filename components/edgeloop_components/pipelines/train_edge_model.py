@@ -47,7 +47,7 @@ def train_edge_model(
     profiles_path: str = "",
     auto_promote: bool = True,
     code_revision: str = "unknown",
-) -> str:
+) -> dict:
     """Train an edge model and register it; returns the registered version.
 
     Args:

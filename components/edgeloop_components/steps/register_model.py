@@ -13,7 +13,7 @@ def register_model(
     gates_passed: bool,
     auto_promote: bool,
     params: dict,
-) -> str:
+) -> dict:
     """Register the bundle; ``champion`` moves only when every gate passed.
 
     Args:
@@ -30,4 +30,4 @@ def register_model(
     result = tasks.register_bundle(
         Path(bundle.path), tracking_uri, gates_passed, auto_promote, dict(params)
     )
-    return tasks.dumps(result)
+    return result

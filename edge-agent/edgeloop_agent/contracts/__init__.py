@@ -36,6 +36,7 @@ from edgeloop_agent.contracts.models import (
     ReferenceSample,
     SensorSpec,
 )
+from edgeloop_agent.contracts.registration import RegisteredModel
 from edgeloop_agent.contracts.reports import (
     REPORT_API_VERSION,
     DriftWindow,
@@ -74,6 +75,7 @@ __all__ = [
     "PermanentError",
     "ReadingsBatch",
     "ReferenceSample",
+    "RegisteredModel",
     "Report",
     "ReportBatch",
     "RetryableError",

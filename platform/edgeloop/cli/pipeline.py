@@ -97,7 +97,7 @@ def run(
     emit(
         ctx,
         {
-            **result.registered,
+            **result.registered.model_dump(),
             "seconds": round(result.seconds, 1),
             "log": str(result.log_path),
         },

@@ -193,7 +193,7 @@ def history(ctx: typer.Context, name: str, dir: Path = DIR) -> None:
     rollout = _load(_by_name(name, dir))
     emit(
         ctx,
-        [json.loads(d.model_dump_json()) for d in rollout.status.history],
+        [d.model_dump(mode="json") for d in rollout.status.history],
         title=f"{name} history",
     )
 

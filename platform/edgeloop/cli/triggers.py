@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -106,11 +105,11 @@ def _launch(
         reason=reason,
         trigger=trigger,
     )
-    return result.registered
+    return result.registered.model_dump()
 
 
 def _row(decision: Any) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(decision.model_dump_json())
+    data: dict[str, Any] = decision.model_dump(mode="json")
     data["evidence"] = ", ".join(f"{k}={v}" for k, v in data["evidence"].items())
     return data
 
@@ -134,7 +133,7 @@ def evaluate(
     }
     if fired and (data is not None or fresh_from is not None):
         result["registered"] = _launch(
-            data, fired[0].reason, fresh_from, json.loads(fired[0].model_dump_json())
+            data, fired[0].reason, fresh_from, fired[0].model_dump(mode="json")
         )
     emit(ctx, result)
 
@@ -174,6 +173,6 @@ def retrain(
     result: dict[str, Any] = {"decision": _row(decision)}
     if data is not None or fresh_from is not None:
         result["registered"] = _launch(
-            data, reason, fresh_from, json.loads(decision.model_dump_json())
+            data, reason, fresh_from, decision.model_dump(mode="json")
         )
     emit(ctx, result)

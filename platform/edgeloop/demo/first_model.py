@@ -14,22 +14,23 @@ from rich.table import Table
 
 from edgeloop.core.settings import PlatformSettings
 from edgeloop.provenance.registry import Registry, parse_ref
+from edgeloop_agent.contracts import RegisteredModel
 
 
 def first_model_summary(
-    settings: PlatformSettings, registry: Registry, registered: dict[str, Any]
+    settings: PlatformSettings, registry: Registry, registered: RegisteredModel
 ) -> dict[str, Any]:
     """What the first stop of the demo reports about the model it trained.
 
     Metrics, gates and latency come from the registered bundle's manifest (what
     an agent will read), lineage from the registry.
     """
-    ref = parse_ref(f"{registered['name']}:{registered['version']}")
+    ref = parse_ref(registered.ref)
     manifest = registry.manifest(ref)
     return {
-        "model": f"{registered['name']}:{registered['version']}",
-        "promoted": registered["promoted"],
-        "bundle_sha256": registered["bundle_sha256"],
+        "model": registered.ref,
+        "promoted": registered.promoted,
+        "bundle_sha256": registered.bundle_sha256,
         "metrics": manifest.metrics,
         "gates": [g.model_dump() for g in manifest.gates],
         "latency": [p.model_dump() for p in manifest.latency],

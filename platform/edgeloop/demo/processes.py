@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -46,6 +47,18 @@ def wait_http(
 
 
 PROCESS_LOG = "processes.jsonl"
+
+
+def spawn_logged(
+    cmd: list[str], log: Path, mode: str = "wb", **kwargs: Any
+) -> subprocess.Popen[bytes]:
+    """Start ``cmd`` with stdout and stderr going to ``log``.
+
+    The child keeps its own descriptor; ours is closed as soon as it started,
+    so no file object is left for the garbage collector to close (and warn).
+    """
+    with log.open(mode) as out:
+        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, **kwargs)
 
 
 def start_time(pid: int) -> int | None:
@@ -121,11 +134,7 @@ def mosquitto(root: Path, home: Path) -> Iterator[int | None]:
     conf.write_text(
         f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
     )
-    proc = subprocess.Popen(
-        [binary, "-c", str(conf)],
-        stdout=(root / "mosquitto.log").open("wb"),
-        stderr=subprocess.STDOUT,
-    )
+    proc = spawn_logged([binary, "-c", str(conf)], root / "mosquitto.log")
     _record(home, proc, "mosquitto")
     try:
         import socket
@@ -185,11 +194,10 @@ def agent(home: Path, spec: AgentSpec) -> Iterator[str]:
         }
     binary = Path(sys.executable).with_name("edgeloop-agent")
     log = state / "agent.log"
-    proc = subprocess.Popen(
+    proc = spawn_logged(
         [str(binary), "serve", "--port", str(port), "--log-level", "warning"],
+        log,
         env=env,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
     )
     _record(home, proc, f"agent {spec.node}")
     url = f"http://127.0.0.1:{port}"

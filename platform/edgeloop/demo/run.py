@@ -20,7 +20,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from contextlib import ExitStack
@@ -66,6 +65,7 @@ from edgeloop.rollout.spec import EdgeRollout
 from edgeloop.train import retraining
 from edgeloop.triggers.engine import TriggerEngine
 from edgeloop.triggers.policy import TriggerPolicy
+from edgeloop_agent.contracts import RegisteredModel
 
 
 @dataclass
@@ -127,7 +127,7 @@ class _Loop:
         reason: str,
         trigger: dict[str, Any] | None = None,
         **params: Any,
-    ) -> dict[str, Any]:
+    ) -> RegisteredModel:
         def progress(task: str, state: str) -> None:
             if state == "started":
                 self.console.print(f"          · {task}", style="dim")
@@ -142,12 +142,12 @@ class _Loop:
             seed=self.seed,
             **params,
         )
-        self.result.models.append(registered)
+        self.result.models.append(registered.model_dump())
         self.mark(
-            f"pipeline registered {registered['name']}:{registered['version']}"
+            f"pipeline registered {registered.ref}"
             + (
                 " and promoted it to champion"
-                if registered["promoted"]
+                if registered.promoted
                 else " (gates failed: not promoted)"
             )
         )
@@ -243,7 +243,7 @@ def run_loop(
         )
         statuses = StatusStore(loop.home / "rollouts", loop.audit)
         rollout = fleet_ops.roll_out(
-            loop.mark, reconciler, statuses, edge_rollout(nodes), str(v1["version"])
+            loop.mark, reconciler, statuses, edge_rollout(nodes), str(v1.version)
         )
 
         engine = TriggerEngine(
@@ -309,9 +309,7 @@ def run_loop(
                 day_index,
                 rollout,
             )
-        loop.result.decisions = [
-            json.loads(d.model_dump_json()) for d in engine.decisions()
-        ]
+        loop.result.decisions = [d.model_dump(mode="json") for d in engine.decisions()]
         loop.result.versions = {
             node: fleet_ops.serving(client, url) for node, url in sorted(agents.items())
         }
@@ -385,12 +383,12 @@ def _retrain_and_roll_out(
     v2 = loop.train(
         data,
         fired.reason,
-        json.loads(fired.model_dump_json()),
+        fired.model_dump(mode="json"),
         # compare v1 and v2 on held-out pumps over the fresh days only
         holdout_from=pd.Timestamp(days[0]).isoformat(),
     )
-    if not v2["promoted"]:
-        loop.mark(f"v{v2['version']} failed its gates: champion and fleet stay on v1")
+    if not v2.promoted:
+        loop.mark(f"v{v2.version} failed its gates: champion and fleet stay on v1")
         return
     up.links[OFFLINE_SITE].down()
     offline = [n for n in up.agents if n.startswith(OFFLINE_SITE)]
@@ -398,7 +396,7 @@ def _retrain_and_roll_out(
     online = {n for n in up.agents if n not in offline}
     fleet_ops.wait_silent(up.reconciler, offline)
     rollout = fleet_ops.roll_out(
-        loop.mark, up.reconciler, up.statuses, rollout, str(v2["version"])
+        loop.mark, up.reconciler, up.statuses, rollout, str(v2.version)
     )
     loop.stamp("reachable_on_new")
     for later in days[day_index + 1 :]:
@@ -412,7 +410,7 @@ def _retrain_and_roll_out(
     caught_up = wait_until(
         lambda: (
             all(
-                fleet_ops.serving(up.client, up.agents[n]) == str(v2["version"])
+                fleet_ops.serving(up.client, up.agents[n]) == str(v2.version)
                 for n in offline
             )
             and all(
@@ -432,7 +430,7 @@ def _retrain_and_roll_out(
     loop.mark(
         f"{OFFLINE_SITE} back online: "
         + (
-            "switched to v" + str(v2["version"]) + " and delivered its backlog"
+            "switched to v" + str(v2.version) + " and delivered its backlog"
             if caught_up
             else "did NOT catch up in 90 s"
         )

@@ -29,6 +29,7 @@ from edgeloop.core.errors import (
 )
 from edgeloop.core.settings import PlatformSettings
 from edgeloop.provenance.audit import AuditLog
+from edgeloop_agent.contracts import RegisteredModel
 
 STEPS = (
     "validate-data",
@@ -55,7 +56,7 @@ Progress = Callable[[str, str], None]
 class RunResult:
     """What a pipeline run produced."""
 
-    registered: dict[str, Any]
+    registered: RegisteredModel
     log_path: Path
     seconds: float
     step_seconds: dict[str, float] = field(default_factory=dict)
@@ -252,7 +253,7 @@ def run_local(
             raise EdgeloopError(
                 f"step '{step}' failed: {_ANSI.sub('', cause)} (full log: {log_path})"
             ) from exc
-    registered = json.loads(task.output)
+    registered = RegisteredModel.model_validate(task.output)
     _audit(settings, arguments, registered, log_path, reason, trigger)
     return RunResult(
         registered, log_path, time.perf_counter() - start, dict(stream.durations)
@@ -262,13 +263,13 @@ def run_local(
 def _audit(
     settings: PlatformSettings,
     arguments: dict[str, Any],
-    registered: dict[str, Any],
+    registered: RegisteredModel,
     log_path: Path,
     reason: str,
     trigger: dict[str, Any] | None,
 ) -> None:
     log = AuditLog(settings.audit_path())
-    subject = f"{registered['name']}:{registered['version']}"
+    subject = registered.ref
     log.append(
         "training",
         subject,
@@ -281,12 +282,12 @@ def _audit(
     log.append(
         "registered",
         subject,
-        bundle_sha256=registered.get("bundle_sha256", ""),
-        mlflow_run_id=registered.get("run_id", ""),
-        promoted=bool(registered.get("promoted")),
-        previous_champion=registered.get("previous_champion"),
+        bundle_sha256=registered.bundle_sha256,
+        mlflow_run_id=registered.run_id,
+        promoted=registered.promoted,
+        previous_champion=registered.previous_champion,
     )
-    if registered.get("promoted"):
+    if registered.promoted:
         log.append("promoted", subject, by="gates", alias="champion")
 
 

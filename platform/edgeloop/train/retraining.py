@@ -26,6 +26,7 @@ from edgeloop.monitor.intake import collect
 from edgeloop.monitor.labels import labels_path, read_work_orders
 from edgeloop.provenance.audit import AuditLog
 from edgeloop.train import pipeline_runs
+from edgeloop_agent.contracts import RegisteredModel
 
 
 def _files(base: Path) -> tuple[str, str, str, str]:
@@ -163,7 +164,7 @@ def retrain(
     progress: pipeline_runs.Progress | None = None,
     trigger: dict[str, Any] | None = None,
     **params: Any,
-) -> dict[str, Any]:
+) -> RegisteredModel:
     """Run the training pipeline on ``data`` for ``reason``; the gates decide promotion.
 
     ``trigger`` (the fired decision, as JSON) is kept in the audit log's

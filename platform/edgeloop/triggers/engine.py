@@ -6,7 +6,6 @@ State (counters, arming, cooldown, every decision) lives in one JSON file under
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import datetime
 from pathlib import Path
@@ -73,7 +72,7 @@ class TriggerEngine:
             self.audit.append(
                 "trigger",
                 f"{self.model}:{versions[0]}" if versions[0] else self.model,
-                decision=json.loads(decision.model_dump_json()),
+                decision=decision.model_dump(mode="json"),
             )
 
     def manual(

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgeloop_agent.contracts import RegisteredModel
 from edgeloop_components.steps.build_bundle import build_bundle
 from edgeloop_components.steps.build_features import build_features
 from edgeloop_components.steps.evaluate_model import evaluate_model
@@ -112,13 +113,13 @@ def test_every_wrapper_maps_artifacts_and_returns_its_outputs(fleet_dir, tmp_pat
     assert passed is bundle.metadata["gates_passed"]
     assert (Path(bundle.path) / "bundle.json").is_file()
 
-    registered = json.loads(
-        register_model.python_func(
-            bundle=bundle,
-            tracking_uri=uri,
-            gates_passed=passed,
-            auto_promote=True,
-            params={"n_estimators": 20},
-        )
+    registered = register_model.python_func(
+        bundle=bundle,
+        tracking_uri=uri,
+        gates_passed=passed,
+        auto_promote=True,
+        params={"n_estimators": 20},
     )
     assert registered["version"] == 1 and registered["promoted"] is passed
+    # the dict output is exactly the platform's typed seam
+    assert RegisteredModel.model_validate(registered).ref == "pump-failure:1"
