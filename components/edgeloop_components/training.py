@@ -48,14 +48,22 @@ def train(x: np.ndarray, y: np.ndarray, params: TrainParams) -> xgb.XGBClassifie
 
 
 def save(model: xgb.XGBClassifier, path: Path) -> None:
-    """Persist in XGBoost's portable JSON format."""
-    model.save_model(str(path))
+    """Persist in XGBoost's portable JSON format.
+
+    XGBoost picks the format from the file name's extension; KFP's artifact
+    paths have none (XGBoost then guessed UBJSON and warned), so the model is
+    written under a ``.json`` name and moved into place.
+    """
+    path = Path(path)
+    staged = path.with_name(path.name + ".json")
+    model.save_model(str(staged))
+    staged.replace(path)
 
 
 def load(path: Path) -> xgb.XGBClassifier:
-    """Load a model saved by :func:`save`."""
+    """Load a model saved by :func:`save` (read as bytes: the format is in the content)."""
     model = xgb.XGBClassifier()
-    model.load_model(str(path))
+    model.load_model(bytearray(Path(path).read_bytes()))
     return model
 
 

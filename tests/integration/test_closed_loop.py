@@ -63,7 +63,7 @@ def test_the_closed_loop_retrains_on_drift_and_the_fleet_ends_on_the_new_model(
     trigger = lineage["training"][-1]["trigger"]
     assert trigger["kind"] == "drift" and trigger["cohort"] == "desert-02"
     store = IntakeStore(f"sqlite:///{home / 'intake.db'}")
-    drifted_reports = set(store.version_drift("1")["drifted_reports"])
+    drifted_reports = set(store.version_drift("1").drifted_reports)
     assert set(trigger["evidence"]["reports"]) <= drifted_reports
     assert trigger["evidence"]["reports"]
 

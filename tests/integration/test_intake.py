@@ -109,7 +109,7 @@ def test_reports_survive_a_restart(intake, tmp_path):
     token = store.create_token("node-a")
     post(url, token, [heartbeat_report("node-a", "node-a:hb:1", version="7")])
     reopened = IntakeStore(settings.intake_database_url())
-    assert reopened.fleet()[0]["active_version"] == "7"
+    assert reopened.fleet()[0].active_version == "7"
     assert reopened.accept([heartbeat_report("node-a", "node-a:hb:1")]) == (0, 1)
     assert reopened.node_for(token) == "node-a"
 
@@ -150,14 +150,14 @@ def test_agent_reports_land_in_the_fleet_view_the_controller_reads(
         )
         settings.outbox.heartbeat_interval_s = 0.2
         wait_for(
-            lambda: any(n["active_version"] == "1" for n in store.fleet()),
+            lambda: any(n.active_version == "1" for n in store.fleet()),
             what="heartbeat with version",
         )
     (row,) = store.fleet()
     assert (
-        row["node"] == "node-a"
-        and row["site"] == "offshore-01"
-        and row["drifted_share"] is not None
+        row.node == "node-a"
+        and row.site == "offshore-01"
+        and row.drifted_share is not None
     )
     # the readings were kept as Parquet partitions by model, site and day (the
     # 40 readings at 5-minute steps from 23:00 span two days), each row once

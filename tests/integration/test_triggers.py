@@ -72,7 +72,7 @@ def test_drift_storm_through_the_intake_fires_once_and_faults_do_not(
     assert len(fired) == 1 and fired[0].cohort == "offshore"
     assert fired[0].evidence["drifted_nodes"] == ["gw-1", "gw-2", "gw-3"]
     assert fired[0].evidence["shares"] == {"gw-1": 1.0, "gw-2": 1.0, "gw-3": 1.0}
-    view = {n["node"]: n for n in store.fleet()}
+    view = {n.node: n.model_dump() for n in store.fleet()}
     assert (
         view["gw-1"]["drifted_inputs"] == ["f"]
         and view["gw-1"]["baseline_share"] == 1.0

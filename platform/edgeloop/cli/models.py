@@ -67,7 +67,9 @@ def lineage(
 
     settings = load_settings()
     fleet = IntakeStore.existing(settings)
-    emit(ctx, chain(settings, _registry(), parse_ref(ref), fleet))
+    emit(
+        ctx, chain(settings, _registry(), parse_ref(ref), fleet).model_dump(mode="json")
+    )
 
 
 @app.command()

@@ -326,7 +326,7 @@ def run_loop(
             loop.registry,
             parse_ref(f"{latest['name']}:{latest['version']}"),
             IntakeStore.existing(loop.settings),
-        )
+        ).model_dump(mode="json")
     loop.result.elapsed_s = round(time.perf_counter() - loop.started, 1)
     loop.mark("loop finished; every process it started is stopped")
     return loop.result

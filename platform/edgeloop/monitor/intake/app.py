@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from edgeloop.core.settings import PlatformSettings
 from edgeloop.monitor.intake.store import IntakeStore
+from edgeloop.monitor.intake.views import NodeView
 from edgeloop_agent.contracts import ReportBatch
 
 
@@ -63,7 +64,7 @@ def create_app(settings: PlatformSettings, store: IntakeStore | None = None) -> 
         return JSONResponse({"accepted": accepted, "duplicates": duplicates})
 
     @app.get("/v1/fleet")
-    def fleet() -> list[dict[str, Any]]:
+    def fleet() -> list[NodeView]:
         """Per node: active version, health, last seen, error rate, drift, quality flags."""
         return store.fleet()
 

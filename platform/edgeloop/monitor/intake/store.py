@@ -27,7 +27,7 @@ from edgeloop.monitor.intake.baseline import (
     pooled_typical,
 )
 from edgeloop.monitor.intake.collect import write_report
-from edgeloop.monitor.intake.views import WindowSummary
+from edgeloop.monitor.intake.views import NodeView, VersionDrift, WindowSummary
 from edgeloop_agent.contracts import DriftWindow, Heartbeat, Report
 
 metadata = sa.MetaData()
@@ -359,7 +359,7 @@ class IntakeStore:
         elif values:
             conn.execute(nodes.update().where(nodes.c.node == node).values(**values))
 
-    def fleet(self) -> list[dict[str, Any]]:
+    def fleet(self) -> list[NodeView]:
         """Per node: version, health, last seen, latest drift and quality flags."""
         with self.engine.connect() as conn:
             rows = (
@@ -380,7 +380,7 @@ class IntakeStore:
             item["error_rate"] = (
                 errors / (requests + errors) if requests + errors else 0.0
             )
-            out.append(item)
+            out.append(NodeView.model_validate(item))
         return out
 
     def drift_summary(self) -> list[dict[str, Any]]:
@@ -436,7 +436,7 @@ class IntakeStore:
             )
         out: dict[str, dict[str, Any]] = {}
         for node in self.fleet():
-            site = node["site"] or "(none)"
+            site = node.site or "(none)"
             entry = out.setdefault(
                 site,
                 {
@@ -449,19 +449,19 @@ class IntakeStore:
                 },
             )
             entry["nodes"] += 1
-            entry["healthy"] += int(bool(node["healthy"]))
-            version = node["active_version"] or "-"
+            entry["healthy"] += int(node.healthy)
+            version = node.active_version or "-"
             entry["versions"][version] = entry["versions"].get(version, 0) + 1
-            if node["quality_flags"]:
-                entry["quality_flagged"].append(node["node"])
-            if node["drifted_inputs"]:
-                entry["drifting_nodes"].append(node["node"])
+            if node.quality_flags:
+                entry["quality_flagged"].append(node.node)
+            if node.drifted_inputs:
+                entry["drifting_nodes"].append(node.node)
         return [
             {**entry, "drift": merged.get(site, [])}
             for site, entry in sorted(out.items())
         ]
 
-    def version_drift(self, version: str) -> dict[str, Any]:
+    def version_drift(self, version: str) -> VersionDrift:
         """Drift reports received for a model version, and how many drifted vs baseline."""
         query = sa.select(
             sa.func.count(),
@@ -479,12 +479,12 @@ class IntakeStore:
                 )
                 .order_by(reports.c.received_at)
             ).all()
-        return {
-            "drift_reports": int(total),
-            "judged_against_baseline": int(judged),
-            "max_baseline_share": worst,
-            "drifted_reports": [r[0] for r in drifted],
-        }
+        return VersionDrift(
+            drift_reports=int(total),
+            judged_against_baseline=int(judged),
+            max_baseline_share=worst,
+            drifted_reports=[r[0] for r in drifted],
+        )
 
     def count(self, kind: str | None = None, node: str | None = None) -> int:
         """Stored reports (of one kind, from one node)."""
