@@ -17,241 +17,61 @@ Rules, in order:
   passes when enough reporting nodes run the target healthily for the soak time;
 * a failed gate rolls back (automatically, if the policy says so) and records why;
 * ``paused`` holds everything; manual ``promote`` skips the soak/approval.
+
+The steps live beside it: :mod:`~edgeloop.rollout.waves` (who is in which
+wave, hardware fit, maintenance windows), :mod:`~edgeloop.rollout.gates` (a
+wave's verdict), :mod:`~edgeloop.rollout.assignment` (who runs what).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
 
+from edgeloop.rollout import assignment, gates, waves
 from edgeloop.rollout.spec import (
     Condition,
     Decision,
     EdgeRollout,
     EdgeRolloutSpec,
     EdgeRolloutStatus,
-    Gates,
-    TargetGroup,
-    Wave,
     WaveStatus,
 )
-from edgeloop_agent.contracts import DesiredModel, LatencyProfile
+from edgeloop.rollout.views import GateCheck, NodeObservation, Plan, RegistryView, ts
+from edgeloop.rollout.waves import hardware_refusals, outside_window, resolve_waves
+from edgeloop_agent.contracts import DesiredModel
 
-
-@dataclass(frozen=True)
-class NodeObservation:
-    """What the fleet last said about one node (from the intake's fleet API)."""
-
-    node: str
-    last_seen: float | None
-    """Epoch seconds of the last heartbeat; None if never seen."""
-    active_version: str = ""
-    healthy: bool = True
-    error_rate: float = 0.0
-    p99_ms: float | None = None
-    drifted_share: float | None = None
-
-
-@dataclass(frozen=True)
-class RegistryView:
-    """What the registry says about the model the rollout follows."""
-
-    desired: DesiredModel
-    latency: Sequence[LatencyProfile] = ()
-    previous_drifted_share: float | None = None
-    """Mean drifted share seen on the previous version (the drift gate's baseline)."""
-
-
-@dataclass(frozen=True)
-class GateCheck:
-    """One gate's verdict for the current wave."""
-
-    wave: str
-    name: str
-    passed: bool
-    detail: str
+__all__ = [
+    "GateCheck",
+    "NodeObservation",
+    "Plan",
+    "RegistryView",
+    "hardware_refusals",
+    "outside_window",
+    "plan",
+    "resolve_waves",
+]
 
 
 @dataclass
-class Plan:
-    """The outcome of one planning pass."""
+class _Decisions:
+    """Appends decisions to the status history, all stamped ``now``."""
 
     status: EdgeRolloutStatus
-    desired: dict[str, DesiredModel | None] = field(default_factory=dict)
-    """Desired model per group (None: render nothing new for it)."""
-    nodes: dict[str, list[str]] = field(default_factory=dict)
-    """Member nodes per group (explicit or observed)."""
-    waves: dict[str, list[str]] = field(default_factory=dict)
-    """Groups per wave (a group split by a percentage wave is in several)."""
-    wave_nodes: dict[str, list[str]] = field(default_factory=dict)
-    """Nodes per wave, after resolving percentages."""
-    node_desired: dict[str, DesiredModel | None] = field(default_factory=dict)
-    """Per-node exceptions to their group's desired model (a percentage wave
-    that splits a group); rendered as per-node keys of the group's ConfigMap."""
-    gates: list[GateCheck] = field(default_factory=list)
-    refused: dict[str, str] = field(default_factory=dict)
+    now: float
 
-
-def _ts(epoch: float) -> datetime:
-    return datetime.fromtimestamp(epoch, tz=UTC)
-
-
-def resolve_waves(
-    waves: Sequence[Wave], groups: Sequence[TargetGroup], nodes: dict[str, list[str]]
-) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
-    """(groups per wave, nodes per wave).
-
-    A group wave takes every node of its groups. A percentage wave takes that
-    share (rounded up, at least one) of the nodes not yet targeted, in spec
-    group order and then node name order, so consecutive percentage waves walk
-    through the fleet deterministically; it may split a group (its nodes get
-    per-node desired-model keys in the group's ConfigMap). Groups with no
-    known nodes that no wave names join the last wave.
-    """
-    named = {g for w in waves for g in w.groups}
-    pool = [(g.name, n) for g in groups if g.name not in named for n in nodes[g.name]]
-    empty = [g.name for g in groups if g.name not in named and not nodes[g.name]]
-    group_waves: dict[str, list[str]] = {}
-    node_waves: dict[str, list[str]] = {}
-    for wave in waves:
-        if wave.groups:
-            group_waves[wave.name] = list(wave.groups)
-            node_waves[wave.name] = [n for g in wave.groups for n in nodes[g]]
-            continue
-        want = max(1, math.ceil(len(pool) * (wave.percent or 0) / 100)) if pool else 0
-        chosen, pool = pool[:want], pool[want:]
-        group_waves[wave.name] = list(dict.fromkeys(g for g, _ in chosen))
-        node_waves[wave.name] = [n for _, n in chosen]
-    if waves and empty:
-        group_waves[waves[-1].name] = group_waves[waves[-1].name] + empty
-    return group_waves, node_waves
-
-
-def hardware_refusals(
-    groups: Sequence[TargetGroup], latency: Sequence[LatencyProfile]
-) -> dict[str, str]:
-    """Groups whose device profile the model does not fit, with the reason."""
-    profiles = {p.device_profile: p for p in latency}
-    refused = {}
-    for group in groups:
-        profile = profiles.get(group.deviceProfile)
-        if profile is None:
-            refused[group.name] = (
-                f"no latency profile recorded for device profile '{group.deviceProfile}'"
+    def __call__(self, action: str, wave: str, reason: str) -> None:
+        self.status.history.append(
+            Decision.model_validate(
+                {"at": ts(self.now), "wave": wave, "action": action, "reason": reason}
             )
-        elif not profile.fits:
-            refused[group.name] = (
-                f"model does not fit '{group.deviceProfile}': p99 {profile.single_p99_ms:.2f} ms "
-                f"(budget {profile.latency_budget_ms} ms), memory {profile.session_memory_mb:.0f} MB "
-                f"(budget {profile.memory_budget_mb:.0f} MB)"
-            )
-    return refused
+        )
 
-
-def _members(
-    group: TargetGroup,
-    fleet: Sequence[NodeObservation],
-    labels: dict[str, dict[str, str]],
-) -> list[str]:
-    if group.nodes:
-        return sorted(group.nodes)
-    found = [
-        n.node
-        for n in fleet
-        if labels.get(n.node, {}).items() >= group.matchLabels.items()
-        and group.matchLabels
-    ]
-    return sorted(found)
-
-
-def evaluate_wave(
-    wave: Wave,
-    nodes: list[str],
-    target: str,
-    fleet: dict[str, NodeObservation],
-    now: float,
-    started: float,
-    silent_after_s: float,
-    baseline_drift: float | None,
-) -> tuple[str, WaveStatus, list[GateCheck]]:
-    """Verdict ``pass`` / ``hold`` / ``fail`` for one wave, with counts and gate details."""
-    gates: Gates = wave.gates
-    silent = [
-        n
-        for n in nodes
-        if fleet.get(n) is None
-        or fleet[n].last_seen is None
-        or now - (fleet[n].last_seen or 0) > silent_after_s
-    ]
-    reporting = [fleet[n] for n in nodes if n not in silent]
-    updated = [o for o in reporting if o.active_version == target]
-    bad = [
-        o
-        for o in updated
-        if not o.healthy
-        or o.error_rate > gates.maxErrorRate
-        or (o.p99_ms is not None and o.p99_ms > gates.maxP99LatencyMs)
-    ]
-    good = len(updated) - len(bad)
-    status = WaveStatus(
-        name=wave.name,
-        targeted=len(nodes),
-        updated=len(updated),
-        healthy=good,
-        failing=len(bad),
-        silent=len(silent),
-        startedAt=_ts(started),
-    )
-    checks: list[GateCheck] = []
-
-    def check(name: str, ok: bool, detail: str) -> bool:
-        checks.append(GateCheck(wave.name, name, ok, detail))
-        return ok
-
-    failing_share = len(bad) / len(reporting) if reporting else 0.0
-    if not check(
-        "errors",
-        failing_share <= 1 - gates.minHealthyFraction,
-        f"{len(bad)} of {len(reporting)} reporting nodes unhealthy, over error rate "
-        f"{gates.maxErrorRate} or p99 {gates.maxP99LatencyMs} ms",
-    ):
-        return "fail", status, checks
-    drifts = [o.drifted_share for o in updated if o.drifted_share is not None]
-    if drifts and baseline_drift is not None:
-        mean = sum(drifts) / len(drifts)
-        if not check(
-            "drift",
-            mean - baseline_drift <= gates.maxDriftShareIncrease,
-            f"drifted share {mean:.2f} vs previous {baseline_drift:.2f} "
-            f"(max increase {gates.maxDriftShareIncrease})",
-        ):
-            return "fail", status, checks
-    silent_share = len(silent) / len(nodes) if nodes else 0.0
-    if not check(
-        "silent",
-        silent_share <= gates.maxSilentFraction,
-        f"{len(silent)} of {len(nodes)} nodes silent (max share {gates.maxSilentFraction})",
-    ):
-        return "hold", status, checks
-    healthy_share = good / len(reporting) if reporting else 0.0
-    if not check(
-        "healthy",
-        bool(reporting) and healthy_share >= gates.minHealthyFraction,
-        f"{good} of {len(reporting)} reporting nodes healthy on {target} "
-        f"(min share {gates.minHealthyFraction})",
-    ):
-        return "hold", status, checks
-    # startedAt round-trips through a datetime (microseconds): never negative.
-    soaked = max(0.0, round(now - started, 3))
-    if not check(
-        "soak",
-        soaked >= gates.soakSeconds,
-        f"soaked {soaked:.0f} s of {gates.soakSeconds} s",
-    ):
-        return "hold", status, checks
-    return "pass", status, checks
+    def hold_once(self, wave: str, reason: str) -> None:
+        """Record a hold unless the last decision already holds this wave."""
+        last = self.status.history[-1] if self.status.history else None
+        if last is None or last.action != "hold" or last.wave != wave:
+            self("hold", wave, reason)
 
 
 def plan(
@@ -267,59 +87,76 @@ def plan(
     """One reconcile step (see the module docstring for the rules)."""
     spec = rollout.spec
     status = rollout.status.model_copy(deep=True)
-    target = registry.desired.version
-    observed = {o.node: o for o in fleet}
     labels = node_labels or {}
     result = Plan(status=status)
-    result.nodes = {g.name: _members(g, fleet, labels) for g in spec.groups}
+    result.nodes = {g.name: waves.members(g, fleet, labels) for g in spec.groups}
     result.waves, result.wave_nodes = resolve_waves(
         spec.waves, spec.groups, result.nodes
     )
     result.refused = hardware_refusals(spec.groups, registry.latency)
+    decide = _Decisions(status, now)
 
-    def decide(action: str, wave: str, reason: str) -> None:
-        status.history.append(
-            Decision.model_validate(
-                {"at": _ts(now), "wave": wave, "action": action, "reason": reason}
-            )
-        )
-
-    if status.modelVersion != target:
-        if status.modelVersion and status.phase in {
-            "Succeeded",
-            "Progressing",
-            "Paused",
-        }:
-            status.lastKnownGood = (
-                status.modelVersion
-                if status.phase == "Succeeded"
-                else status.lastKnownGood
-            )
-        status.modelVersion, status.phase, status.wave = (
-            target,
-            "Progressing",
-            spec.waves[0].name,
-        )
-        status.waves = [WaveStatus(name=w.name) for w in spec.waves]
-        status.waves[0].startedAt = _ts(now)
-        decide(
-            "start",
-            spec.waves[0].name,
-            f"new target {registry.desired.model_name}:{target}",
-        )
-
-    status.conditions = [
-        Condition(
-            type="HardwareFit",
-            status="False" if result.refused else "True",
-            reason="ProfileMismatch" if result.refused else "AllGroupsFit",
-            message="; ".join(f"{g}: {r}" for g, r in sorted(result.refused.items())),
-        ),
-    ]
-    names = [w.name for w in spec.waves]
-    current = names.index(status.wave) if status.wave in names else 0
+    _start_new_target(status, spec, registry, now, decide)
+    status.conditions = [_hardware_condition(result.refused)]
+    _pause_or_resume(status, spec, decide)
     lkg = _lkg(status, registry)
+    if status.phase == "Progressing":
+        _step_wave(
+            result,
+            spec,
+            registry,
+            {o.node: o for o in fleet},
+            now,
+            silent_after_s=silent_after_s,
+            promote=promote,
+            lkg=lkg,
+            decide=decide,
+        )
+    assignment.assign(result, spec, registry, lkg)
+    return result
 
+
+def _start_new_target(
+    status: EdgeRolloutStatus,
+    spec: EdgeRolloutSpec,
+    registry: RegistryView,
+    now: float,
+    decide: _Decisions,
+) -> None:
+    """A new target version restarts at the first wave; the old one may become LKG."""
+    target = registry.desired.version
+    if status.modelVersion == target:
+        return
+    if status.modelVersion and status.phase in {"Succeeded", "Progressing", "Paused"}:
+        status.lastKnownGood = (
+            status.modelVersion if status.phase == "Succeeded" else status.lastKnownGood
+        )
+    status.modelVersion, status.phase, status.wave = (
+        target,
+        "Progressing",
+        spec.waves[0].name,
+    )
+    status.waves = [WaveStatus(name=w.name) for w in spec.waves]
+    status.waves[0].startedAt = ts(now)
+    decide(
+        "start",
+        spec.waves[0].name,
+        f"new target {registry.desired.model_name}:{target}",
+    )
+
+
+def _hardware_condition(refused: dict[str, str]) -> Condition:
+    return Condition(
+        type="HardwareFit",
+        status="False" if refused else "True",
+        reason="ProfileMismatch" if refused else "AllGroupsFit",
+        message="; ".join(f"{g}: {r}" for g, r in sorted(refused.items())),
+    )
+
+
+def _pause_or_resume(
+    status: EdgeRolloutStatus, spec: EdgeRolloutSpec, decide: _Decisions
+) -> None:
     if status.phase == "Progressing" and spec.paused:
         status.phase = "Paused"
         decide("pause", status.wave, "spec.paused is true")
@@ -327,139 +164,94 @@ def plan(
         status.phase = "Progressing"
         decide("resume", status.wave, "spec.paused is false")
 
-    if status.phase == "Progressing":
-        wave = spec.waves[current]
-        refused_nodes = {n for g in result.refused for n in result.nodes[g]}
-        nodes = [n for n in result.wave_nodes[wave.name] if n not in refused_nodes]
-        started = (status.waves[current].startedAt or _ts(now)).timestamp()
-        if promote:
-            started = (
-                now - wave.gates.soakSeconds
-            )  # promote skips the soak (and the approval)
-        verdict, counts, checks = evaluate_wave(
-            wave,
-            nodes,
-            target,
-            observed,
-            now,
-            started,
-            silent_after_s,
-            registry.previous_drifted_share,
-        )
-        status.waves[current] = counts
-        result.gates = checks
-        if verdict == "fail":
-            reason = next(c.detail for c in checks if not c.passed)
-            if spec.rollback.automatic and lkg is not None:
-                status.phase = "RolledBack"
-                decide(
-                    "rollback",
-                    wave.name,
-                    f"gate failed: {reason}; back to {lkg.version}",
-                )
-            else:
-                status.phase = "Failed"
-                decide(
-                    "hold", wave.name, f"gate failed: {reason}; no automatic rollback"
-                )
-        elif verdict == "pass":
-            if current + 1 == len(spec.waves):
-                status.phase = "Succeeded"
-                decide("complete", wave.name, "every wave passed its gates")
-            elif spec.waves[current + 1].requireApproval and not promote:
-                status.conditions.append(
-                    Condition(
-                        type="AwaitingApproval",
-                        status="True",
-                        reason="ManualGate",
-                        message=f"wave {names[current + 1]} needs `edgeloop rollout promote`",
-                    )
-                )
-            elif (
-                closed := outside_window(spec, result.waves[names[current + 1]], now)
-            ) and not promote:
-                if (
-                    status.history[-1].action != "hold"
-                    or status.history[-1].reason != closed
-                ):
-                    decide("hold", wave.name, closed)
-            else:
-                status.wave = names[current + 1]
-                status.waves[current + 1].startedAt = _ts(now)
-                decide(
-                    "advance", wave.name, f"gates passed; starting wave {status.wave}"
-                )
-        elif (
-            not status.history
-            or status.history[-1].action != "hold"
-            or status.history[-1].wave != wave.name
-        ):
-            reason = next((c.detail for c in checks if not c.passed), "waiting")
-            decide("hold", wave.name, reason)
 
+def _step_wave(
+    result: Plan,
+    spec: EdgeRolloutSpec,
+    registry: RegistryView,
+    observed: dict[str, NodeObservation],
+    now: float,
+    *,
+    silent_after_s: float,
+    promote: bool,
+    lkg: DesiredModel | None,
+    decide: _Decisions,
+) -> None:
+    """The wave state machine: judge the current wave, then fail, advance or hold."""
+    status = result.status
+    names = [w.name for w in spec.waves]
     current = names.index(status.wave) if status.wave in names else 0
-
-    def desired_for(index: int) -> DesiredModel | None:
-        """What a node or group of wave ``index`` should run now."""
-        if status.phase in {"RolledBack", "Failed"}:
-            return (
-                lkg
-                if spec.rollback.scope == "all-waves" or index == current
-                else (registry.desired if index < current else lkg)
+    wave = spec.waves[current]
+    refused_nodes = {n for g in result.refused for n in result.nodes[g]}
+    nodes = [n for n in result.wave_nodes[wave.name] if n not in refused_nodes]
+    started = (status.waves[current].startedAt or ts(now)).timestamp()
+    if promote:
+        started = now - wave.gates.soakSeconds  # promote skips the soak (and approval)
+    verdict, counts, checks = gates.evaluate_wave(
+        wave,
+        nodes,
+        registry.desired.version,
+        observed,
+        now,
+        started,
+        silent_after_s,
+        registry.previous_drifted_share,
+    )
+    status.waves[current] = counts
+    result.gates = checks
+    if verdict == "fail":
+        reason = next(c.detail for c in checks if not c.passed)
+        if spec.rollback.automatic and lkg is not None:
+            status.phase = "RolledBack"
+            decide(
+                "rollback", wave.name, f"gate failed: {reason}; back to {lkg.version}"
             )
-        if index <= current or status.phase == "Succeeded":
-            return registry.desired
-        return lkg
+        else:
+            status.phase = "Failed"
+            decide("hold", wave.name, f"gate failed: {reason}; no automatic rollback")
+    elif verdict == "pass":
+        _after_pass(result, spec, current, now, promote, decide)
+    else:
+        reason = next((c.detail for c in checks if not c.passed), "waiting")
+        decide.hold_once(wave.name, reason)
 
-    node_wave = {
-        n: i for i, w in enumerate(spec.waves) for n in result.wave_nodes[w.name]
-    }
-    for group in spec.groups:
-        if group.name in result.refused:
-            result.desired[group.name] = lkg
-            continue
-        members = result.nodes[group.name]
-        if not members:
-            index = next(
-                i
-                for i, w in enumerate(spec.waves)
-                if group.name in result.waves[w.name]
+
+def _after_pass(
+    result: Plan,
+    spec: EdgeRolloutSpec,
+    current: int,
+    now: float,
+    promote: bool,
+    decide: _Decisions,
+) -> None:
+    """A passed wave completes the rollout, waits for approval or a window, or advances."""
+    status = result.status
+    names = [w.name for w in spec.waves]
+    wave = names[current]
+    if current + 1 == len(spec.waves):
+        status.phase = "Succeeded"
+        decide("complete", wave, "every wave passed its gates")
+        return
+    following = names[current + 1]
+    if spec.waves[current + 1].requireApproval and not promote:
+        status.conditions.append(
+            Condition(
+                type="AwaitingApproval",
+                status="True",
+                reason="ManualGate",
+                message=f"wave {following} needs `edgeloop rollout promote`",
             )
-            result.desired[group.name] = desired_for(index)
-            continue
-        per_node = {
-            n: desired_for(node_wave[n]) if n in node_wave else lkg for n in members
-        }
-        versions = [None if d is None else d.version for d in per_node.values()]
-        # The group's default is what most of its nodes run; when some nodes
-        # must run nothing yet (a first rollout split by a percentage), there is
-        # no default and only the nodes with a model get a per-node record.
-        common = (
-            None
-            if None in versions
-            else max(dict.fromkeys(versions), key=versions.count)
         )
-        default = next(
-            (d for d in per_node.values() if d is not None and d.version == common),
-            None,
-        )
-        result.desired[group.name] = default
-        for node, wanted in per_node.items():
-            if wanted is not None and wanted.version != common:
-                result.node_desired[node] = wanted
-    return result
-
-
-def outside_window(spec: EdgeRolloutSpec, groups: Sequence[str], now: float) -> str:
-    """Why a wave may not start now (a site outside its maintenance windows), or ""."""
-    hour = _ts(now).hour
-    sites = {g.site for g in spec.groups if g.name in groups and g.site}
-    for site in sorted(sites):
-        windows = [w for w in spec.maintenanceWindows if w.site == site]
-        if windows and not any(w.contains(hour) for w in windows):
-            spans = ", ".join(f"{w.startHour:02d}-{w.endHour:02d}" for w in windows)
-            return f"site {site} is outside its maintenance window ({spans} UTC, now {hour:02d}h)"
-    return ""
+        return
+    closed = outside_window(spec, result.waves[following], now)
+    if closed and not promote:
+        last = status.history[-1]
+        if last.action != "hold" or last.reason != closed:
+            decide("hold", wave, closed)
+        return
+    status.wave = following
+    status.waves[current + 1].startedAt = ts(now)
+    decide("advance", wave, f"gates passed; starting wave {status.wave}")
 
 
 def _lkg(status: EdgeRolloutStatus, registry: RegistryView) -> DesiredModel | None:
