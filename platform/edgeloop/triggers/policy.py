@@ -133,7 +133,12 @@ def evaluate_drift(
     windows: Sequence[WindowSummary],
     now: float,
 ) -> list[Decision]:
-    """Feed new windows (any order); returns the decisions taken."""
+    """Feed new windows (any order); returns the decisions taken.
+
+    Windows are grouped into rounds per cohort; in each round, quality-flagged
+    windows become data-quality alerts (:func:`quality_alerts`) and the clean
+    rest is counted for drift (:func:`judge_drift_round`).
+    """
     out: list[Decision] = []
     rounds: dict[tuple[str, int], list[WindowSummary]] = defaultdict(list)
     for w in windows:
@@ -142,80 +147,83 @@ def evaluate_drift(
         rounds.items(), key=lambda kv: (kv[0][1], kv[0][0])
     ):
         latest = {w.node: w for w in sorted(members, key=lambda w: w.window_end)}
-        faulty = {n: w for n, w in latest.items() if w.quality_flags}
-        for node, w in sorted(faulty.items()):
-            out.append(
-                _record(
-                    state,
-                    now,
-                    "data_quality",
-                    False,
-                    f"node {node}: {', '.join(w.quality_flags)}; not counted as drift",
-                    cohort,
-                    node=node,
-                    report=w.key,
-                )
-            )
+        out += quality_alerts(state, now, cohort, latest)
         clean = {
             n: w
             for n, w in latest.items()
-            if n not in faulty and w.drifted_share is not None
+            if not w.quality_flags and w.drifted_share is not None
         }
-        if not clean:
-            continue
-        drifted = sorted(
-            n
-            for n, w in clean.items()
-            if (w.drifted_share or 0.0) >= policy.drift_share
-        )
-        share = len(drifted) / len(clean)
-        if share >= policy.node_fraction:
-            state.consecutive[cohort] = state.consecutive.get(cohort, 0) + 1
-        else:
-            state.consecutive[cohort] = 0
-            if cohort in state.disarmed and share < policy.release_fraction:
-                state.disarmed.remove(cohort)
-            continue
-        count = state.consecutive[cohort]
-        evidence = {
-            "window": _ts((bucket + 1) * policy.window_s).isoformat(),
-            "reporting": len(clean),
-            "drifted_nodes": drifted,
-            "shares": {n: clean[n].drifted_share for n in sorted(clean)},
-            "versions": sorted({clean[n].version for n in drifted}),
-            "reports": sorted(clean[n].key for n in drifted),
-            "consecutive": count,
-        }
-        if count < policy.consecutive:
-            continue
-        if cohort in state.disarmed:
-            continue
-        if _cooling(policy, state, now):
-            out.append(
-                _record(
-                    state,
-                    now,
-                    "drift",
-                    False,
-                    f"cohort {cohort} drifted but within the cooldown",
-                    cohort,
-                    **evidence,
-                )
-            )
-            continue
-        state.disarmed.append(cohort)
-        out.append(
-            _record(
-                state,
-                now,
-                "drift",
-                True,
-                f"cohort {cohort}: {len(drifted)} of {len(clean)} nodes drifted for {count} windows",
-                cohort,
-                **evidence,
-            )
-        )
+        if clean:
+            out += judge_drift_round(policy, state, now, cohort, bucket, clean)
     return out
+
+
+def quality_alerts(
+    state: TriggerState, now: float, cohort: str, latest: dict[str, WindowSummary]
+) -> list[Decision]:
+    """A data-quality alert per node whose window carries quality flags.
+
+    Sensor faults are not drift: these windows are left out of the drift count.
+    """
+    return [
+        _record(
+            state,
+            now,
+            "data_quality",
+            False,
+            f"node {node}: {', '.join(w.quality_flags)}; not counted as drift",
+            cohort,
+            node=node,
+            report=w.key,
+        )
+        for node, w in sorted(latest.items())
+        if w.quality_flags
+    ]
+
+
+def judge_drift_round(
+    policy: TriggerPolicy,
+    state: TriggerState,
+    now: float,
+    cohort: str,
+    bucket: int,
+    clean: dict[str, WindowSummary],
+) -> list[Decision]:
+    """Count one round of a cohort's clean windows; fire, suppress or wait.
+
+    Consecutive drifted rounds arm the trigger, hysteresis (``release_fraction``)
+    re-arms a fired cohort, the cooldown suppresses a storm.
+    """
+    drifted = sorted(
+        n for n, w in clean.items() if (w.drifted_share or 0.0) >= policy.drift_share
+    )
+    share = len(drifted) / len(clean)
+    if share < policy.node_fraction:
+        state.consecutive[cohort] = 0
+        if cohort in state.disarmed and share < policy.release_fraction:
+            state.disarmed.remove(cohort)
+        return []
+    count = state.consecutive[cohort] = state.consecutive.get(cohort, 0) + 1
+    if count < policy.consecutive or cohort in state.disarmed:
+        return []
+    evidence = {
+        "window": _ts((bucket + 1) * policy.window_s).isoformat(),
+        "reporting": len(clean),
+        "drifted_nodes": drifted,
+        "shares": {n: clean[n].drifted_share for n in sorted(clean)},
+        "versions": sorted({clean[n].version for n in drifted}),
+        "reports": sorted(clean[n].key for n in drifted),
+        "consecutive": count,
+    }
+    if _cooling(policy, state, now):
+        reason = f"cohort {cohort} drifted but within the cooldown"
+        return [_record(state, now, "drift", False, reason, cohort, **evidence)]
+    state.disarmed.append(cohort)
+    reason = (
+        f"cohort {cohort}: {len(drifted)} of {len(clean)} nodes drifted "
+        f"for {count} windows"
+    )
+    return [_record(state, now, "drift", True, reason, cohort, **evidence)]
 
 
 def check_cron(expression: str) -> None:
