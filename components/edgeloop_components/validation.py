@@ -97,7 +97,12 @@ def data_hash(paths: list[Path]) -> str:
 def validate_dataset(
     readings_path: Path, schema: DatasetSchema, schema_dir: Path
 ) -> ValidationReport:
-    """Load, check and label a readings table.
+    """Load, check, clean and label a readings table.
+
+    Checking and cleaning are separate steps: the checks only read the frame
+    and list every broken rule; once none is broken, :func:`clean` returns a
+    new frame (parsed times, sub-threshold out-of-range values as missing,
+    duplicates dropped, sorted).
 
     Args:
         readings_path: Parquet or CSV file of readings.
@@ -113,47 +118,15 @@ def validate_dataset(
     """
     name = readings_path.name
     frame = read_table(readings_path)
-    violations: list[str] = []
-    warnings: list[str] = []
-    limits = schema.thresholds
-
-    missing = [c for c in schema.required_columns() if c not in frame.columns]
-    if missing:
-        violations.append(f"{name}: missing columns: {', '.join(missing)}")
-    extra = sorted(set(frame.columns) - set(schema.required_columns()))
-    if extra:
-        msg = f"{name}: columns not in the schema: {', '.join(map(str, extra))}"
-        (warnings if schema.allow_extra_columns else violations).append(
-            msg
-            + (
-                ""
-                if schema.allow_extra_columns
-                else " (set allow_extra_columns: true to accept)"
-            )
-        )
-    if frame.empty:
-        violations.append(f"{name}: no rows")
+    violations, warnings = check_columns(frame, schema, name)
     if violations:
         raise DataValidationError(violations)
-
-    if len(frame) < limits.min_rows:
-        violations.append(
-            f"{name}: {len(frame)} rows, fewer than min_rows {limits.min_rows}"
-        )
-    violations += _check_time(frame, schema, name)
-    for column in schema.features:
-        violations += _check_feature(
-            frame, column.name, column.min, column.max, column.unit, limits, name
-        )
-    violations += _check_duplicates(frame, schema, name)
+    times = parse_times(frame[schema.time_column])
+    violations = check_rows(frame, times, schema, name)
     if violations:
         raise DataValidationError(violations)
-
-    frame = frame.sort_values([schema.entity_column, schema.time_column], kind="stable")
-    frame = frame.reset_index(drop=True)
-    files = [readings_path]
+    frame = clean(frame, times, schema)
     label, label_files = _label(frame, schema, schema_dir, name)
-    files += label_files
     frame[LABEL_COLUMN] = label
     classes = np.unique(label)
     if len(classes) < 2:
@@ -168,29 +141,96 @@ def validate_dataset(
         rows=len(frame),
         entities=int(frame[schema.entity_column].nunique()),
         positive_share=float(label.mean()),
-        data_hash=data_hash(files),
+        data_hash=data_hash([readings_path, *label_files]),
         warnings=warnings,
         frame=frame,
     )
 
 
-def _check_time(frame: pd.DataFrame, schema: DatasetSchema, name: str) -> list[str]:
-    col = schema.time_column
-    if pd.api.types.is_datetime64_any_dtype(frame[col]):
-        times = frame[col]
+def check_columns(
+    frame: pd.DataFrame, schema: DatasetSchema, name: str
+) -> tuple[list[str], list[str]]:
+    """(violations, warnings) about the table's shape: missing/extra columns, no rows."""
+    violations: list[str] = []
+    warnings: list[str] = []
+    missing = [c for c in schema.required_columns() if c not in frame.columns]
+    if missing:
+        violations.append(f"{name}: missing columns: {', '.join(missing)}")
+    extra = sorted(set(frame.columns) - set(schema.required_columns()))
+    if extra:
+        msg = f"{name}: columns not in the schema: {', '.join(map(str, extra))}"
+        if schema.allow_extra_columns:
+            warnings.append(msg)
+        else:
+            violations.append(msg + " (set allow_extra_columns: true to accept)")
+    if frame.empty:
+        violations.append(f"{name}: no rows")
+    return violations, warnings
+
+
+def parse_times(column: pd.Series) -> pd.Series:
+    """Timestamps as naive UTC datetimes; unparseable values become NaT."""
+    if pd.api.types.is_datetime64_any_dtype(column):
+        times = column
     else:
-        times = pd.to_datetime(frame[col], errors="coerce", utc=True).dt.tz_localize(
-            None
+        times = pd.to_datetime(column, errors="coerce", utc=True)
+    if getattr(times.dt, "tz", None) is not None:
+        times = times.dt.tz_convert("UTC").dt.tz_localize(None)
+    return times
+
+
+def check_rows(
+    frame: pd.DataFrame, times: pd.Series, schema: DatasetSchema, name: str
+) -> list[str]:
+    """Every rule about the rows, without changing the frame: count, time, features, duplicates."""
+    limits = schema.thresholds
+    violations: list[str] = []
+    if len(frame) < limits.min_rows:
+        violations.append(
+            f"{name}: {len(frame)} rows, fewer than min_rows {limits.min_rows}"
         )
-        frame[col] = times
     bad = float(times.isna().mean())
     if bad > 0:
-        return [
-            f"{name}: column '{col}': rule time: {bad:.1%} of rows are not valid timestamps"
-        ]
-    if getattr(times.dt, "tz", None) is not None:
-        frame[col] = times.dt.tz_convert("UTC").dt.tz_localize(None)
-    return []
+        violations.append(
+            f"{name}: column '{schema.time_column}': rule time: {bad:.1%} of rows "
+            "are not valid timestamps"
+        )
+    for column in schema.features:
+        violations += _check_feature(
+            frame, column.name, column.min, column.max, column.unit, limits, name
+        )
+    keyed = frame.assign(**{schema.time_column: times})
+    violations += _check_duplicates(keyed, schema, name)
+    return violations
+
+
+def clean(frame: pd.DataFrame, times: pd.Series, schema: DatasetSchema) -> pd.DataFrame:
+    """A new frame ready for features: parsed times, sub-threshold out-of-range
+    values as missing (a spike never reaches training as if it were a physical
+    reading), the first of each duplicated (entity, time), sorted by entity and time.
+    """
+    out = frame.assign(**{schema.time_column: times})
+    for column in schema.features:
+        out[column.name] = _in_range(
+            out[column.name].to_numpy(dtype=np.float64, na_value=np.nan),
+            column.min,
+            column.max,
+        )
+    keys = [schema.entity_column, schema.time_column]
+    out = out.drop_duplicates(keys, keep="first")
+    return out.sort_values(keys, kind="stable").reset_index(drop=True)
+
+
+def _in_range(values: np.ndarray, low: float | None, high: float | None) -> np.ndarray:
+    """``values`` with non-finite and out-of-range entries set to NaN (a copy)."""
+    bad = ~np.isnan(values) & ~np.isfinite(values)
+    if low is not None:
+        bad |= values < low
+    if high is not None:
+        bad |= values > high
+    values = values.copy()
+    values[bad] = np.nan
+    return values
 
 
 def _check_feature(
@@ -218,7 +258,7 @@ def _check_feature(
             f"(max allowed {limits.max_nan_share:.1%})"
         )
     finite = values[~np.isnan(values)]
-    outside = np.zeros(finite.shape, dtype=bool) | ~np.isfinite(finite)
+    outside = ~np.isfinite(finite)
     if low is not None:
         outside |= finite < low
     if high is not None:
@@ -230,18 +270,6 @@ def _check_feature(
             f"{name}: column '{col}': rule out_of_range: {share:.1%} of rows outside "
             f"{bounds} (max allowed {limits.max_out_of_range_share:.1%})"
         )
-    if not out:
-        # Out-of-range values that stay below the threshold become missing, so
-        # a spike never reaches training as if it were a physical reading.
-        bad = ~np.isnan(values) & ~np.isfinite(values)
-        if low is not None:
-            bad |= values < low
-        if high is not None:
-            bad |= values > high
-        if bad.any():
-            values = values.copy()
-            values[bad] = np.nan
-        frame[col] = values
     return out
 
 
@@ -255,8 +283,6 @@ def _check_duplicates(
             f"{name}: columns ({', '.join(keys)}): rule duplicates: {share:.2%} of rows "
             f"repeat an (entity, time) pair (max allowed {schema.thresholds.max_duplicate_share:.2%})"
         ]
-    if share > 0:
-        frame.drop_duplicates(keys, keep="first", inplace=True)
     return []
 
 
