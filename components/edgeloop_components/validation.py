@@ -205,9 +205,11 @@ def check_rows(
 
 
 def clean(frame: pd.DataFrame, times: pd.Series, schema: DatasetSchema) -> pd.DataFrame:
-    """A new frame ready for features: parsed times, sub-threshold out-of-range
-    values as missing (a spike never reaches training as if it were a physical
-    reading), the first of each duplicated (entity, time), sorted by entity and time.
+    """A new frame ready for features; the input is not changed.
+
+    Parsed times; out-of-range values under the threshold become missing (a
+    spike never reaches training as if it were a physical reading); the first
+    of each duplicated (entity, time) is kept; sorted by entity and time.
     """
     out = frame.assign(**{schema.time_column: times})
     for column in schema.features:
