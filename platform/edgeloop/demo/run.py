@@ -20,29 +20,27 @@
 
 from __future__ import annotations
 
-import shutil
 import time
 from contextlib import ExitStack
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import httpx
 import pandas as pd
 from rich.console import Console
 
 from edgeloop.core.settings import BaselinePolicy, PlatformSettings
-from edgeloop.demo import feed, fleet_ops
+from edgeloop.demo import feed, fleet_ops, report
 from edgeloop.demo.first_model import first_model_summary
-from edgeloop.demo.link import SiteLink, free_port, wait_until
+from edgeloop.demo.link import SiteLink, free_port
 from edgeloop.demo.processes import AgentSpec, agent, mosquitto
+from edgeloop.demo.retrain_stage import retrain_and_roll_out
 from edgeloop.demo.scenario import (
     CANARY_SITE,
     DRIFT_DAY,
     DRIFT_SITE,
     FAST,
     FAULT_SITE,
-    OFFLINE_SITE,
     READINGS_PER_DAY,
     SITES,
     LoopSize,
@@ -50,108 +48,17 @@ from edgeloop.demo.scenario import (
     simulation_config,
 )
 from edgeloop.demo.simulator import generate
-from edgeloop.monitor import labels
-from edgeloop.monitor.evidently_runs import MonitorWorkspace, monitor_pass
+from edgeloop.demo.state import Loop, LoopResult, Running
 from edgeloop.monitor.intake.app import create_app as create_intake
 from edgeloop.monitor.intake.store import IntakeStore
-from edgeloop.provenance.audit import AuditLog
 from edgeloop.provenance.lineage import chain
-from edgeloop.provenance.registry import Registry, parse_ref
+from edgeloop.provenance.registry import parse_ref
 from edgeloop.rollout.controller import Reconciler, StatusStore
 from edgeloop.rollout.fleet import IntakeFleet
 from edgeloop.rollout.registry_view import registry_view
 from edgeloop.rollout.sinks import LocalSink
-from edgeloop.rollout.spec import EdgeRollout
-from edgeloop.train import retraining
 from edgeloop.triggers.engine import TriggerEngine
-from edgeloop.triggers.policy import TriggerPolicy
-from edgeloop_agent.contracts import RegisteredModel
-
-
-@dataclass
-class LoopResult:
-    """What the summary reports (and the tests assert)."""
-
-    home: str = ""
-    timeline: list[tuple[float, str]] = field(default_factory=list)
-    versions: dict[str, str] = field(default_factory=dict)
-    drift: dict[str, dict[str, Any]] = field(default_factory=dict)
-    decisions: list[dict[str, Any]] = field(default_factory=list)
-    gates: list[dict[str, Any]] = field(default_factory=list)
-    models: list[dict[str, Any]] = field(default_factory=list)
-    alarm_quality: list[dict[str, Any]] = field(default_factory=list)
-    integrity: dict[str, Any] = field(default_factory=dict)
-    evidently: dict[str, Any] = field(default_factory=dict)
-    lineage: dict[str, Any] = field(default_factory=dict)
-    offline: dict[str, Any] = field(default_factory=dict)
-    first_model: dict[str, Any] = field(default_factory=dict)
-    """What step ① trained (metrics, gates, latency, lineage): the train-only stop."""
-    timings: dict[str, float] = field(default_factory=dict)
-    """Seconds since start: drift_onset (streaming of the shifted day began),
-    trigger, reachable_on_new (rollout done, offline site excluded), all_on_new."""
-    elapsed_s: float = 0.0
-
-
-class _Loop:
-    """State shared by the steps of one run."""
-
-    def __init__(
-        self, settings: PlatformSettings, console: Console, size: LoopSize, seed: int
-    ) -> None:
-        self.size = size
-        self.seed = seed
-        self.console = console
-        self.home = (settings.home / "demo-loop").resolve()
-        if self.home.exists():
-            shutil.rmtree(self.home)
-        self.home.mkdir(parents=True)
-        self.settings = settings.model_copy(update={"home": self.home})
-        self.result = LoopResult(home=str(self.home))
-        self.started = time.perf_counter()
-        self.registry = Registry(self.settings.tracking_uri())
-        self.audit = AuditLog(self.settings.audit_path())
-        self.sent: dict[str, int] = {}
-
-    def stamp(self, name: str) -> None:
-        """Remember when a milestone happened (for the benchmark)."""
-        self.result.timings[name] = round(time.perf_counter() - self.started, 2)
-
-    def mark(self, text: str) -> None:
-        elapsed = time.perf_counter() - self.started
-        self.result.timeline.append((round(elapsed, 1), text))
-        self.console.print(f"[{elapsed:6.1f}s] {text}")
-
-    def train(
-        self,
-        data: Path,
-        reason: str,
-        trigger: dict[str, Any] | None = None,
-        **params: Any,
-    ) -> RegisteredModel:
-        def progress(task: str, state: str) -> None:
-            if state == "started":
-                self.console.print(f"          · {task}", style="dim")
-
-        registered = retraining.retrain(
-            self.settings,
-            data,
-            reason,
-            progress,
-            trigger=trigger,
-            n_estimators=self.size.n_estimators,
-            seed=self.seed,
-            **params,
-        )
-        self.result.models.append(registered.model_dump())
-        self.mark(
-            f"pipeline registered {registered.ref}"
-            + (
-                " and promoted it to champion"
-                if registered.promoted
-                else " (gates failed: not promoted)"
-            )
-        )
-        return registered
+from edgeloop.triggers.policy import Decision, TriggerPolicy
 
 
 def run_loop(
@@ -166,9 +73,56 @@ def run_loop(
     ``stop_after="train"`` ends after step ① with v1 trained, registered and
     summarised in ``first_model`` (no agents are started).
     """
-    loop = _Loop(settings, console, size or LoopSize(), seed)
+    loop = Loop(settings, console, size or LoopSize(), seed)
+    fleet, base, live = _simulate(loop)
+    v1 = loop.train(base, "initial training")
+    if stop_after == "train":
+        loop.result.first_model = first_model_summary(loop.settings, loop.registry, v1)
+        loop.result.elapsed_s = round(time.perf_counter() - loop.started, 1)
+        return loop.result
+    node_of = _gateways(live)
+    nodes = {
+        site: sorted({n for n in node_of.values() if n.startswith(site)})
+        for site in SITES
+    }
+    store = IntakeStore(
+        loop.settings.intake_database_url(),
+        BaselinePolicy(windows=3, margin=20.0, psi_floor=0.25),
+        loop.settings.collect_root(),
+    )
+    with ExitStack() as stack:
+        agents_stack = ExitStack()
+        up = _start(loop, stack, agents_stack, nodes, store, live, node_of)
+        rollout = fleet_ops.roll_out(
+            loop.mark, up.reconciler, up.statuses, edge_rollout(nodes), str(v1.version)
+        )
+        engine = _trigger_engine(loop, store)
+        days = sorted(live["timestamp"].dt.floor("D").unique())
+        fired, day_index = _stream_until_trigger(loop, up, engine, days)
+        if fired is None:
+            loop.mark("no retraining triggered: the fleet stays on v1")
+        else:
+            retrain_and_roll_out(loop, up, fleet, base, fired, days, day_index, rollout)
+        loop.result.decisions = [d.model_dump(mode="json") for d in engine.decisions()]
+        loop.result.versions = {
+            node: fleet_ops.serving(up.client, url)
+            for node, url in sorted(up.agents.items())
+        }
+        agents_stack.close()  # SIGTERM: each agent queues its open window and drains
+        loop.mark("agents stopped (each queued its open window and delivered it)")
+        loop.result.drift = report.drift_by_site(store)
+        loop.result.integrity = up.feeder.integrity()
+        loop.result.evidently = report.evidently(
+            loop, store, float(loop.size.live_days)
+        )
+    _conclude(loop)
+    return loop.result
+
+
+def _simulate(loop: Loop) -> tuple[generate.FleetData, Path, pd.DataFrame]:
+    """The fleet's history (written as v1's dataset) and the live days to stream."""
     size = loop.size
-    config = simulation_config(size, seed)
+    config = simulation_config(size, loop.seed)
     fleet = generate.simulate(config)
     cut = fleet.readings["timestamp"].min() + pd.Timedelta(days=size.history_days)
     history = fleet.readings[fleet.readings["timestamp"] < cut]
@@ -184,141 +138,130 @@ def run_loop(
         f"{len(history):,} readings of history, {len(live):,} to stream over "
         f"{size.live_days} days"
     )
-    v1 = loop.train(base, "initial training")
-    if stop_after == "train":
-        loop.result.first_model = first_model_summary(loop.settings, loop.registry, v1)
-        loop.result.elapsed_s = round(time.perf_counter() - loop.started, 1)
-        return loop.result
+    return fleet, base, live
 
+
+def _gateways(live: pd.DataFrame) -> dict[str, str]:
+    """Pump -> gateway node: two gateways per site, pumps dealt alternately."""
     pumps = sorted(live["pump_id"].unique())
-    node_of = {
+    return {
         p: f"{p.rsplit('-p', 1)[0]}-gw{1 + i % 2}"
         for i, p in enumerate(sorted(pumps, key=lambda p: (p.rsplit("-p", 1)[0], p)))
     }
-    nodes = {
-        site: sorted({n for n in node_of.values() if n.startswith(site)})
+
+
+def _start(
+    loop: Loop,
+    stack: ExitStack,
+    agents_stack: ExitStack,
+    nodes: dict[str, list[str]],
+    store: IntakeStore,
+    live: pd.DataFrame,
+    node_of: dict[str, str],
+) -> Running:
+    """Intake, site links, broker, agents, controller and feeder, all up.
+
+    Everything enters ``stack``; the agents enter ``agents_stack`` (itself in
+    ``stack``) so they stop first and the intake last.
+    """
+    tokens = {n: store.create_token(n) for ns in nodes.values() for n in ns}
+    intake_port = free_port()
+    intake = stack.enter_context(
+        fleet_ops.serve(create_intake(loop.settings, store), intake_port)
+    )
+    links: dict[str, SiteLink] = {
+        site: stack.enter_context(
+            fleet_ops.site_link(site, intake_port, nodes[site], loop.home)
+        )
         for site in SITES
     }
-    store = IntakeStore(
-        loop.settings.intake_database_url(),
-        BaselinePolicy(windows=3, margin=20.0, psi_floor=0.25),
-        loop.settings.collect_root(),
-    )
-    tokens = {n: store.create_token(n) for ns in nodes.values() for n in ns}
-    with ExitStack() as stack:
-        intake_port = free_port()
-        intake = stack.enter_context(
-            fleet_ops.serve(create_intake(loop.settings, store), intake_port)
-        )
-        links = {
-            site: stack.enter_context(
-                fleet_ops.site_link(site, intake_port, nodes[site], loop.home)
-            )
-            for site in SITES
-        }
-        broker = stack.enter_context(mosquitto(loop.home / "mosquitto", loop.home))
-        running = stack.enter_context(ExitStack())  # agents stop first, intake last
-        agents = {}
-        for site, site_nodes in nodes.items():
-            for node in site_nodes:
-                spec = AgentSpec(
+    broker = stack.enter_context(mosquitto(loop.home / "mosquitto", loop.home))
+    stack.enter_context(agents_stack)
+    window = loop.size.pumps_per_node * READINGS_PER_DAY
+    agents = {
+        node: agents_stack.enter_context(
+            agent(
+                loop.home,
+                AgentSpec(
                     node=node,
                     site=site,
                     token=tokens[node],
                     intake_url=f"http://127.0.0.1:{links[site].port}",
-                    window_readings=size.pumps_per_node * READINGS_PER_DAY,
+                    window_readings=window,
                     mqtt_port=broker if site == CANARY_SITE else None,
-                )
-                agents[node] = running.enter_context(agent(loop.home, spec))
-        transport = "MQTT via mosquitto" if broker else "HTTP (mosquitto not installed)"
-        loop.mark(
-            f"intake and {len(agents)} agents up on 127.0.0.1 ({CANARY_SITE} fed by {transport})"
-        )
-        publisher = running.enter_context(feed.publisher(broker)) if broker else None
-        reconciler = Reconciler(
-            registry_view=lambda r: registry_view(loop.registry, r),
-            fleet=IntakeFleet(intake),
-            sink=LocalSink(loop.home / "published"),
-            silent_after_s=3.0,
-        )
-        statuses = StatusStore(loop.home / "rollouts", loop.audit)
-        rollout = fleet_ops.roll_out(
-            loop.mark, reconciler, statuses, edge_rollout(nodes), str(v1.version)
-        )
-
-        engine = TriggerEngine(
-            store,
-            loop.home / "triggers.json",
-            TriggerPolicy(
-                drift_share=0.05,  # one sensor's shift moves 2 of the 32 inputs
-                node_fraction=0.5,
-                consecutive=2,
-                window_s=86400,
-                cooldown_s=7 * 86400,
-            ),
-            loop.audit,
-            "pump-failure",
-        )
-        loop.mark(
-            f"streaming day by day: on day 4 {DRIFT_SITE}'s ambient rises 12 degC and "
-            f"half its pumps are replaced by a new model; "
-            f"{FAULT_SITE} sensors fault from day 3"
-        )
-        client = stack.enter_context(httpx.Client(timeout=60))
-        days = sorted(live["timestamp"].dt.floor("D").unique())
-        by_node = live.assign(node=live["pump_id"].map(node_of))
-        feeder = feed.Feeder(
-            size.pumps_per_node * READINGS_PER_DAY,
-            loop.settings.collect_root(),
-            client,
-            agents,
-            publisher,
-            store,
-            by_node,
-        )
-        fired = None
-        day_index = 0
-        for day_index, day in enumerate(days):
-            if day_index == DRIFT_DAY:
-                loop.stamp("drift_onset")
-            feeder.day(day, set(agents))
-            now = (day + pd.Timedelta(days=1)).timestamp()
-            for decision in engine.evaluate(now=now):
-                if decision.fired and fired is None:
-                    fired = decision
-            if fired is not None:
-                loop.stamp("trigger")
-                loop.result.timings["days_onset_to_trigger"] = day_index + 1 - DRIFT_DAY
-                loop.mark(f"day {day_index + 1}: trigger fired: {fired.reason}")
-                break
-        alerts = sorted(
-            {d.cohort for d in engine.decisions() if d.kind == "data_quality"}
-        )
-        if alerts:
-            loop.mark(f"data-quality alerts, not counted as drift: {', '.join(alerts)}")
-        if fired is None:
-            loop.mark("no retraining triggered: the fleet stays on v1")
-        else:
-            _retrain_and_roll_out(
-                loop,
-                _Running(agents, links, reconciler, statuses, store, client, feeder),
-                fleet,
-                base,
-                fired,
-                days,
-                day_index,
-                rollout,
+                ),
             )
-        loop.result.decisions = [d.model_dump(mode="json") for d in engine.decisions()]
-        loop.result.versions = {
-            node: fleet_ops.serving(client, url) for node, url in sorted(agents.items())
-        }
-        running.close()  # SIGTERM: each agent queues its open window and drains
-        loop.mark("agents stopped (each queued its open window and delivered it)")
-        loop.result.drift = _drift_by_site(store)
-        loop.result.integrity = feeder.integrity()
-        loop.result.evidently = _evidently(loop, store, float(size.live_days))
-    loop.result.gates = _gates(loop.registry, loop.result.models)
+        )
+        for site, site_nodes in nodes.items()
+        for node in site_nodes
+    }
+    transport = "MQTT via mosquitto" if broker else "HTTP (mosquitto not installed)"
+    loop.mark(
+        f"intake and {len(agents)} agents up on 127.0.0.1 ({CANARY_SITE} fed by {transport})"
+    )
+    publisher = agents_stack.enter_context(feed.publisher(broker)) if broker else None
+    reconciler = Reconciler(
+        registry_view=lambda r: registry_view(loop.registry, r),
+        fleet=IntakeFleet(intake),
+        sink=LocalSink(loop.home / "published"),
+        silent_after_s=3.0,
+    )
+    client = stack.enter_context(httpx.Client(timeout=60))
+    by_node = live.assign(node=live["pump_id"].map(node_of))
+    feeder = feed.Feeder(
+        window, loop.settings.collect_root(), client, agents, publisher, store, by_node
+    )
+    statuses = StatusStore(loop.home / "rollouts", loop.audit)
+    return Running(agents, links, reconciler, statuses, store, client, feeder)
+
+
+def _trigger_engine(loop: Loop, store: IntakeStore) -> TriggerEngine:
+    return TriggerEngine(
+        store,
+        loop.home / "triggers.json",
+        TriggerPolicy(
+            drift_share=0.05,  # one sensor's shift moves 2 of the 32 inputs
+            node_fraction=0.5,
+            consecutive=2,
+            window_s=86400,
+            cooldown_s=7 * 86400,
+        ),
+        loop.audit,
+        "pump-failure",
+    )
+
+
+def _stream_until_trigger(
+    loop: Loop, up: Running, engine: TriggerEngine, days: list[pd.Timestamp]
+) -> tuple[Decision | None, int]:
+    """Stream day by day, evaluating the trigger policy after each; stop when it fires."""
+    loop.mark(
+        f"streaming day by day: on day 4 {DRIFT_SITE}'s ambient rises 12 degC and "
+        f"half its pumps are replaced by a new model; "
+        f"{FAULT_SITE} sensors fault from day 3"
+    )
+    fired = None
+    day_index = 0
+    for day_index, day in enumerate(days):
+        if day_index == DRIFT_DAY:
+            loop.stamp("drift_onset")
+        up.feeder.day(day, set(up.agents))
+        now = (day + pd.Timedelta(days=1)).timestamp()
+        fired = next((d for d in engine.evaluate(now=now) if d.fired), None)
+        if fired is not None:
+            loop.stamp("trigger")
+            loop.result.timings["days_onset_to_trigger"] = day_index + 1 - DRIFT_DAY
+            loop.mark(f"day {day_index + 1}: trigger fired: {fired.reason}")
+            break
+    alerts = sorted({d.cohort for d in engine.decisions() if d.kind == "data_quality"})
+    if alerts:
+        loop.mark(f"data-quality alerts, not counted as drift: {', '.join(alerts)}")
+    return fired, day_index
+
+
+def _conclude(loop: Loop) -> None:
+    """Gates per version, and the lineage of the newest one back to its trigger."""
+    loop.result.gates = report.gates(loop.registry, loop.result.models)
     if len(loop.result.models) > 1:
         latest = loop.result.models[-1]
         loop.result.lineage = chain(
@@ -329,164 +272,6 @@ def run_loop(
         ).model_dump(mode="json")
     loop.result.elapsed_s = round(time.perf_counter() - loop.started, 1)
     loop.mark("loop finished; every process it started is stopped")
-    return loop.result
-
-
-@dataclass
-class _Running:
-    """What is up while the live days stream."""
-
-    agents: dict[str, str]
-    links: dict[str, SiteLink]
-    reconciler: Reconciler
-    statuses: StatusStore
-    store: IntakeStore
-    client: httpx.Client
-    feeder: feed.Feeder
-
-
-def _retrain_and_roll_out(
-    loop: _Loop,
-    up: _Running,
-    fleet: generate.FleetData,
-    base: Path,
-    fired: Any,
-    days: list[pd.Timestamp],
-    day_index: int,
-    rollout: EdgeRollout,
-) -> None:
-    """Labels, fresh data, retraining; if promoted: offline site, rollout, catch-up."""
-    now = days[day_index] + pd.Timedelta(days=1)
-    orders = loop.home / "work-orders.csv"
-    log = fleet.maintenance[pd.to_datetime(fleet.maintenance["failed_at"]) < now].copy()
-    for column in ("failed_at", "repaired_at"):
-        log[column] = pd.to_datetime(log[column]).dt.strftime("%Y-%m-%dT%H:%M:%S")
-    log.to_csv(orders, index=False)
-    ingested = labels.ingest(orders, loop.settings.collect_root())
-    loop.audit.append("labels", str(orders), **ingested)
-    loop.result.alarm_quality = [
-        q
-        for q in labels.alarm_quality(
-            loop.settings.collect_root(), "pump-failure", 48.0
-        )
-        if q["day"] == "all"
-    ]
-    data = loop.home / "data-v2"
-    manifest = retraining.assemble(
-        loop.settings, base, data, older_days=loop.size.older_days
-    )
-    loop.mark(
-        f"assembled data-v2: {manifest['rows']['collected']:,} collected readings from "
-        f"{len(manifest['partitions'])} partitions + {manifest['rows']['base']:,} older; "
-        f"{ingested['new']} work orders ingested"
-    )
-    v2 = loop.train(
-        data,
-        fired.reason,
-        fired.model_dump(mode="json"),
-        # compare v1 and v2 on held-out pumps over the fresh days only
-        holdout_from=pd.Timestamp(days[0]).isoformat(),
-    )
-    if not v2.promoted:
-        loop.mark(f"v{v2.version} failed its gates: champion and fleet stay on v1")
-        return
-    up.links[OFFLINE_SITE].down()
-    offline = [n for n in up.agents if n.startswith(OFFLINE_SITE)]
-    loop.mark(f"{OFFLINE_SITE} goes offline (link down) before the rollout")
-    online = {n for n in up.agents if n not in offline}
-    fleet_ops.wait_silent(up.reconciler, offline)
-    rollout = fleet_ops.roll_out(
-        loop.mark, up.reconciler, up.statuses, rollout, str(v2.version)
-    )
-    loop.stamp("reachable_on_new")
-    for later in days[day_index + 1 :]:
-        up.feeder.day(later, online)
-    depth = {n: fleet_ops.outbox_depth(up.client, up.agents[n]) for n in offline}
-    loop.mark(
-        f"streamed the remaining {len(days) - day_index - 1} days; {OFFLINE_SITE} "
-        f"kept scoring on v1 offline, {sum(depth.values())} reports buffered"
-    )
-    up.links[OFFLINE_SITE].up()
-    caught_up = wait_until(
-        lambda: (
-            all(
-                fleet_ops.serving(up.client, up.agents[n]) == str(v2.version)
-                for n in offline
-            )
-            and all(
-                fleet_ops.outbox_depth(up.client, up.agents[n]) == 0 for n in offline
-            )
-        ),
-        90,
-        0.3,
-    )
-    if caught_up:
-        loop.stamp("all_on_new")
-    loop.result.offline = {
-        "site": OFFLINE_SITE,
-        "buffered_reports": depth,
-        "caught_up": caught_up,
-    }
-    loop.mark(
-        f"{OFFLINE_SITE} back online: "
-        + (
-            "switched to v" + str(v2.version) + " and delivered its backlog"
-            if caught_up
-            else "did NOT catch up in 90 s"
-        )
-    )
-    up.reconciler.reconcile(up.statuses.load(rollout))
-
-
-def _drift_by_site(store: IntakeStore) -> dict[str, dict[str, Any]]:
-    """Per site and version: worst drift vs baseline, vs training reference, inputs that drifted."""
-    out: dict[str, dict[str, Any]] = {}
-    for row in store.drift_summary():
-        site = out.setdefault(row["site"], {})
-        site[row["version"]] = row
-    return out
-
-
-def _evidently(loop: _Loop, store: IntakeStore, days: float) -> dict[str, Any]:
-    """One Evidently run per version and site over the live period.
-
-    Per day would be 30 runs of ~5 s each (Evidently renders plotly figures for
-    every metric; see docs/benchmarks.md), too slow for a 5-minute demo.
-    """
-    workspace = MonitorWorkspace(loop.home / "evidently")
-    records, _ = monitor_pass(
-        store,
-        loop.registry,
-        workspace,
-        "pump-failure",
-        None,
-        bucket_s=int(days * 86400) * 4,
-    )
-    worst: dict[str, float] = {}
-    for r in records:
-        if r.drifted_columns is not None:
-            worst[r.cohort] = max(worst.get(r.cohort, 0.0), r.drifted_columns)
-    loop.mark(f"Evidently: {len(records)} snapshots (per version and site)")
-    return {
-        "snapshots": len(records),
-        "workspace": str(workspace.path),
-        "max_drifted_columns": worst,
-    }
-
-
-def _gates(registry: Registry, models: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    out = []
-    for m in models:
-        lineage = registry.lineage(parse_ref(f"{m['name']}:{m['version']}"))
-        out.append(
-            {
-                "model": f"{m['name']}:{m['version']}",
-                "promoted": m["promoted"],
-                "parent": lineage["parent_champion"],
-                "gates": lineage["gates"],
-            }
-        )
-    return out
 
 
 __all__ = ["FAST", "LoopResult", "LoopSize", "run_loop"]

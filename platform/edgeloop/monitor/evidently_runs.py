@@ -23,7 +23,8 @@ import pandas as pd
 import sqlalchemy as sa
 
 from edgeloop.core.errors import NotFoundError
-from edgeloop.monitor.intake.store import IntakeStore, reports
+from edgeloop.monitor.intake.store import IntakeStore
+from edgeloop.monitor.intake.tables import reports
 from edgeloop.provenance.registry import ModelRef, Registry
 from edgeloop_agent.contracts import Report, RowSample, read_manifest
 

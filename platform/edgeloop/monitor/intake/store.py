@@ -8,7 +8,6 @@ same transaction as the report that changed it).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import secrets
 from dataclasses import dataclass
@@ -27,56 +26,17 @@ from edgeloop.monitor.intake.baseline import (
     pooled_typical,
 )
 from edgeloop.monitor.intake.collect import write_report
-from edgeloop.monitor.intake.views import NodeView, VersionDrift, WindowSummary
+from edgeloop.monitor.intake.reads import StoreReads
+from edgeloop.monitor.intake.tables import (
+    baselines,
+    metadata,
+    nodes,
+    quality_flags,
+    reports,
+    token_hash,
+    tokens,
+)
 from edgeloop_agent.contracts import DriftWindow, Heartbeat, Report
-
-metadata = sa.MetaData()
-tokens = sa.Table(
-    "tokens",
-    metadata,
-    sa.Column("node", sa.String(253), primary_key=True),
-    sa.Column("token_sha256", sa.String(64), nullable=False, unique=True),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-)
-reports = sa.Table(
-    "reports",
-    metadata,
-    sa.Column("key", sa.String(128), primary_key=True),
-    sa.Column("node", sa.String(253), nullable=False, index=True),
-    sa.Column("kind", sa.String(16), nullable=False),
-    sa.Column("model_version", sa.String(64), nullable=False, default=""),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("body", sa.Text, nullable=False),
-    # drift windows: share of inputs drifted against the node's own baseline
-    sa.Column("baseline_share", sa.Float, nullable=True),
-    sa.Column("drifted_inputs", sa.Text, nullable=False, default="[]"),
-)
-baselines = sa.Table(
-    "baselines",
-    metadata,
-    sa.Column("node", sa.String(253), primary_key=True),
-    sa.Column("model_version", sa.String(64), primary_key=True),
-    sa.Column("ready", sa.Boolean, nullable=False, default=False),
-    sa.Column("state", sa.Text, nullable=False),
-)
-nodes = sa.Table(
-    "nodes",
-    metadata,
-    sa.Column("node", sa.String(253), primary_key=True),
-    sa.Column("site", sa.String(253), nullable=False, default=""),
-    sa.Column("cohort", sa.String(253), nullable=False, default=""),
-    sa.Column("last_seen", sa.DateTime(timezone=True), nullable=True),
-    sa.Column("active_version", sa.String(64), nullable=False, default=""),
-    sa.Column("healthy", sa.Boolean, nullable=False, default=True),
-    sa.Column("requests", sa.Integer, nullable=False, default=0),
-    sa.Column("errors", sa.Integer, nullable=False, default=0),
-    sa.Column("p99_ms", sa.Float, nullable=True),
-    sa.Column("drifted_share", sa.Float, nullable=True),
-    sa.Column("baseline_share", sa.Float, nullable=True),
-    sa.Column("drifted_inputs", sa.Text, nullable=False, default="[]"),
-    sa.Column("quality_flags", sa.Text, nullable=False, default="[]"),
-)
 
 
 @dataclass
@@ -88,28 +48,8 @@ class _BaselineRow:
     dirty: bool = False
 
 
-def quality_flags(window: DriftWindow) -> list[str]:
-    """``sensor:kind`` for every data-quality problem a window reports."""
-    return [
-        f"{q.name}:{kind}"
-        for q in window.quality
-        for kind, hit in (
-            ("nan", q.nan_count > 0),
-            ("out_of_range", q.out_of_range > 0),
-            ("spikes", q.spikes > 0),
-            ("stuck", bool(q.stuck_entities)),
-        )
-        if hit
-    ]
-
-
-def token_hash(token: str) -> str:
-    """What is stored for a token (never the token itself)."""
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-class IntakeStore:
-    """All intake persistence behind one small interface."""
+class IntakeStore(StoreReads):
+    """All intake persistence behind one small interface (reads in :mod:`.reads`)."""
 
     def __init__(
         self,
@@ -358,180 +298,3 @@ class IntakeStore:
             conn.execute(nodes.insert().values(node=node, **values))
         elif values:
             conn.execute(nodes.update().where(nodes.c.node == node).values(**values))
-
-    def fleet(self) -> list[NodeView]:
-        """Per node: version, health, last seen, latest drift and quality flags."""
-        with self.engine.connect() as conn:
-            rows = (
-                conn.execute(sa.select(nodes).order_by(nodes.c.node)).mappings().all()
-            )
-        out = []
-        for row in rows:
-            item = dict(row)
-            seen = item["last_seen"]
-            item["last_seen"] = (
-                None
-                if seen is None
-                else (seen if seen.tzinfo else seen.replace(tzinfo=UTC)).timestamp()
-            )
-            item["quality_flags"] = json.loads(item["quality_flags"] or "[]")
-            item["drifted_inputs"] = json.loads(item["drifted_inputs"] or "[]")
-            requests, errors = item.pop("requests") or 0, item.pop("errors") or 0
-            item["error_rate"] = (
-                errors / (requests + errors) if requests + errors else 0.0
-            )
-            out.append(NodeView.model_validate(item))
-        return out
-
-    def drift_summary(self) -> list[dict[str, Any]]:
-        """Per site and model version: windows, worst share vs baseline and vs reference, inputs that drifted.
-
-        This is the cohort view: window summaries of a site's nodes merged.
-        """
-        query = (
-            sa.select(
-                nodes.c.site,
-                reports.c.model_version,
-                reports.c.baseline_share,
-                reports.c.drifted_inputs,
-                reports.c.body,
-            )
-            .select_from(reports.join(nodes, nodes.c.node == reports.c.node))
-            .where(reports.c.kind == "drift")
-        )
-        with self.engine.connect() as conn:
-            rows = conn.execute(query).all()
-        out: dict[tuple[str, str], dict[str, Any]] = {}
-        for site, version, share, inputs, body in rows:
-            entry = out.setdefault(
-                (site, version),
-                {
-                    "site": site,
-                    "version": version,
-                    "windows": 0,
-                    "judged": 0,
-                    "max_baseline_share": 0.0,
-                    "max_reference_share": 0.0,
-                    "drifted_inputs": set(),
-                },
-            )
-            entry["windows"] += 1
-            reference = json.loads(body)["body"]["drifted_share"]
-            entry["max_reference_share"] = max(entry["max_reference_share"], reference)
-            if share is not None:
-                entry["judged"] += 1
-                entry["max_baseline_share"] = max(entry["max_baseline_share"], share)
-                entry["drifted_inputs"].update(json.loads(inputs or "[]"))
-        return [
-            {**e, "drifted_inputs": sorted(e["drifted_inputs"])}
-            for _, e in sorted(out.items())
-        ]
-
-    def cohorts(self) -> list[dict[str, Any]]:
-        """Per site: nodes, versions running, health, quality flags, merged drift per version."""
-        merged: dict[str, list[dict[str, Any]]] = {}
-        for row in self.drift_summary():
-            merged.setdefault(row["site"], []).append(
-                {k: v for k, v in row.items() if k != "site"}
-            )
-        out: dict[str, dict[str, Any]] = {}
-        for node in self.fleet():
-            site = node.site or "(none)"
-            entry = out.setdefault(
-                site,
-                {
-                    "site": site,
-                    "nodes": 0,
-                    "healthy": 0,
-                    "versions": {},
-                    "quality_flagged": [],
-                    "drifting_nodes": [],
-                },
-            )
-            entry["nodes"] += 1
-            entry["healthy"] += int(node.healthy)
-            version = node.active_version or "-"
-            entry["versions"][version] = entry["versions"].get(version, 0) + 1
-            if node.quality_flags:
-                entry["quality_flagged"].append(node.node)
-            if node.drifted_inputs:
-                entry["drifting_nodes"].append(node.node)
-        return [
-            {**entry, "drift": merged.get(site, [])}
-            for site, entry in sorted(out.items())
-        ]
-
-    def version_drift(self, version: str) -> VersionDrift:
-        """Drift reports received for a model version, and how many drifted vs baseline."""
-        query = sa.select(
-            sa.func.count(),
-            sa.func.count(reports.c.baseline_share),
-            sa.func.max(reports.c.baseline_share),
-        ).where((reports.c.kind == "drift") & (reports.c.model_version == version))
-        with self.engine.connect() as conn:
-            total, judged, worst = conn.execute(query).one()
-            drifted = conn.execute(
-                sa.select(reports.c.key)
-                .where(
-                    (reports.c.kind == "drift")
-                    & (reports.c.model_version == version)
-                    & (reports.c.drifted_inputs != "[]")
-                )
-                .order_by(reports.c.received_at)
-            ).all()
-        return VersionDrift(
-            drift_reports=int(total),
-            judged_against_baseline=int(judged),
-            max_baseline_share=worst,
-            drifted_reports=[r[0] for r in drifted],
-        )
-
-    def count(self, kind: str | None = None, node: str | None = None) -> int:
-        """Stored reports (of one kind, from one node)."""
-        query = sa.select(sa.func.count()).select_from(reports)
-        if kind:
-            query = query.where(reports.c.kind == kind)
-        if node:
-            query = query.where(reports.c.node == node)
-        with self.engine.connect() as conn:
-            return int(conn.execute(query).scalar_one())
-
-    def drift_windows(
-        self, received_after: datetime | None
-    ) -> tuple[list[Any], datetime | None]:
-        """Drift windows received after a point in time, and the newest receive time.
-
-        Returned as :class:`edgeloop.monitor.intake.views.WindowSummary`; the cohort
-        is the report's cohort, or its site when the node has none, and the
-        drifted share is the one against the node's own baseline (None while
-        the baseline is being built).
-        """
-        query = sa.select(
-            reports.c.body, reports.c.received_at, reports.c.baseline_share
-        ).where(reports.c.kind == "drift")
-        if received_after is not None:
-            query = query.where(reports.c.received_at > received_after)
-        with self.engine.connect() as conn:
-            rows = conn.execute(query.order_by(reports.c.received_at)).all()
-        out = []
-        newest = received_after
-        for body, received, baseline_share in rows:
-            report = Report.model_validate_json(body)
-            window = report.body
-            assert isinstance(window, DriftWindow)
-            flags = tuple(quality_flags(window))
-            out.append(
-                WindowSummary(
-                    key=report.key,
-                    node=report.node,
-                    cohort=window.cohort or window.site,
-                    window_end=window.window_end.timestamp(),
-                    drifted_share=baseline_share,
-                    quality_flags=flags,
-                    reference_share=window.drifted_share,
-                    version=window.model_version,
-                )
-            )
-            received = received if received.tzinfo else received.replace(tzinfo=UTC)
-            newest = received if newest is None or received > newest else newest
-        return out, newest

@@ -1,0 +1,82 @@
+"""The intake's tables (SQLAlchemy Core) and the small helpers both sides of the store share.
+
+``tokens`` (per-node bearer tokens, stored as sha256 only), ``reports`` (every
+accepted report, unique by idempotency key), ``baselines`` (each node's drift
+baseline per model version) and ``nodes`` (the latest view of each node).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import sqlalchemy as sa
+
+from edgeloop_agent.contracts import DriftWindow
+
+metadata = sa.MetaData()
+tokens = sa.Table(
+    "tokens",
+    metadata,
+    sa.Column("node", sa.String(253), primary_key=True),
+    sa.Column("token_sha256", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+reports = sa.Table(
+    "reports",
+    metadata,
+    sa.Column("key", sa.String(128), primary_key=True),
+    sa.Column("node", sa.String(253), nullable=False, index=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("model_version", sa.String(64), nullable=False, default=""),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    # drift windows: share of inputs drifted against the node's own baseline
+    sa.Column("baseline_share", sa.Float, nullable=True),
+    sa.Column("drifted_inputs", sa.Text, nullable=False, default="[]"),
+)
+baselines = sa.Table(
+    "baselines",
+    metadata,
+    sa.Column("node", sa.String(253), primary_key=True),
+    sa.Column("model_version", sa.String(64), primary_key=True),
+    sa.Column("ready", sa.Boolean, nullable=False, default=False),
+    sa.Column("state", sa.Text, nullable=False),
+)
+nodes = sa.Table(
+    "nodes",
+    metadata,
+    sa.Column("node", sa.String(253), primary_key=True),
+    sa.Column("site", sa.String(253), nullable=False, default=""),
+    sa.Column("cohort", sa.String(253), nullable=False, default=""),
+    sa.Column("last_seen", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("active_version", sa.String(64), nullable=False, default=""),
+    sa.Column("healthy", sa.Boolean, nullable=False, default=True),
+    sa.Column("requests", sa.Integer, nullable=False, default=0),
+    sa.Column("errors", sa.Integer, nullable=False, default=0),
+    sa.Column("p99_ms", sa.Float, nullable=True),
+    sa.Column("drifted_share", sa.Float, nullable=True),
+    sa.Column("baseline_share", sa.Float, nullable=True),
+    sa.Column("drifted_inputs", sa.Text, nullable=False, default="[]"),
+    sa.Column("quality_flags", sa.Text, nullable=False, default="[]"),
+)
+
+
+def quality_flags(window: DriftWindow) -> list[str]:
+    """``sensor:kind`` for every data-quality problem a window reports."""
+    return [
+        f"{q.name}:{kind}"
+        for q in window.quality
+        for kind, hit in (
+            ("nan", q.nan_count > 0),
+            ("out_of_range", q.out_of_range > 0),
+            ("spikes", q.spikes > 0),
+            ("stuck", bool(q.stuck_entities)),
+        )
+        if hit
+    ]
+
+
+def token_hash(token: str) -> str:
+    """What is stored for a token (never the token itself)."""
+    return hashlib.sha256(token.encode()).hexdigest()
