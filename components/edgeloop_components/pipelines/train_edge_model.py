@@ -20,6 +20,8 @@ from edgeloop_components.steps.validate_data import validate_data
 PIPELINE_NAME = "train-edge-model"
 
 
+# Long on purpose: a KFP pipeline's graph must be one decorated function; each
+# step is one call (the docstring becomes the pipeline's description in the IR).
 @dsl.pipeline(
     name=PIPELINE_NAME,
     description="Train, gate and register an edge-ready XGBoost/ONNX model.",

@@ -85,6 +85,8 @@ def create_app(
         outbox: report queue; built from settings otherwise.
         transport: httpx transport for the forwarder (tests use MockTransport).
         background: run the watcher/forwarder/ticker/MQTT tasks in the lifespan.
+
+    Long: the app factory wires settings, store, lifecycle, outbox, MQTT and routes in start-up order.
     """
     metrics = service.metrics if service else Metrics()
     outbox = outbox if outbox is not None else (service.outbox if service else None)

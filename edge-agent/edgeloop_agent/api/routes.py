@@ -171,6 +171,10 @@ async def infer_version(request: Request, name: str, version: str) -> Response:
 
 
 def _infer(request: Request, model: LoadedModel, body: InferRequest) -> Response:
+    """Score one OIP v2 infer request on ``model``.
+
+    Long: the Open Inference Protocol's request checks come in the order the spec lists them, each with its own error.
+    """
     start = time.perf_counter()
     if len(body.inputs) != 1:
         raise InputError(

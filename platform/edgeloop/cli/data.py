@@ -61,7 +61,10 @@ def simulate(
         help="KIND[@SITE,...][:START]: ambient_shift, new_pump_type, regime_change, sensor_faults.",
     ),
 ) -> None:
-    """Write a deterministic pump-fleet dataset (Parquet readings, CSV work orders, schema.yaml)."""
+    """Write a deterministic pump-fleet dataset (Parquet readings, CSV work orders, schema.yaml).
+
+    Long: most lines are Typer option declarations, which Typer needs per command.
+    """
     from pydantic import ValidationError
 
     from edgeloop.demo.simulator import config as cfg

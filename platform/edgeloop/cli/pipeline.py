@@ -53,7 +53,10 @@ def run(
         False, "--no-promote", help="Register, but never move champion."
     ),
 ) -> None:
-    """Train, gate and register a model (kfp.local unless --kfp-host is given)."""
+    """Train, gate and register a model (kfp.local unless --kfp-host is given).
+
+    Long: most lines are Typer option declarations, which Typer needs per command.
+    """
     from edgeloop.core.settings import load_settings
     from edgeloop.train import pipeline_runs
 

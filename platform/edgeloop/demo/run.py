@@ -163,6 +163,8 @@ def _start(
 
     Everything enters ``stack``; the agents enter ``agents_stack`` (itself in
     ``stack``) so they stop first and the intake last.
+
+    Long: the services start in dependency order (intake, links, broker, agents, controller) and that order is the point.
     """
     tokens = {n: store.create_token(n) for ns in nodes.values() for n in ns}
     intake_port = free_port()

@@ -45,7 +45,13 @@ def print_summary(console: Console, result: LoopResult) -> None:
                 + (" …" if len(row["drifted_inputs"]) > 4 else ""),
             )
     console.print(drift)
+    _decisions_and_models(console, result)
+    _fleet_lines(console, result)
+    _look_closer(console, result)
 
+
+def _decisions_and_models(console: Console, result: LoopResult) -> None:
+    """Trigger decisions, data-quality alerts, gates per version, alarm quality."""
     fired = [d for d in result.decisions if d["fired"]]
     quality = sorted(
         {d["cohort"] for d in result.decisions if d["kind"] == "data_quality"}
@@ -67,6 +73,10 @@ def print_summary(console: Console, result: LoopResult) -> None:
             f"delayed labels, v{q['model_version']} in the field: {q['readings']:,} readings judged, "
             f"{q['alarms']} alarms, precision {q['precision']}, recall {q['recall']}"
         )
+
+
+def _fleet_lines(console: Console, result: LoopResult) -> None:
+    """Integrity of what was collected, the offline site, and v2's lineage."""
     if result.integrity:
         console.print(
             f"collected readings: {sum(n['unique'] for n in result.integrity['nodes'].values()):,} "
@@ -88,6 +98,10 @@ def print_summary(console: Console, result: LoopResult) -> None:
             f"-> {len(lin['fleet']['nodes'])} nodes; triggered by: {trig.get('reason', '-')} "
             f"({len(trig.get('evidence', {}).get('reports', []))} drift reports)"
         )
+
+
+def _look_closer(console: Console, result: LoopResult) -> None:
+    """The commands that open what the loop left behind."""
     home = result.home
     console.rule("look closer")
     console.print(f"  export EDGELOOP_HOME={home}")

@@ -136,6 +136,8 @@ def chain(
 
     ``fleet`` is the intake's view; None where no intake has run (the fleet
     part is then empty).
+
+    Long: most lines are the chain's shape, each part read from the audit log where it is built.
     """
     base = registry.lineage(ref)
     subject = base["model"]

@@ -50,7 +50,10 @@ def evaluate_wave(
     silent_after_s: float,
     baseline_drift: float | None,
 ) -> tuple[str, WaveStatus, list[GateCheck]]:
-    """Verdict ``pass`` / ``hold`` / ``fail`` for one wave, with counts and gate details."""
+    """Verdict ``pass`` / ``hold`` / ``fail`` for one wave, with counts and gate details.
+
+    Long: the gates are checked in a fixed order, each with its own early verdict and detail line; one after the other reads as the rule table in docs/rollout.md.
+    """
     gates: Gates = wave.gates
     silent, reporting, updated, bad = _sort_nodes(
         nodes, target, fleet, now, silent_after_s, gates

@@ -64,6 +64,8 @@ def assemble(
 
     Raises:
         UsageError: no base schema, or nothing collected.
+
+    Long: read base, read collected partitions, label, merge, write and record are one transaction over the dataset directory; each step feeds the next.
     """
     model = settings.registry.model_name
     if since_day and not _is_day(since_day):

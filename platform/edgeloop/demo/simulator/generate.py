@@ -136,6 +136,10 @@ def _affects(
 def _simulate_pump(
     config: cfg.SimulationConfig, pump: _Pump, times: np.ndarray
 ) -> tuple[pd.DataFrame, list[dict[str, object]]]:
+    """One pump's readings over the simulated period.
+
+    Long: one pump's physics (regimes, seasons, degradation, failure, repair) in time order; the state carried from step to step is local.
+    """
     rng = np.random.default_rng([config.seed, pump.site_index, pump.index])
     n = len(times)
     step_h = config.cadence_minutes / 60.0

@@ -34,7 +34,10 @@ def node_group_name(rollout: str, group: TargetGroup) -> str:
 
 
 def render_group(r: GroupRender) -> list[dict[str, Any]]:
-    """Manifests for one group, in apply order (pure, deterministic)."""
+    """Manifests for one group, in apply order (pure, deterministic).
+
+    Long: every object of one group is rendered here in apply order, so the order is visible in one place.
+    """
     tags = labels.common(
         r.rollout, r.group.name, r.desired.model_name, r.desired.version
     )

@@ -52,7 +52,10 @@ TOKENS_DIR = "/var/run/edgeloop/tokens"
 
 
 def agent_deployment(w: AgentWorkload) -> dict[str, Any]:
-    """The agent Deployment for one group."""
+    """The agent Deployment for one group.
+
+    Long: one Deployment literal (security context, probes, mounts, env); split up, a reviewer could no longer compare it with the rendered YAML field by field.
+    """
     select = labels.selector(w.rollout, w.group)
     env: list[dict[str, Any]] = [
         {
