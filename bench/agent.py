@@ -23,8 +23,16 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.agent_bundle import build_bundle, oip
 from bench.doc import write_section
-from edgeloop.demo.processes import spawn_logged
+from bench.load import (
+    closed_loop,
+    free_port,
+    open_loop,
+    peak_rss_mb,
+    start,
+    wait_ready,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks.md"
@@ -64,207 +72,6 @@ class Target:
     body_batch: bytes
     pid: int = 0
     port: int = 0
-
-
-def build_bundle(work: Path) -> tuple[Path, np.ndarray]:
-    """A bundle around a 200-tree, depth-6, 20-input XGBoost model."""
-    from edgeloop_agent.contracts import Lineage
-    from edgeloop_components import export, packaging, training
-    from edgeloop_components.dataset import (
-        DatasetSchema,
-        FailureLogLabel,
-        FeatureColumn,
-    )
-    from edgeloop_components.featurize import feature_spec
-
-    schema = DatasetSchema(
-        entity_column="pump",
-        time_column="t",
-        features=[FeatureColumn(name=f"s{i}", min=-100, max=100) for i in range(5)],
-        label=FailureLogLabel(
-            path="x.csv", entity_column="pump", time_column="t", horizon_hours=1
-        ),
-    )
-    spec = feature_spec(schema, [12], ["last", "mean", "std", "slope"])
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(20_000, 20)).astype(np.float32)
-    y = (x[:, 0] + 0.5 * x[:, 1] - x[:, 2] * x[:, 3] > 0.3).astype(int)
-    model = training.train(x, y, training.TrainParams(n_estimators=200, max_depth=6))
-    export.to_onnx(model, 20, work / "model.onnx")
-    scores = export.onnx_scores(export.session(work / "model.onnx"), x)
-    packaging.write_bundle(
-        work / "bundle",
-        model_name="bench",
-        onnx_path=work / "model.onnx",
-        spec=spec,
-        schema=schema,
-        threshold=0.5,
-        horizon_hours=1,
-        train_x=x,
-        sample=packaging.reference_sample(x, scores, 50, 0),
-        metrics={},
-        gates=[],
-        latency=[],
-        lineage=Lineage(
-            data_hash="bench", code_revision="bench", pipeline_run_id="bench"
-        ),
-    )
-    return work / "bundle", x
-
-
-def oip(rows: np.ndarray) -> bytes:
-    return json.dumps(
-        {
-            "inputs": [
-                {
-                    "name": "input",
-                    "shape": list(rows.shape),
-                    "datatype": "FP32",
-                    "data": rows.reshape(-1).tolist(),
-                }
-            ]
-        }
-    ).encode()
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start(
-    cmd: list[str], env: dict[str, str], cwd: Path, log: Path
-) -> subprocess.Popen[bytes]:
-    return spawn_logged(
-        ["taskset", "-c", "0", *cmd], log, env={**os.environ, **env}, cwd=cwd
-    )
-
-
-def wait_ready(port: int, path: str, timeout: float = 90) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if (
-                httpx.get(f"http://127.0.0.1:{port}{path}", timeout=1).status_code
-                == 200
-            ):
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"server on {port} not ready")
-
-
-def server_pid(proc: subprocess.Popen[bytes]) -> int:
-    """The Python process behind ``taskset`` (taskset execs, so it is the same pid)."""
-    return proc.pid
-
-
-def peak_rss_mb(pid: int) -> float:
-    total = 0.0
-    for p in [pid, *_children(pid)]:
-        try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    total += int(line.split()[1]) / 1024
-        except OSError:
-            pass
-    return total
-
-
-def _children(pid: int) -> list[int]:
-    try:
-        out = subprocess.run(
-            ["pgrep", "-P", str(pid)], capture_output=True, text=True
-        ).stdout.split()
-    except OSError:
-        return []
-    kids = [int(p) for p in out]
-    return kids + [g for k in kids for g in _children(k)]
-
-
-async def _request(reader, writer, raw: bytes) -> float:
-    start = time.perf_counter()
-    writer.write(raw)
-    await writer.drain()
-    header = await reader.readuntil(b"\r\n\r\n")
-    status = int(header.split(b" ", 2)[1])
-    length = 0
-    for line in header.split(b"\r\n"):
-        if line.lower().startswith(b"content-length:"):
-            length = int(line.split(b":")[1])
-    await reader.readexactly(length)
-    if status != 200:
-        raise RuntimeError(f"HTTP {status}")
-    return time.perf_counter() - start
-
-
-def _raw(port: int, path: str, body: bytes) -> bytes:
-    return (
-        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
-    ).encode() + body
-
-
-async def closed_loop(
-    port: int, path: str, body: bytes, seconds: float, connections: int = 8
-) -> tuple[float, list[float]]:
-    raw = _raw(port, path, body)
-    latencies: list[float] = []
-    stop = time.perf_counter() + seconds
-
-    async def worker() -> None:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        while time.perf_counter() < stop:
-            latencies.append(await _request(reader, writer, raw))
-        writer.close()
-
-    start = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(connections)))
-    return len(latencies) / (time.perf_counter() - start), latencies
-
-
-async def open_loop(
-    port: int, path: str, body: bytes, rate: float, seconds: float
-) -> tuple[list[float], int]:
-    """Send at a fixed rate regardless of answers; latency includes queueing."""
-    raw = _raw(port, path, body)
-    pool: asyncio.Queue = asyncio.Queue()
-    for _ in range(64):
-        pool.put_nowait(await asyncio.open_connection("127.0.0.1", port))
-    latencies: list[float] = []
-    failures = 0
-
-    async def one(scheduled: float) -> None:
-        nonlocal failures
-        conn = await pool.get()
-        try:
-            await _request(*conn, raw)
-            latencies.append(time.perf_counter() - scheduled)
-        except Exception:
-            failures += 1
-        finally:
-            pool.put_nowait(conn)
-
-    tasks = []
-    start = time.perf_counter()
-    total = int(rate * seconds)
-    for i in range(total):
-        when = start + i / rate
-        delay = when - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(when)))
-    await asyncio.gather(*tasks)
-    while not pool.empty():
-        _, writer = pool.get_nowait()
-        writer.close()
-    return latencies, failures
 
 
 def pct(values: list[float], q: float) -> float:
@@ -331,6 +138,11 @@ def bookkeeping_overhead(bundle: Path, x: np.ndarray) -> dict[str, float]:
 def run_servers(
     bundle: Path, x: np.ndarray, work: Path, seconds: float, rate: float
 ) -> list[dict[str, object]]:
+    """Every server side by side in one run: throughput, latency, RSS.
+
+    Long: one loop over the targets, each started, loaded closed- and
+    open-loop, measured and stopped in turn, so all ratios come from one run.
+    """
     one, batch = x[:1], x[:100]
     targets = [
         Target("edgeloop agent", "/v2/models/bench/infer", oip(one), oip(batch)),

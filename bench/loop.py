@@ -117,7 +117,10 @@ async def _agent(
 
 
 def bench_intake(agents: int, reports_per_agent: int, batch: int) -> dict[str, float]:
-    """One intake process on core 0; ``agents`` concurrent senders on core 1."""
+    """One intake process on core 0; ``agents`` concurrent senders on core 1.
+
+    Long: start the intake, onboard, stream, measure and stop in one place so every figure comes from the same run.
+    """
     rng = np.random.default_rng(1)
     with tempfile.TemporaryDirectory(prefix="edgeloop-bench-intake-") as tmp:
         home = Path(tmp)
@@ -271,6 +274,7 @@ def bench_loop() -> dict[str, float]:
 
 
 def main() -> None:
+    """Long: runs each measurement in turn and writes the one docs/benchmarks.md block they share."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="smaller runs, no demo")
     args = parser.parse_args()
