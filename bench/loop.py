@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,7 +29,7 @@ import httpx
 import numpy as np
 
 from bench.doc import write_section
-from edgeloop.demo.processes import wait_http
+from edgeloop.demo.processes import spawn_logged, wait_http
 from edgeloop.monitor.intake.store import IntakeStore
 from edgeloop_agent.contracts import (
     DriftWindow,
@@ -144,7 +143,7 @@ def bench_intake(agents: int, reports_per_agent: int, batch: int) -> dict[str, f
         port = _free_port()
         env = {**os.environ, "EDGELOOP_HOME": str(home)}
         binary = Path(sys.executable).with_name("edgeloop")
-        proc = subprocess.Popen(
+        proc = spawn_logged(
             [
                 "taskset",
                 "-c",
@@ -156,9 +155,8 @@ def bench_intake(agents: int, reports_per_agent: int, batch: int) -> dict[str, f
                 "--port",
                 str(port),
             ],
+            home / "intake.log",
             env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=(home / "intake.log").open("wb"),
         )
         url = f"http://127.0.0.1:{port}"
         try:

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from edgeloop.core.settings import PlatformSettings
-from edgeloop.demo.processes import wait_http
+from edgeloop.demo.processes import spawn_logged, wait_http
 from edgeloop.monitor.intake import collect
 from edgeloop.monitor.intake.store import IntakeStore
 from edgeloop_agent.api.app import create_app as create_agent
@@ -32,7 +32,7 @@ pytestmark = pytest.mark.slow
 
 
 def _intake(home: Path, port: int) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
+    proc = spawn_logged(
         [
             str(Path(sys.executable).with_name("edgeloop")),
             "intake",
@@ -40,9 +40,9 @@ def _intake(home: Path, port: int) -> subprocess.Popen[bytes]:
             "--port",
             str(port),
         ],
+        home / "intake.log",
+        "ab",
         env={**os.environ, "EDGELOOP_HOME": str(home)},
-        stdout=subprocess.DEVNULL,
-        stderr=(home / "intake.log").open("ab"),
     )
     wait_http(f"http://127.0.0.1:{port}/healthz", proc, "intake", home / "intake.log")
     return proc

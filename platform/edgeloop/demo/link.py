@@ -76,13 +76,25 @@ class SiteLink:
         asyncio.run_coroutine_threadsafe(self._close(), self._loop).result(10)
 
     def close(self) -> None:
-        """Stop everything."""
+        """Stop everything: connections closed, loop stopped and closed, threads joined."""
         self._stop.set()
         with contextlib.suppress(Exception):
             self.down()
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(self._finish(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
         self._sync.join(timeout=5)
+        if not self._thread.is_alive():
+            self._loop.close()
+
+    async def _finish(self) -> None:
+        """Let every relay still running reach its ``finally`` (which closes its sockets)."""
+        current = asyncio.current_task()
+        pending = [t for t in asyncio.all_tasks() if t is not current]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
 
     async def _listen(self) -> None:
         if self._server is None:
@@ -121,6 +133,8 @@ class SiteLink:
             self._pipes -= tasks
             for w in (writer, up_writer):
                 w.close()
+                with contextlib.suppress(Exception):
+                    await w.wait_closed()
 
     def sync_once(self) -> None:
         """Copy changed desired-model records to the site's nodes (when up)."""

@@ -56,6 +56,16 @@ class Runtime(_Spec):
         "edgeloop-node-tokens", pattern=r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?)?$"
     )
     """Secret with one key per node name holding its intake token; empty: none."""
+    stateVolume: Literal["emptyDir", "hostPath"] = "emptyDir"
+    """Where the bundle cache and the outbox live (``/var/lib/edgeloop``).
+
+    ``emptyDir`` (default): survives container restarts and node reboots (the
+    pod stays; KubeEdge keeps it through offline autonomy) and is writable by
+    the non-root agent through ``fsGroup``; it goes with the pod, whose agent
+    drains its outbox on SIGTERM first. ``hostPath``
+    (``/var/lib/edgeloop/<rollout>``) also survives the pod being replaced, but
+    Kubernetes creates the directory as root: the node must provide it owned by
+    uid 10001, and namespaces at Pod Security level ``restricted`` refuse it."""
 
     @field_validator("image")
     @classmethod

@@ -66,6 +66,7 @@ def render_group(r: GroupRender) -> list[dict[str, Any]]:
         object_labels=tags,
         intake_url=r.spec.runtime.intakeUrl,
         token_secret=r.spec.runtime.tokenSecret,
+        state_volume=r.spec.runtime.stateVolume,
     )
     if r.spec.platform == "kubeedge":
         ng = node_group_name(r.rollout, r.group)

@@ -46,6 +46,7 @@ class AgentWorkload:
     affinity_nodes: list[str] | None = None
     intake_url: str = ""
     token_secret: str = ""
+    state_volume: str = "emptyDir"
 
 
 TOKENS_DIR = "/var/run/edgeloop/tokens"
@@ -166,15 +167,10 @@ def agent_deployment(w: AgentWorkload) -> dict[str, Any]:
                 "name": "desired-model",
                 "configMap": {"name": config.configmap_name(w.rollout, w.group)},
             },
-            # Host path, not emptyDir: the bundle cache and the outbox must survive a
-            # pod restart while the node is offline.
-            {
-                "name": "state",
-                "hostPath": {
-                    "path": f"{CACHE_HOST_DIR}/{w.rollout}",
-                    "type": "DirectoryOrCreate",
-                },
-            },
+            # emptyDir: writable by the non-root agent (fsGroup), kept across
+            # container restarts and reboots; hostPath only where the node
+            # provides the directory owned by the agent (see Runtime.stateVolume).
+            _state_volume(w),
             {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
             *token_volumes,
         ],
@@ -200,3 +196,13 @@ def agent_deployment(w: AgentWorkload) -> dict[str, Any]:
             },
         },
     }
+
+
+def _state_volume(w: AgentWorkload) -> dict[str, Any]:
+    """The volume behind ``/var/lib/edgeloop`` (bundle cache and outbox)."""
+    if w.state_volume == "hostPath":
+        return {
+            "name": "state",
+            "hostPath": {"path": f"{CACHE_HOST_DIR}/{w.rollout}", "type": "Directory"},
+        }
+    return {"name": "state", "emptyDir": {"sizeLimit": "1Gi"}}

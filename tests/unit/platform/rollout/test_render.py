@@ -155,3 +155,24 @@ def test_sample_rollout_is_valid_against_models_and_crd():
     assert [w.name for w in rollout.spec.waves] == ["canary", "desert", "rest"]
     schema = crd.crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     jsonschema.Draft7Validator(schema).validate(_yaml.safe_load(sample.read_text()))
+
+
+def test_agent_state_is_an_emptydir_the_non_root_agent_can_write_by_default():
+    # hostPath is created root-owned by the kubelet: the agent (uid 10001)
+    # could not open its outbox there (found running the rendered pod)
+    pod = rendered("k3s", 0)[1]["spec"]["template"]["spec"]
+    state = next(v for v in pod["volumes"] if v["name"] == "state")
+    assert state == {"name": "state", "emptyDir": {"sizeLimit": "1Gi"}}
+    assert pod["securityContext"]["fsGroup"] == 10001
+
+
+def test_a_hostpath_state_is_opt_in_and_must_exist_on_the_node():
+    runtime = ROLLOUT.spec.runtime.model_copy(update={"stateVolume": "hostPath"})
+    spec = ROLLOUT.spec.model_copy(update={"platform": "k3s", "runtime": runtime})
+    objects = render_group(
+        GroupRender("pumps", "edgeloop", spec, spec.groups[0], DESIRED, 2)
+    )
+    pod = objects[1]["spec"]["template"]["spec"]
+    state = next(v for v in pod["volumes"] if v["name"] == "state")
+    assert state["hostPath"] == {"path": "/var/lib/edgeloop/pumps", "type": "Directory"}
+    validate.validate_all(objects)
