@@ -6,13 +6,14 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.edgeloop-installed
 
-.PHONY: install system-deps tools demo test test-e2e lint fmt pipelines bench manifests crd helm-sync check-generated ci clean help
+.PHONY: install system-deps tools images demo test test-e2e lint fmt pipelines bench manifests crd helm-sync check-generated ci clean help
 
 help:
 	@echo "make demo      run the loop locally on embedded defaults"
 	@echo "make test      run the test suite (no cluster, Docker or internet)"
 	@echo "make lint      ruff format --check, ruff check, mypy --strict, import-linter"
 	@echo "make fmt       format and autofix"
+	@echo "make images    build the agent, platform and components images (PUSH=registry/prefix to push)"
 	@echo "make pipelines compile the KFP pipelines to build/pipelines/"
 	@echo "make bench     run benchmarks, write docs/benchmarks.md"
 	@echo "make manifests hydrate every kustomize overlay into build/manifests/ and validate"
@@ -29,16 +30,17 @@ install: $(STAMP)
 
 # mosquitto is optional for the demo: without it the canary site uses HTTP.
 demo: $(STAMP)
-	@$(MAKE) --no-print-directory system-deps 2>/dev/null || echo "(no mosquitto: the demo feeds every site over HTTP)"
+	@command -v mosquitto >/dev/null 2>&1 || test -x /usr/sbin/mosquitto || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto >/dev/null; } || \
+	  echo "(no mosquitto: the demo feeds every site over HTTP)"
 	$(BIN)/edgeloop demo
 
-# The MQTT tests run a real mosquitto broker (Debian package). As root with
-# apt-get, install it when missing; otherwise say what to install.
+# The MQTT tests run a real mosquitto broker and the containers tier the OCI
+# tools (buildah, podman, docker-registry, mmdebstrap), all Debian packages.
+# As root with apt-get they are installed when missing; otherwise named.
 system-deps:
-	@command -v mosquitto >/dev/null 2>&1 || test -x /usr/sbin/mosquitto || { \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto; \
-	  else echo "mosquitto is missing: install it (e.g. sudo apt-get install mosquitto)" >&2; exit 1; fi; }
+	@hack/system_deps.sh
 
 test: $(STAMP) system-deps tools
 	$(BIN)/python -m pytest
@@ -55,6 +57,11 @@ lint: $(STAMP)
 fmt: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# Images with buildah from a Debian base made by mmdebstrap (no registry needed);
+# PUSH=host:port/prefix pushes them and writes build/images/digests.json.
+images: $(STAMP) system-deps
+	$(BIN)/python hack/images.py build $(if $(PUSH),--push $(PUSH))
 
 pipelines: $(STAMP)
 	$(BIN)/edgeloop pipeline compile --out build/pipelines
