@@ -196,7 +196,7 @@ def wheelhouse(image: Image, arch: str, progress: bool = True) -> Path:
     key = _digest(image.extra, arch, *inputs, _sources_digest())
     house = BUILD / "wheels" / f"{image.extra}-{arch}"
     stamp = house / ".complete"
-    if stamp.exists() and stamp.read_text() == key:
+    if stamp.exists() and stamp.read_text() == _stamp(key, house):
         return house
     if house.exists():
         shutil.rmtree(house)
@@ -226,8 +226,18 @@ def wheelhouse(image: Image, arch: str, progress: bool = True) -> Path:
             requirement,
         ]
     run(cmd, f"wheelhouse for {image.name} ({arch})", BUILD / f"pip-{image.extra}-{arch}.log")
-    stamp.write_text(key)
+    stamp.write_text(_stamp(key, house))
     return house
+
+
+def _stamp(key: str, house: Path) -> str:
+    """What a complete wheelhouse records: its inputs' key and the wheels it holds.
+
+    A wheel removed (or added) by hand makes the cache miss instead of
+    breaking every later build.
+    """
+    wheels = sorted(p.name for p in house.glob("*.whl"))
+    return "\n".join([key, *wheels])
 
 
 def _sources_digest() -> str:
