@@ -2,7 +2,7 @@
 
 ``@dsl.component`` evaluates ``base_image`` at import time, so this is the one
 place in the components package that reads the environment
-(``EDGELOOP_COMPONENT_IMAGE``). The image is built from ``components/Dockerfile``
+(``EDGELOOP_COMPONENT_IMAGE``). The image is built from ``components/Containerfile`` (``make images``)
 with ``pip install ".[pipelines]"``: steps never pip-install at run time.
 """
 
