@@ -66,10 +66,11 @@ images: $(STAMP) system-deps
 pipelines: $(STAMP)
 	$(BIN)/edgeloop pipeline compile --out build/pipelines
 
-bench: $(STAMP)
+bench: $(STAMP) system-deps
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.agent
 	$(BIN)/python -m bench.loop
+	$(BIN)/python -m bench.images
 
 clean:
 	rm -rf build dist .pytest_cache .mypy_cache .ruff_cache .import_linter_cache local_outputs
