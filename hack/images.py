@@ -56,9 +56,7 @@ class Image:
 IMAGES = {
     "agent": Image("edgeloop-agent", "edge-agent/Containerfile", "edge"),
     "platform": Image("edgeloop-platform", "platform/Containerfile", "platform"),
-    "components": Image(
-        "edgeloop-components", "components/Containerfile", "pipelines"
-    ),
+    "components": Image("edgeloop-components", "components/Containerfile", "pipelines"),
 }
 _PLATFORM_TAGS = {
     "amd64": ("manylinux2014_x86_64", "manylinux_2_17_x86_64", "manylinux_2_28_x86_64"),
@@ -180,7 +178,17 @@ def project_wheel(out: Path) -> Path:
     for old in out.glob("edgeloop-*.whl"):
         old.unlink()
     run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(ROOT)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "-q",
+            "-w",
+            str(out),
+            str(ROOT),
+        ],
         "project wheel",
     )
     (wheel,) = out.glob("edgeloop-*.whl")
@@ -225,7 +233,11 @@ def wheelhouse(image: Image, arch: str, progress: bool = True) -> Path:
             *constraints,
             requirement,
         ]
-    run(cmd, f"wheelhouse for {image.name} ({arch})", BUILD / f"pip-{image.extra}-{arch}.log")
+    run(
+        cmd,
+        f"wheelhouse for {image.name} ({arch})",
+        BUILD / f"pip-{image.extra}-{arch}.log",
+    )
     stamp.write_text(_stamp(key, house))
     return house
 
@@ -243,7 +255,11 @@ def _stamp(key: str, house: Path) -> str:
 def _sources_digest() -> str:
     """A digest of the package sources (the project wheel is built from them)."""
     h = hashlib.sha256()
-    for folder in ("platform/edgeloop", "components/edgeloop_components", "edge-agent/edgeloop_agent"):
+    for folder in (
+        "platform/edgeloop",
+        "components/edgeloop_components",
+        "edge-agent/edgeloop_agent",
+    ):
         for path in sorted((ROOT / folder).rglob("*")):
             if path.is_file() and "__pycache__" not in path.parts:
                 h.update(str(path.relative_to(ROOT)).encode())
@@ -256,14 +272,22 @@ def build(image: Image, arch: str, base: str, progress: bool = True) -> str:
     house = wheelhouse(image, arch, progress)
     containerfile = ROOT / image.containerfile
     wheels = sorted(p.name for p in house.glob("*.whl"))
-    key = _digest(containerfile.read_bytes(), base, arch, *wheels, (house / ".complete").read_text())
+    key = _digest(
+        containerfile.read_bytes(),
+        base,
+        arch,
+        *wheels,
+        (house / ".complete").read_text(),
+    )
     ref = f"localhost/{image.name}:{version()}-{arch}"
     if image_exists(ref) and label(ref, "io.edgeloop.build-key") == key:
         return ref
     if progress:
         print(f"images: building {ref} (buildah)")
     with tempfile.TemporaryDirectory(prefix="edgeloop-ctx-", dir=BUILD) as ctx:
-        shutil.copytree(house, Path(ctx) / "wheels", ignore=shutil.ignore_patterns(".complete"))
+        shutil.copytree(
+            house, Path(ctx) / "wheels", ignore=shutil.ignore_patterns(".complete")
+        )
         run(
             [
                 "buildah",
@@ -320,14 +344,28 @@ def main(argv: list[str] | None = None) -> int:
     b = sub.add_parser("build", help="build (and push) images")
     b.add_argument("images", nargs="*", choices=[*IMAGES, []], default=[])
     b.add_argument("--arch", default=host_arch(), choices=sorted(_PLATFORM_TAGS))
-    b.add_argument("--base", default="debian", help="debian (mmdebstrap) or an image reference")
-    b.add_argument("--push", default="", help="REGISTRY/PREFIX to push to, e.g. 127.0.0.1:5000/edgeloop")
-    b.add_argument("--tls-verify", action="store_true", help="verify the registry's TLS certificate")
+    b.add_argument(
+        "--base", default="debian", help="debian (mmdebstrap) or an image reference"
+    )
+    b.add_argument(
+        "--push",
+        default="",
+        help="REGISTRY/PREFIX to push to, e.g. 127.0.0.1:5000/edgeloop",
+    )
+    b.add_argument(
+        "--tls-verify",
+        action="store_true",
+        help="verify the registry's TLS certificate",
+    )
     b.add_argument("-q", "--quiet", action="store_true")
     args = parser.parse_args(argv)
     names = args.images or list(IMAGES)
     try:
-        base = base_image(args.arch, not args.quiet) if args.base == "debian" else args.base
+        base = (
+            base_image(args.arch, not args.quiet)
+            if args.base == "debian"
+            else args.base
+        )
         digests: dict[str, str] = {}
         for name in names:
             ref = build(IMAGES[name], args.arch, base, not args.quiet)
