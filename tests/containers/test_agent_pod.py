@@ -113,9 +113,10 @@ def _rendered(
                     "image": image,
                     "intakeUrl": "",
                     "tokenSecret": "",
-                    # the pod shares the host network: a free port, set the
-                    # way an operator sets any agent setting
+                    # the pod shares the host network: loopback and a free
+                    # port, set the way an operator sets any agent setting
                     "env": {
+                        "EDGELOOP_AGENT_SERVER__HOST": "127.0.0.1",
                         "EDGELOOP_AGENT_SERVER__PORT": str(port),
                         "EDGELOOP_AGENT_MODEL__POLL_INTERVAL_S": "0.5",
                     },
