@@ -135,6 +135,8 @@ def run_agent(ref: str, bundle: Path, port: int, name: str) -> float:
         "--tmpfs",
         "/tmp",
         "-e",
+        "EDGELOOP_AGENT_SERVER__HOST=127.0.0.1",
+        "-e",
         f"EDGELOOP_AGENT_SERVER__PORT={port}",
         "-e",
         "EDGELOOP_AGENT_NODE__ID=bench",
