@@ -46,7 +46,10 @@ def render_files() -> dict[Path, str]:
     ]
     platform = "---\n".join(yaml.safe_dump(d, sort_keys=False) for d in rest)
     platform = platform.replace(
-        IMAGE, "{{ .Values.image.repository }}:{{ .Values.image.tag }}"
+        IMAGE,
+        "{{ .Values.image.repository }}"
+        "{{ if .Values.image.digest }}@{{ .Values.image.digest }}"
+        "{{ else }}:{{ .Values.image.tag }}{{ end }}",
     )
     platform = platform.replace(
         "namespace: edgeloop\n",

@@ -7,10 +7,13 @@ registry and every server the pods talk to listen on 127.0.0.1 only.
 
 from __future__ import annotations
 
+import functools
+import http.server
 import os
 import shutil
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +22,7 @@ import pytest
 from edgeloop.demo.processes import spawn_logged, wait_http
 
 from ..conftest import free_port
+from ..integration.test_agent_http import second_bundle
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOLS = ("podman", "buildah", "mmdebstrap", "docker-registry")
@@ -65,6 +69,14 @@ def oci_registry(
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+        # the copies pulled from this (now gone) registry
+        # (by name: an image also tagged by the build keeps that tag)
+        pulled = podman(
+            "images", "--format", "{{.Repository}}@{{.Digest}}", check=False
+        ).stdout.split()
+        for ref in pulled:
+            if ref.startswith(f"127.0.0.1:{port}/"):
+                podman("rmi", ref, check=False)
 
 
 def build_and_push(image: str, registry: str) -> str:
@@ -93,3 +105,25 @@ def build_and_push(image: str, registry: str) -> str:
 def agent_image(oci_registry: str) -> str:
     """The agent image built from this repo and pushed; referenced by digest."""
     return build_and_push("agent", oci_registry)
+
+
+@pytest.fixture(scope="session")
+def bundle_server(
+    registry_with_champion, tmp_path_factory
+) -> Iterator[tuple[str, Path]]:
+    """v1 and v2 bundles over HTTP on 127.0.0.1 (what MLflow's artifact proxy serves)."""
+    root = tmp_path_factory.mktemp("bundles")
+    shutil.copytree(registry_with_champion["run"].bundle_dir, root / "v1")
+    second_bundle(root / "v1", root / "v2")
+    handler = functools.partial(
+        http.server.SimpleHTTPRequestHandler, directory=str(root)
+    )
+    handler.log_message = lambda *a, **k: None  # type: ignore[attr-defined]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", root
+    finally:
+        server.shutdown()
+        server.server_close()

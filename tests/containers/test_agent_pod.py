@@ -14,14 +14,11 @@ ConfigMap volume, and the agent switches to v2 without a container restart.
 from __future__ import annotations
 
 import copy
-import functools
-import http.server
 import json
 import os
-import shutil
-import threading
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +31,7 @@ from edgeloop.rollout.spec import EdgeRollout
 from edgeloop_agent.contracts import DesiredModel, bundle_digest
 
 from ..conftest import free_port
-from ..integration.test_agent_http import SENSORS, second_bundle
+from ..integration.test_agent_http import SENSORS
 from .conftest import podman
 
 pytestmark = [pytest.mark.containers, pytest.mark.slow]
@@ -68,28 +65,6 @@ def as_podman_pod(deployment: dict[str, Any], port: int) -> dict[str, Any]:
     return out
 
 
-@pytest.fixture(scope="module")
-def bundle_server(
-    registry_with_champion, tmp_path_factory
-) -> Iterator[tuple[str, Path]]:
-    """v1 and v2 bundles over HTTP on 127.0.0.1 (what MLflow's artifact proxy serves)."""
-    root = tmp_path_factory.mktemp("bundles")
-    shutil.copytree(registry_with_champion["run"].bundle_dir, root / "v1")
-    second_bundle(root / "v1", root / "v2")
-    handler = functools.partial(
-        http.server.SimpleHTTPRequestHandler, directory=str(root)
-    )
-    handler.log_message = lambda *a, **k: None  # type: ignore[attr-defined]
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", root
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 def _record(base: str, root: Path, version: str) -> DesiredModel:
     return DesiredModel(
         model_name="pump-failure",
@@ -101,7 +76,12 @@ def _record(base: str, root: Path, version: str) -> DesiredModel:
 
 
 def _rendered(
-    platform: str, image: str, port: int, desired: DesiredModel
+    platform: str,
+    image: str,
+    port: int,
+    desired: DesiredModel,
+    intake_url: str = "",
+    extra_env: dict[str, str] | None = None,
 ) -> list[dict]:
     rollout = EdgeRollout.model_validate(
         {
@@ -111,7 +91,7 @@ def _rendered(
                 "model": {"name": "pump-failure", "alias": "champion"},
                 "runtime": {
                     "image": image,
-                    "intakeUrl": "",
+                    "intakeUrl": intake_url,
                     "tokenSecret": "",
                     # the pod shares the host network: loopback and a free
                     # port, set the way an operator sets any agent setting
@@ -119,6 +99,7 @@ def _rendered(
                         "EDGELOOP_AGENT_SERVER__HOST": "127.0.0.1",
                         "EDGELOOP_AGENT_SERVER__PORT": str(port),
                         "EDGELOOP_AGENT_MODEL__POLL_INTERVAL_S": "0.5",
+                        **(extra_env or {}),
                     },
                 },
                 "groups": [{"name": "canary", "nodes": [NODE], "site": "offshore-01"}],
@@ -140,11 +121,24 @@ def _deployment(objects: list[dict], platform: str) -> dict:
     return manifest
 
 
-def _forget_locally(ref: str) -> None:
-    """Remove the image (every tag of it) from local storage."""
-    found = podman("image", "inspect", "--format", "{{.Id}}", ref, check=False)
+@contextmanager
+def pulled_from_registry(ref: str) -> Iterator[None]:
+    """Remove the image from local storage, so what runs must be pulled from the registry.
+
+    Afterwards the pulled copy gets back the local tags the build gave it (the
+    same image: its build-key label comes along), so the next ``make test``
+    finds the build cached.
+    """
+    found = podman("image", "inspect", ref, check=False)
+    tags = json.loads(found.stdout)[0]["RepoTags"] if found.returncode == 0 else []
     if found.returncode == 0:
-        podman("rmi", "-f", found.stdout.strip())
+        podman("rmi", "-f", json.loads(found.stdout)[0]["Id"])
+    try:
+        yield
+    finally:
+        for tag in tags:
+            if tag.startswith("localhost/"):
+                podman("tag", ref, tag, check=False)
 
 
 def _wait(predicate, timeout: float, what: str) -> None:
@@ -170,11 +164,12 @@ def test_the_rendered_agent_runs_as_a_pod_and_switches_from_v1_to_v2(
     deployment = _deployment(objects, platform)
     play = tmp_path / "pod.yaml"
     play.write_text(yaml.safe_dump_all([configmap, as_podman_pod(deployment, port)]))
-    _forget_locally(agent_image)  # the pod must pull it from the registry
-    podman("kube", "play", "--tls-verify=false", str(play))
+    stack = ExitStack()
+    stack.enter_context(pulled_from_registry(agent_image))
     container = f"{deployment['metadata']['name']}-pod-0-agent"
     url = f"http://127.0.0.1:{port}"
     try:
+        podman("kube", "play", "--tls-verify=false", str(play))
         _wait(
             lambda: httpx.get(f"{url}/v2/health/ready").status_code == 200,
             90,
@@ -229,3 +224,4 @@ def test_the_rendered_agent_runs_as_a_pod_and_switches_from_v1_to_v2(
         podman("kube", "down", str(play), check=False)
         for volume in (configmap["metadata"]["name"], "state", "tmp"):
             podman("volume", "rm", "-f", volume, check=False)
+        stack.close()

@@ -77,8 +77,8 @@ class Listener:
             self.messages.append((message.topic, json.loads(message.payload)))
 
     def stop(self):
+        self.client.disconnect()  # while the loop runs: it closes the socket
         self.client.loop_stop()
-        self.client.disconnect()
 
 
 def test_readings_in_scores_and_alarms_out_malformed_skipped(
@@ -125,6 +125,7 @@ def test_readings_in_scores_and_alarms_out_malformed_skipped(
             wait_for(lambda: len(_scores(listener)) >= 32, what="scores")
             metrics = httpx.get(f"{url}/metrics").text
     finally:
+        publisher.disconnect()
         publisher.loop_stop()
         listener.stop()
     scores = _scores(listener)

@@ -30,8 +30,10 @@ def publisher(port: int) -> Iterator[Any]:
     try:
         yield client
     finally:
-        client.loop_stop()
+        # disconnect while the network loop still runs: it sends DISCONNECT
+        # and closes the socket; stopped first, the socket would be left open
         client.disconnect()
+        client.loop_stop()
 
 
 class Feeder:
