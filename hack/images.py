@@ -196,27 +196,46 @@ def project_wheel(out: Path) -> Path:
 
 
 def wheelhouse(image: Image, arch: str, progress: bool = True) -> Path:
-    """The wheels ``image`` installs, for ``arch``; cached by pyproject + constraints."""
-    inputs = [
+    """The wheels ``image`` installs, for ``arch``: ``deps/`` and ``project/``.
+
+    The dependencies are cached by pyproject + constraints (a change of the
+    project's code does not fetch them again); the project's own wheel is
+    rebuilt when its sources change.
+    """
+    house = BUILD / "wheels" / f"{image.extra}-{arch}"
+    deps, project = house / "deps", house / "project"
+    key = _digest(
+        image.extra,
+        arch,
         (ROOT / "pyproject.toml").read_bytes(),
         (ROOT / "constraints.txt").read_bytes(),
-    ]
-    key = _digest(image.extra, arch, *inputs, _sources_digest())
-    house = BUILD / "wheels" / f"{image.extra}-{arch}"
-    stamp = house / ".complete"
-    if stamp.exists() and stamp.read_text() == _stamp(key, house):
-        return house
-    if house.exists():
-        shutil.rmtree(house)
-    if progress:
-        print(f"images: wheelhouse for {image.name} ({arch})")
-    wheel = project_wheel(house)
+    )
+    stamp = deps / ".complete"
+    if not (stamp.exists() and stamp.read_text() == _stamp(key, deps)):
+        if progress:
+            print(f"images: wheelhouse for {image.name} ({arch})")
+        _fetch_dependencies(image, arch, deps, project)
+        stamp.write_text(_stamp(key, deps))
+    sources = _sources_digest()
+    project_stamp = project / ".complete"
+    if not (project_stamp.exists() and project_stamp.read_text() == sources):
+        project_wheel(project)
+        project_stamp.write_text(sources)
+    return house
+
+
+def _fetch_dependencies(image: Image, arch: str, deps: Path, project: Path) -> None:
+    """Every wheel of the image's extra except the project's own, into ``deps``."""
+    if deps.exists():
+        shutil.rmtree(deps)
+    deps.mkdir(parents=True)
+    wheel = project_wheel(project)
     requirement = f"{wheel}[{image.extra}]"
     pip = [sys.executable, "-m", "pip"]
     constraints = ["-c", str(ROOT / "constraints.txt")]
     if arch == host_arch():
         # pip wheel also builds the few dependencies shipped only as sdists
-        cmd = [*pip, "wheel", "-q", "-w", str(house), *constraints, requirement]
+        cmd = [*pip, "wheel", "-q", "-w", str(deps), *constraints, requirement]
     else:
         tags = [f"--platform={t}" for t in _PLATFORM_TAGS[arch]]
         cmd = [
@@ -229,7 +248,7 @@ def wheelhouse(image: Image, arch: str, progress: bool = True) -> Path:
             "--abi=cp311",
             *tags,
             "-d",
-            str(house),
+            str(deps),
             *constraints,
             requirement,
         ]
@@ -238,8 +257,8 @@ def wheelhouse(image: Image, arch: str, progress: bool = True) -> Path:
         f"wheelhouse for {image.name} ({arch})",
         BUILD / f"pip-{image.extra}-{arch}.log",
     )
-    stamp.write_text(_stamp(key, house))
-    return house
+    for own in deps.glob("edgeloop-*.whl"):
+        own.unlink()
 
 
 def _stamp(key: str, house: Path) -> str:
@@ -271,13 +290,12 @@ def build(image: Image, arch: str, base: str, progress: bool = True) -> str:
     """Build ``image`` for ``arch`` on ``base``; returns its local reference."""
     house = wheelhouse(image, arch, progress)
     containerfile = ROOT / image.containerfile
-    wheels = sorted(p.name for p in house.glob("*.whl"))
     key = _digest(
         containerfile.read_bytes(),
         base,
         arch,
-        *wheels,
-        (house / ".complete").read_text(),
+        (house / "deps" / ".complete").read_text(),
+        (house / "project" / ".complete").read_text(),
     )
     ref = f"localhost/{image.name}:{version()}-{arch}"
     if image_exists(ref) and label(ref, "io.edgeloop.build-key") == key:
@@ -285,8 +303,12 @@ def build(image: Image, arch: str, base: str, progress: bool = True) -> str:
     if progress:
         print(f"images: building {ref} (buildah)")
     with tempfile.TemporaryDirectory(prefix="edgeloop-ctx-", dir=BUILD) as ctx:
+        # hard links: the platform's wheelhouse is about 1 GB
         shutil.copytree(
-            house, Path(ctx) / "wheels", ignore=shutil.ignore_patterns(".complete")
+            house,
+            Path(ctx) / "wheels",
+            ignore=shutil.ignore_patterns(".complete"),
+            copy_function=os.link,
         )
         run(
             [
@@ -294,6 +316,9 @@ def build(image: Image, arch: str, base: str, progress: bool = True) -> str:
                 "bud",
                 "--isolation",
                 "chroot",
+                # layer cache: the dependencies' layer is reused while only
+                # the project's wheel changes
+                "--layers",
                 "--arch",
                 arch,
                 "--build-arg",

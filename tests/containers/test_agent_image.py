@@ -8,7 +8,8 @@ import pytest
 
 from .conftest import podman
 
-pytestmark = [pytest.mark.containers, pytest.mark.slow]
+# generous: the first run builds the images (the platform image takes minutes)
+pytestmark = [pytest.mark.containers, pytest.mark.slow, pytest.mark.timeout(1200)]
 
 FORBIDDEN = ("kfp", "kubernetes", "mlflow", "evidently", "pandas", "xgboost", "sklearn")
 

@@ -34,7 +34,8 @@ from ..conftest import free_port
 from ..integration.test_agent_http import SENSORS
 from .conftest import podman
 
-pytestmark = [pytest.mark.containers, pytest.mark.slow]
+# generous: the first run builds the images (the platform image takes minutes)
+pytestmark = [pytest.mark.containers, pytest.mark.slow, pytest.mark.timeout(1200)]
 NODE = "edge-offshore-1"
 
 

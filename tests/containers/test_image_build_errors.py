@@ -11,7 +11,8 @@ import pytest
 from ..conftest import free_port
 from .conftest import ROOT
 
-pytestmark = [pytest.mark.containers, pytest.mark.slow]
+# generous: the first run builds the images (the platform image takes minutes)
+pytestmark = [pytest.mark.containers, pytest.mark.slow, pytest.mark.timeout(1200)]
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,8 @@ from ..conftest import free_port
 from .conftest import ROOT, build_and_push, podman
 from .test_agent_pod import NODE, _deployment, _record, _rendered, _wait, as_podman_pod
 
-pytestmark = [pytest.mark.containers, pytest.mark.slow]
+# generous: the first run builds the images (the platform image takes minutes)
+pytestmark = [pytest.mark.containers, pytest.mark.slow, pytest.mark.timeout(1200)]
 SERVICE = "edgeloop-intake.edgeloop.svc"
 
 
