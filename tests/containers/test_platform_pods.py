@@ -4,7 +4,8 @@ The intake Deployment (and its PVC) come from ``helm template`` of the chart,
 with the platform image built from this repo and referred to by digest
 (``image.digest``). The agent comes from the rollout renderer. The agent's
 intake URL is the chart's Service name, which the pod resolves to 127.0.0.1
-(``hostAliases``: what cluster DNS does in a cluster). Podman adaptations are
+through a mounted ``/etc/hosts`` (what cluster DNS does in a cluster; podman
+4.3's ``kube play`` ignores ``hostAliases``). Podman adaptations are
 the ones named in :func:`as_host_pod` / ``as_podman_pod``; nothing else of the
 rendered objects changes.
 """
@@ -134,17 +135,33 @@ def test_a_rendered_agent_reports_to_the_charts_intake_by_service_name(
         )
         configmap = next(o for o in objects if o["kind"] == "ConfigMap")
         agent = as_podman_pod(_deployment(objects, "k3s"), port)
-        agent["spec"]["template"]["spec"]["hostAliases"] = [
-            {"ip": "127.0.0.1", "hostnames": [SERVICE]}
-        ]
+        hosts = tmp_path / "hosts"
+        hosts.write_text(f"127.0.0.1 localhost\n127.0.0.1 {SERVICE}\n")
+        pod = agent["spec"]["template"]["spec"]
+        pod["volumes"].append(
+            {"name": "dns", "hostPath": {"path": str(hosts), "type": "File"}}
+        )
+        pod["containers"][0]["volumeMounts"].append(
+            {"name": "dns", "mountPath": "/etc/hosts", "readOnly": True}
+        )
         agent_yaml.write_text(yaml.safe_dump_all([configmap, agent]))
-        podman("kube", "play", "--tls-verify=false", str(agent_yaml))
+        podman("kube", "play", "--tls-verify=false", "--no-hosts", str(agent_yaml))
 
         def on_v1() -> bool:
             fleet = httpx.get(f"{intake_url}/v1/fleet").json()
             return any(n["node"] == NODE and n["active_version"] == "1" for n in fleet)
 
-        _wait(on_v1, 90, "the agent's heartbeat to reach the intake by Service name")
+        try:
+            _wait(
+                on_v1, 90, "the agent's heartbeat to reach the intake by Service name"
+            )
+        except AssertionError:
+            logs = podman("logs", "pumps-canary-agent-pod-0-agent", check=False)
+            fleet = httpx.get(f"{intake_url}/v1/fleet").text
+            raise AssertionError(
+                f"no heartbeat on v1 at the intake: fleet {fleet}; agent log: "
+                f"{(logs.stdout + logs.stderr)[-1500:]}"
+            ) from None
     finally:
         for play in (agent_yaml, intake_yaml):
             if play.exists():

@@ -44,6 +44,7 @@ class Forwarder:
         self._batch = settings.batch_size
         self._failures = 0
         self._backoff = Backoff(settings.retry_delays_s, settings.retry_jitter)
+        self._retry_in = 0.0
         self.delivered = 0
         self.last_error = ""
 
@@ -52,9 +53,8 @@ class Forwarder:
         self._wake.set()
 
     def _delay(self) -> float:
-        if self._failures:
-            return self._backoff.delay(self._failures)
-        return self.settings.flush_interval_s
+        """The wait before the next attempt: the backoff drawn at the last failure."""
+        return self._retry_in if self._failures else self.settings.flush_interval_s
 
     def token(self) -> str:
         """The bearer token: ``outbox.token``, else the file ``outbox.token_file`` names.
@@ -100,6 +100,11 @@ class Forwarder:
                 if progressed and self.outbox.depth():
                     continue
                 self._wake.clear()
+                if self._failures:
+                    # backing off: new reports do not cut the wait short, or
+                    # every heartbeat would retry against an intake that is down
+                    await asyncio.sleep(self._delay())
+                    continue
                 # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow
                 # a cancellation that races with the event firing, and the loop
                 # would then never stop.
@@ -151,6 +156,7 @@ class Forwarder:
 
     def _failed(self, reason: str) -> bool:
         self._failures += 1
+        self._retry_in = self._backoff.delay(self._failures)
         self.last_error = reason
         log.warning(
             "report delivery failed (%s); retrying in %.1fs", reason, self._delay()
