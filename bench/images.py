@@ -101,6 +101,9 @@ def _status(container: str) -> dict[str, float]:
 def run_agent(ref: str, bundle: Path, port: int, name: str) -> float:
     """Start the agent container; returns seconds until it is ready."""
     desired = bundle.parent / "desired-model.json"
+    state = bundle.parent / f"state-{name}"  # what a volume gives the agent (uid 10001)
+    state.mkdir()
+    os.chown(state, 10001, 10001)
     from edgeloop_agent.contracts import DesiredModel, bundle_digest
 
     desired.write_text(
@@ -130,8 +133,8 @@ def run_agent(ref: str, bundle: Path, port: int, name: str) -> float:
         f"{bundle}:/bundle:ro",
         "-v",
         f"{desired}:/etc/edgeloop/desired-model.json:ro",
-        "--tmpfs",
-        "/var/lib/edgeloop:uid=10001",
+        "-v",
+        f"{state}:/var/lib/edgeloop",
         "--tmpfs",
         "/tmp",
         "-e",

@@ -180,8 +180,8 @@ def test_the_rendered_agent_runs_as_a_pod_and_switches_from_v1_to_v2(
         rendered = deployment["spec"]["template"]["spec"]["containers"][0]
         assert info["Config"]["User"] == "10001:10001"
         assert info["HostConfig"]["ReadonlyRootfs"] is True
-        assert info["HostConfig"]["Memory"] == 192 * 2**20
-        assert rendered["resources"]["limits"]["memory"] == "192Mi"
+        assert info["HostConfig"]["Memory"] == 256 * 2**20
+        assert rendered["resources"]["limits"]["memory"] == "256Mi"
         assert "CAP_NET_RAW" in info["HostConfig"]["CapDrop"]
         image = json.loads(podman("image", "inspect", info["Image"]).stdout)[0]
         assert agent_image in image["RepoDigests"]  # the registry's, by digest
