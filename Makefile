@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.edgeloop-installed
 
-.PHONY: install system-deps tools images demo test test-e2e lint fmt pipelines bench manifests crd helm-sync check-generated ci clean help
+.PHONY: install system-deps tools images demo test test-containers-full test-e2e lint fmt pipelines bench manifests crd helm-sync check-generated ci clean help
 
 help:
 	@echo "make demo      run the loop locally on embedded defaults"
@@ -44,6 +44,11 @@ system-deps:
 
 test: $(STAMP) system-deps tools
 	$(BIN)/python -m pytest
+
+# The containers tier plus arm64 under qemu (slow: the arm64 build is emulated).
+test-containers-full: $(STAMP) system-deps tools
+	@hack/arm64_emulation.sh
+	$(BIN)/python -m pytest --with-arm64 -m containers tests/containers
 
 test-e2e: $(STAMP)
 	$(BIN)/python -m pytest --with-e2e -m e2e

@@ -18,19 +18,27 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--with-e2e", action="store_true", help="also run tests that need a cluster"
     )
+    parser.addoption(
+        "--with-arm64",
+        action="store_true",
+        help="also run the arm64 container tests under qemu (make test-containers-full)",
+    )
 
 
 def pytest_collection_modifyitems(
     config: pytest.Config, items: list[pytest.Item]
 ) -> None:
-    if config.getoption("--with-e2e"):
-        return
     skip_e2e = pytest.mark.skip(
         reason="needs a Kubernetes cluster; run with --with-e2e and KUBECONFIG"
     )
+    skip_arm64 = pytest.mark.skip(
+        reason="arm64 under qemu is slow: make test-containers-full runs it"
+    )
     for item in items:
-        if "e2e" in item.keywords:
+        if "e2e" in item.keywords and not config.getoption("--with-e2e"):
             item.add_marker(skip_e2e)
+        if "arm64" in item.keywords and not config.getoption("--with-arm64"):
+            item.add_marker(skip_arm64)
 
 
 @pytest.fixture(autouse=True)
