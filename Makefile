@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.edgeloop-installed
 
-.PHONY: install system-deps tools images demo test test-containers-full test-e2e lint fmt pipelines bench manifests crd helm-sync check-generated ci clean help
+.PHONY: install system-deps tools images demo test test-containers-full settings-doc test-e2e lint fmt pipelines bench manifests crd helm-sync check-generated ci clean help
 
 help:
 	@echo "make demo      run the loop locally on embedded defaults"
@@ -110,7 +110,10 @@ crd: $(STAMP)
 helm-sync: $(TOOLS_STAMP) crd
 	$(BIN)/python hack/helm_sync.py
 
-check-generated: helm-sync
+settings-doc: $(STAMP)
+	$(BIN)/python hack/settings_reference.py > docs/settings.md
+
+check-generated: helm-sync settings-doc
 	git diff --exit-code -- manifests helm
 
 ci: lint test check-generated
