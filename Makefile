@@ -11,6 +11,7 @@ STAMP  := $(VENV)/.edgeloop-installed
 help:
 	@echo "make demo      run the loop locally on embedded defaults"
 	@echo "make test      run the test suite (no cluster, Docker or internet)"
+	@echo "make test-containers-full  the containers tier plus arm64 under qemu (slow)"
 	@echo "make lint      ruff format --check, ruff check, mypy --strict, import-linter"
 	@echo "make fmt       format and autofix"
 	@echo "make images    build the agent, platform and components images (PUSH=registry/prefix to push)"
