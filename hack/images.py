@@ -79,7 +79,13 @@ def version() -> str:
 
 
 def revision() -> str:
-    """The git revision the images are built from (``unknown`` outside a checkout)."""
+    """The git revision the images are built from.
+
+    ``EDGELOOP_REVISION`` when set (a copy of the tree without ``.git``, as CI
+    runs the suite from), else ``git rev-parse HEAD``, else ``unknown``.
+    """
+    if os.environ.get("EDGELOOP_REVISION"):
+        return os.environ["EDGELOOP_REVISION"]
     try:
         out = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True
@@ -290,11 +296,17 @@ def build(image: Image, arch: str, base: str, progress: bool = True) -> str:
     """Build ``image`` for ``arch`` on ``base``; returns its local reference."""
     house = wheelhouse(image, arch, progress)
     containerfile = ROOT / image.containerfile
+    # what is in the context, not what the stamps say: a wheel removed by hand
+    # must not find the image built with it
+    wheels = sorted(
+        f"{p.relative_to(house)}:{p.stat().st_size}" for p in house.rglob("*.whl")
+    )
     key = _digest(
         containerfile.read_bytes(),
         base,
         arch,
-        (house / "deps" / ".complete").read_text(),
+        revision(),
+        *wheels,
         (house / "project" / ".complete").read_text(),
     )
     ref = f"localhost/{image.name}:{version()}-{arch}"

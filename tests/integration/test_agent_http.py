@@ -167,7 +167,8 @@ def test_open_inference_protocol_client_interoperates(agent):
         [0.0 if v is None else v for v in r]
         for r in manifest.reference_sample.inputs[:8]
     ]
-    client = OpenInferenceClient(base_url=url)
+    http = httpx.Client(base_url=url, timeout=60)
+    client = OpenInferenceClient(base_url=url, httpx_client=http)
     client.check_server_readiness()
     client.check_model_readiness("pump-failure")
     assert client.read_model_metadata("pump-failure").name == "pump-failure"
@@ -198,6 +199,7 @@ def test_open_inference_protocol_client_interoperates(agent):
         np.asarray(manifest.reference_sample.scores[:8])[complete],
         atol=1e-6,
     )
+    http.close()  # the generated client never closes its connection pool
 
 
 def test_predict_keeps_per_pump_history_and_reports_the_version(agent):
