@@ -48,14 +48,15 @@ def train(x: np.ndarray, y: np.ndarray, params: TrainParams) -> xgb.XGBClassifie
 
 
 def save(model: xgb.XGBClassifier, path: Path) -> None:
-    """Persist in XGBoost's portable JSON format.
+    """Persist in XGBoost's UBJSON format (binary: split values kept exactly).
 
     XGBoost picks the format from the file name's extension; KFP's artifact
-    paths have none (XGBoost then guessed UBJSON and warned), so the model is
-    written under a ``.json`` name and moved into place.
+    paths have none (XGBoost then guessed UBJSON and warned through a ctypes
+    callback), so the model is written under a ``.ubj`` name and moved into
+    place: the same bytes as before, without the warning.
     """
     path = Path(path)
-    staged = path.with_name(path.name + ".json")
+    staged = path.with_name(path.name + ".ubj")
     model.save_model(str(staged))
     staged.replace(path)
 
