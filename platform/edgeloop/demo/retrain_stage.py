@@ -29,6 +29,16 @@ def retrain_and_roll_out(
 ) -> None:
     """Labels, fresh data, retraining; if promoted: offline site, rollout, catch-up."""
     ingested = _ingest_labels(loop, fleet, days[day_index] + pd.Timedelta(days=1))
+    # what the fleet sent up to the trigger, all of it: agents deliver in the
+    # background (and back off after a failed delivery), so wait for their
+    # outboxes to drain before assembling, or the dataset depends on timing
+    wait_until(
+        lambda: all(
+            fleet_ops.outbox_depth(up.client, url) == 0 for url in up.agents.values()
+        ),
+        60,
+        0.3,
+    )
     data = loop.home / "data-v2"
     manifest = retraining.assemble(
         loop.settings, base, data, older_days=loop.size.older_days
