@@ -79,7 +79,7 @@ def oci_registry(
                 podman("rmi", ref, check=False)
 
 
-def build_and_push(image: str, registry: str) -> str:
+def build_and_push(image: str, registry: str, arch: str = "") -> str:
     """``hack/images.py build IMAGE --push``: the pushed reference, by digest."""
     done = subprocess.run(
         [
@@ -88,6 +88,7 @@ def build_and_push(image: str, registry: str) -> str:
             "build",
             image,
             "-q",
+            *(["--arch", arch] if arch else []),
             "--push",
             f"{registry}/edgeloop",
         ],

@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
 
-from .conftest import ROOT, podman
+from .conftest import build_and_push, podman
 
 pytestmark = [
     pytest.mark.containers,
@@ -35,27 +33,6 @@ SCORE = (
     "x = np.asarray(json.load(open('/rows.json')), dtype=np.float32);"
     "print(json.dumps({'machine': platform.machine(), 'scores': s.predict(x).tolist()}))"
 )
-
-
-def _build(arch: str, registry: str) -> str:
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "hack" / "images.py"),
-            "build",
-            "agent",
-            "-q",
-            "--arch",
-            arch,
-            "--push",
-            f"{registry}/edgeloop",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip().splitlines()[-1]
 
 
 def _scores(ref: str, arch: str, bundle: Path, rows: Path) -> dict:
@@ -88,8 +65,8 @@ def test_arm64_agent_scores_like_amd64_and_both_share_one_manifest_list(
         pytest.fail(
             "qemu-user-static is missing: `make test-containers-full` installs it"
         )
-    amd64 = _build("amd64", oci_registry)
-    arm64 = _build("arm64", oci_registry)
+    amd64 = build_and_push("agent", oci_registry, "amd64")
+    arm64 = build_and_push("agent", oci_registry, "arm64")
     bundle = registry_with_champion["run"].bundle_dir
     width = json.loads((bundle / "bundle.json").read_text())["features"]
     rng = np.random.default_rng(7)
