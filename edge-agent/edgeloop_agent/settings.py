@@ -49,7 +49,12 @@ class ModelSettings(_Group):
     poll_interval_s: float = Field(2.0, gt=0)
     """How often the desired-model file is checked for a change."""
     download_timeout_s: float = Field(60.0, gt=0)
-    """Per-request timeout while fetching a bundle over HTTP(S)."""
+    """Per-request timeout while fetching a bundle over HTTP(S) or from a registry."""
+    registry_mirror: str = ""
+    """``HOST[:PORT]`` that replaces the registry of ``oci://`` bundle URIs: the
+    site's registry mirror, the one its images come from (digests keep it safe)."""
+    plain_http_registries: tuple[str, ...] = ()
+    """Registries (``HOST[:PORT]``) reached over plain HTTP; loopback always is."""
     retry_delays_s: tuple[float, ...] = (1.0, 5.0, 15.0, 60.0)
     """Backoff between failed fetches of the same desired model; the last repeats."""
     retry_jitter: float = Field(0.5, ge=0, le=2)

@@ -106,6 +106,8 @@ def create_app(
         threads=settings.scoring.threads,
         timeout_s=settings.model.download_timeout_s,
         smoke_tolerance=settings.model.smoke_tolerance,
+        plain_http_registries=settings.model.plain_http_registries,
+        registry_mirror=settings.model.registry_mirror,
     )
     lifecycle = Lifecycle(settings.model, store, service, node=settings.node.id)
 

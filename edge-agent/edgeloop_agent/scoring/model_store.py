@@ -1,5 +1,9 @@
 """Bundle cache on disk: fetch (resuming), verify, load, smoke-test, remember.
 
+A bundle location is a directory (plain path or ``file://``), an HTTP(S) base
+URL holding ``bundle.json`` and ``model.onnx``, or an ``oci://`` artifact
+(:mod:`edgeloop_agent.scoring.oci_pull`).
+
 Layout under ``cache_dir``::
 
     <digest>/bundle.json, model.onnx   verified bundles, one per bundle digest
@@ -33,6 +37,7 @@ from edgeloop_agent.contracts import (
     bundle_digest,
     verify_bundle,
 )
+from edgeloop_agent.scoring.oci_pull import OciPuller
 from edgeloop_agent.scoring.onnx import OnnxScorer
 
 log = logging.getLogger(__name__)
@@ -64,12 +69,20 @@ class ModelStore:
         timeout_s: float = 60.0,
         smoke_tolerance: float = 1e-5,
         transport: httpx.BaseTransport | None = None,
+        plain_http_registries: tuple[str, ...] = (),
+        registry_mirror: str = "",
     ) -> None:
         self.cache_dir = Path(cache_dir)
         self._threads = threads
         self._timeout = timeout_s
         self._tolerance = smoke_tolerance
         self._transport = transport
+        self._oci = OciPuller(
+            timeout_s=timeout_s,
+            plain_http=plain_http_registries,
+            mirror=registry_mirror,
+            transport=transport,
+        )
 
     def fetch(self, desired: DesiredModel) -> Path:
         """The verified bundle directory for ``desired``, downloading if needed."""
@@ -220,6 +233,9 @@ class ModelStore:
         target = target_dir / name
         if parsed.scheme in {"http", "https"}:
             self._http_get(f"{location.rstrip('/')}/{name}", target)
+            return
+        if parsed.scheme == "oci":
+            self._oci.download(location, name, target_dir)
             return
         source = Path(parsed.path if parsed.scheme == "file" else location) / name
         if not source.is_file():

@@ -76,13 +76,34 @@ def lineage(
 def export(
     ctx: typer.Context,
     ref: str = typer.Argument(..., help="NAME, NAME@ALIAS or NAME:VERSION."),
-    out: Path = typer.Option(
-        ..., "--out", help="New or empty directory for the bundle files."
+    out: Path | None = typer.Option(
+        None, "--out", help="New or empty directory for the bundle files."
+    ),
+    to: str = typer.Option(
+        "",
+        "--to",
+        help="Push as an OCI artifact instead: oci://REGISTRY/REPO:TAG.",
+    ),
+    plain_http: list[str] = typer.Option(
+        [],
+        "--plain-http",
+        help="Registry HOST:PORT reached over plain HTTP (loopback always is).",
     ),
 ) -> None:
-    """Write the verified bundle as plain files (for removable media) with SHA256SUMS."""
+    """Write the bundle as files with SHA256SUMS (--out), or push it to a registry (--to)."""
+    from edgeloop.core.errors import UsageError
     from edgeloop.provenance.registry import parse_ref
 
-    with stderr().status(f"exporting {ref}"):
-        result = _registry().export(parse_ref(ref), out)
+    if (out is None) == (not to):
+        raise UsageError(
+            "give exactly one of --out DIR or --to oci://REGISTRY/REPO:TAG"
+        )
+    model = parse_ref(ref)
+    if to:
+        with stderr().status(f"pushing {ref} to {to}"):
+            result = _registry().push_oci(model, to, tuple(plain_http))
+    else:
+        assert out is not None
+        with stderr().status(f"exporting {ref}"):
+            result = _registry().export(model, out)
     emit(ctx, result)

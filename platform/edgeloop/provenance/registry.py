@@ -315,3 +315,39 @@ class Registry:
             "bundle_sha256": sums[MANIFEST_FILE],
             "model_sha256": sums[MODEL_FILE],
         }
+
+    def push_oci(
+        self, ref: ModelRef, target: str, plain_http: tuple[str, ...] = ()
+    ) -> dict[str, Any]:
+        """Push the verified bundle to a registry as an OCI artifact.
+
+        Returns the pinned ``oci://…@sha256:…`` reference and the desired-model
+        record an agent fetches it by.
+        """
+        from edgeloop.provenance.oci_push import parse_target, push_bundle
+
+        destination = parse_target(target)
+        with tempfile.TemporaryDirectory(prefix="edgeloop-push-") as tmp:
+            version, bundle = self.download(ref, Path(tmp))
+            annotations = {
+                "io.edgeloop.model": ref.name,
+                "io.edgeloop.version": str(version),
+                "org.opencontainers.image.title": f"{ref.name}:{version}",
+            }
+            pinned = push_bundle(
+                bundle, destination, annotations, plain_http=plain_http
+            )
+            digest = file_sha256(bundle / MANIFEST_FILE)
+        record = DesiredModel(
+            model_name=ref.name,
+            version=str(version),
+            bundle_uri=str(pinned),
+            bundle_sha256=digest,
+        )
+        return {
+            "model": f"{ref.name}:{version}",
+            "pushed": str(pinned),
+            "tag": str(destination),
+            "bundle_sha256": digest,
+            "desired_model": record.model_dump(mode="json", exclude_none=True),
+        }
