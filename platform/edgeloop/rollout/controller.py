@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from edgeloop.core.paths import inside
 from edgeloop.core.errors import UsageError
 from edgeloop.core.yaml_files import invalid, read_yaml
 from edgeloop.provenance.audit import AuditLog
@@ -50,9 +51,9 @@ class StatusStore:
     audit: AuditLog | None = None
 
     def _path(self, rollout: EdgeRollout) -> Path:
-        return (
-            self.directory
-            / f"{rollout.metadata.namespace}__{rollout.metadata.name}.json"
+        return inside(
+            self.directory,
+            f"{rollout.metadata.namespace}__{rollout.metadata.name}.json",
         )
 
     def load(self, rollout: EdgeRollout) -> EdgeRollout:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from edgeloop.core.errors import PermanentError, RetryableError
+from edgeloop.core.paths import inside
 from edgeloop.rollout.render import config
 from edgeloop.rollout.render.yaml import dump
 
@@ -69,7 +70,7 @@ class LocalSink:
                 text = data.get(config.node_key(node), data.get(config.DESIRED_FILE))
                 if text is None:
                     continue
-                target = self.root / node / config.DESIRED_FILE
+                target = inside(self.root, node, config.DESIRED_FILE)
                 if not target.exists() or target.read_text(encoding="utf-8") != text:
                     pending.append((target, text))
         for target, text in pending:
@@ -129,7 +130,15 @@ class GitOpsSink:
         """Replace the rollout's directory, commit if it changed, push if asked."""
         if not (self.repo / ".git").exists():
             raise PermanentError(f"{self.repo}: not a git work tree")
-        target = self.repo / self.path / rollout
+        target = inside(self.repo, self.path, rollout)
+        if (
+            target.parent == self.repo.resolve()
+            or ".git" in target.relative_to(self.repo.resolve()).parts
+        ):
+            raise PermanentError(
+                f"{self.path}/{rollout}: the rollout directory must be below a "
+                "folder of the repository, outside .git; refused"
+            )
         staging = Path(tempfile.mkdtemp(prefix=".edgeloop-", dir=self.repo))
         try:
             names = []
@@ -152,7 +161,7 @@ class GitOpsSink:
         finally:
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)
-        relative = str(target.relative_to(self.repo))
+        relative = str(target.relative_to(self.repo.resolve()))
         self._git("add", "-A", "--", relative)
         if not self._git("status", "--porcelain", "--", relative).strip():
             return False

@@ -21,6 +21,33 @@ PLURAL = "edgerollouts"
 
 _IMAGE = re.compile(r"^[a-z0-9][\w./:\-]*(:[\w][\w.\-]{0,127}|@sha256:[0-9a-f]{64})$")
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_SUBDOMAIN = re.compile(
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+)
+
+
+def dns1123_subdomain(value: str, what: str) -> str:
+    """Kubernetes object and node names: lowercase labels joined by dots, ≤ 253.
+
+    Checked where names enter, because sinks turn them into paths: ``..`` or
+    ``../../x`` must never reach the file system.
+    """
+    if len(value) > 253 or not _SUBDOMAIN.match(value):
+        raise ValueError(
+            f"{what} {value!r} must be a DNS-1123 subdomain "
+            "(lowercase letters, digits, '-' and '.', at most 253 characters)"
+        )
+    return value
+
+
+def dns1123_label(value: str, what: str) -> str:
+    """Namespaces and group names: one lowercase label, ≤ 63 characters."""
+    if len(value) > 63 or not _NAME.match(value):
+        raise ValueError(
+            f"{what} {value!r} must be a DNS-1123 label "
+            "(lowercase letters, digits and '-', at most 63 characters)"
+        )
+    return value
 
 
 class _Spec(BaseModel):
@@ -92,9 +119,12 @@ class TargetGroup(_Spec):
     @field_validator("name")
     @classmethod
     def _dns(cls, value: str) -> str:
-        if not _NAME.match(value):
-            raise ValueError(f"group name {value!r} must be a DNS-1123 label")
-        return value
+        return dns1123_label(value, "group name")
+
+    @field_validator("nodes")
+    @classmethod
+    def _node_names(cls, value: list[str]) -> list[str]:
+        return [dns1123_subdomain(node, "node name") for node in value]
 
     @model_validator(mode="after")
     def _selects_something(self) -> TargetGroup:
@@ -282,6 +312,16 @@ class Metadata(_Spec):
 
     name: str
     namespace: str = "edgeloop"
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return dns1123_subdomain(value, "rollout name")
+
+    @field_validator("namespace")
+    @classmethod
+    def _namespace(cls, value: str) -> str:
+        return dns1123_label(value, "namespace")
 
 
 class EdgeRollout(_Spec):
