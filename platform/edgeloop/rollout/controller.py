@@ -16,8 +16,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from edgeloop.core.paths import inside
 from edgeloop.core.errors import UsageError
+from edgeloop.core.paths import inside
 from edgeloop.core.yaml_files import invalid, read_yaml
 from edgeloop.provenance.audit import AuditLog
 from edgeloop.rollout import plan as planning

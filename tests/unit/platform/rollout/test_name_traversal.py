@@ -8,7 +8,6 @@ resolves its paths and refuses anything outside its root.
 """
 
 import subprocess
-from pathlib import Path
 
 import pytest
 import yaml
