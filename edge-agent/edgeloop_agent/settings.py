@@ -13,6 +13,8 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from edgeloop_agent.contracts.reports import Name, OptionalName
+
 
 class _Group(BaseModel):
     model_config = ConfigDict(use_attribute_docstrings=True, extra="forbid")
@@ -23,9 +25,10 @@ class NodeSettings(_Group):
 
     id: str = "edge-node"
     """Node name (the Kubernetes node name at the edge)."""
-    site: str = "site"
-    """Site the node belongs to; reports and MQTT topics carry it."""
-    cohort: str = ""
+    site: Name = "site"
+    """Site the node belongs to; reports and MQTT topics carry it (the report
+    contract's name rules: checked at start, not at the intake days later)."""
+    cohort: OptionalName = ""
     """Free-form cohort (e.g. pump type, rollout group) for fleet aggregates."""
 
 

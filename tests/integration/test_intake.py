@@ -91,7 +91,7 @@ def test_auth_size_shape_and_idempotency(intake):
     )
     assert big.status_code == 413
     first = post(url, token, [heartbeat_report("node-a", "node-a:hb:1")])
-    assert first.json() == {"accepted": 1, "duplicates": 0}
+    assert first.json() == {"accepted": 1, "duplicates": 0, "rejected": []}
     again = post(
         url,
         token,
@@ -100,7 +100,7 @@ def test_auth_size_shape_and_idempotency(intake):
             heartbeat_report("node-a", "node-a:hb:2"),
         ],
     )
-    assert again.json() == {"accepted": 1, "duplicates": 1}
+    assert again.json() == {"accepted": 1, "duplicates": 1, "rejected": []}
     assert store.count("heartbeat") == 2
 
 

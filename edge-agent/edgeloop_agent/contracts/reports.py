@@ -21,14 +21,33 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# Names the intake stores, indexes and turns into Parquet partitions and
+# MQTT topics: bounded, no control characters, no path separators.
+Name = Annotated[
+    str,
+    Field(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9_][A-Za-z0-9._:@+\-]*$"),
+]
+"""A site, model or version name."""
+OptionalName = Annotated[
+    str, Field(max_length=253, pattern=r"^([A-Za-z0-9_][A-Za-z0-9._:@+\- ]*)?$")
+]
+"""A name that may be empty (no cohort, no model yet); spaces allowed inside."""
+ColumnName = Annotated[
+    str, Field(min_length=1, max_length=253, pattern=r"^[^\x00-\x1f/\\]+$")
+]
+"""A sensor or feature name: printable, no path separators."""
+Entity = Annotated[str, Field(max_length=253)]
+"""A pump (entity) id as the gateway's data names it."""
+
+
 class Heartbeat(_Strict):
     """Liveness and serving health of one node."""
 
     kind: Literal["heartbeat"] = "heartbeat"
-    site: str
-    cohort: str = ""
-    model_name: str = ""
-    model_version: str = ""
+    site: Name
+    cohort: OptionalName = ""
+    model_name: OptionalName = ""
+    model_version: OptionalName = ""
     """Active version; empty while no verified model is active."""
     bundle_sha256: str = ""
     requests: int = Field(ge=0)
@@ -43,7 +62,7 @@ class Heartbeat(_Strict):
 class FeatureWindow(_Strict):
     """One model input's histogram over the reference bins in one window."""
 
-    name: str
+    name: ColumnName
     counts: tuple[int, ...]
     nan_count: int = Field(0, ge=0)
     psi: float
@@ -52,7 +71,7 @@ class FeatureWindow(_Strict):
 class SensorQuality(_Strict):
     """Data-quality counts of one raw sensor in one window (kept apart from drift)."""
 
-    name: str
+    name: ColumnName
     readings: int = Field(ge=0)
     nan_count: int = Field(0, ge=0)
     out_of_range: int = Field(0, ge=0)
@@ -65,10 +84,10 @@ class DriftWindow(_Strict):
     """Summary of one window of scored readings."""
 
     kind: Literal["drift"] = "drift"
-    site: str
-    cohort: str = ""
-    model_name: str
-    model_version: str
+    site: Name
+    cohort: OptionalName = ""
+    model_name: Name
+    model_version: Name
     window_start: datetime
     window_end: datetime
     rows: int = Field(ge=0)
@@ -88,15 +107,15 @@ class RowSample(_Strict):
     """A bounded reservoir sample of scored rows from one window."""
 
     kind: Literal["sample"] = "sample"
-    site: str
-    cohort: str = ""
-    model_name: str
-    model_version: str
+    site: Name
+    cohort: OptionalName = ""
+    model_name: Name
+    model_version: Name
     window_end: datetime
-    columns: tuple[str, ...]
+    columns: tuple[ColumnName, ...]
     rows: tuple[tuple[float | None, ...], ...]
     scores: tuple[float, ...]
-    entities: tuple[str, ...] = ()
+    entities: tuple[Entity, ...] = ()
 
     @model_validator(mode="after")
     def _aligned(self) -> RowSample:
@@ -115,13 +134,13 @@ class ReadingsBatch(_Strict):
     """
 
     kind: Literal["readings"] = "readings"
-    site: str
-    cohort: str = ""
-    model_name: str
-    model_version: str
-    columns: tuple[str, ...] = Field(min_length=1)
+    site: Name
+    cohort: OptionalName = ""
+    model_name: Name
+    model_version: Name
+    columns: tuple[ColumnName, ...] = Field(min_length=1)
     """Sensor names, in the order of each row."""
-    entities: tuple[str, ...]
+    entities: tuple[Entity, ...]
     timestamps: tuple[datetime, ...]
     rows: tuple[tuple[float | None, ...], ...]
     scores: tuple[float, ...]

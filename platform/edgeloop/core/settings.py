@@ -68,6 +68,12 @@ class IntakeSettings(BaseModel):
     port: int = Field(8000, ge=1, le=65535)
     max_body_bytes: int = Field(4 * 2**20, ge=1024)
     """Largest report batch accepted; larger ones get HTTP 413."""
+    max_report_age_days: float = Field(400.0, gt=0)
+    """Reports (and the readings in them) older than this, by receive time, get
+    HTTP 422: a gateway may be offline for weeks, not for years."""
+    max_clock_skew_s: float = Field(86_400.0, ge=0)
+    """How far in the future a report's times may be (a gateway clock running
+    ahead); later ones get HTTP 422 instead of poisoning storage."""
     baseline: BaselinePolicy = Field(default_factory=BaselinePolicy)
     """How each node's drift baseline is built and judged."""
     collect_dir: str = ""

@@ -2,28 +2,68 @@
 
 ``POST /v1/reports`` takes an agent's :class:`~edgeloop_agent.contracts.ReportBatch`
 with the node's bearer token: unknown token -> 401, a report for another node
--> 403, body over the limit -> 413, malformed -> 422 naming the field; a report
-whose key was seen before answers 200 and changes nothing. ``GET /v1/fleet``
+-> 403, body over the limit -> 413, malformed or timed outside the accepted
+window -> 422 naming the field; a report whose key was seen before answers 200
+and changes nothing; a report the store cannot take is listed in ``rejected``
+and spares the rest of its batch; a store that is down -> 503 + Retry-After. ``GET /v1/fleet``
 is the fleet-status view the rollout controller reads; ``GET /v1/cohorts``
 the per-site view (window summaries of a site's nodes merged).
 """
 
 from __future__ import annotations
 
+import logging
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from edgeloop.core.settings import PlatformSettings
+from edgeloop.monitor.intake.checks import out_of_window
 from edgeloop.monitor.intake.store import IntakeStore
 from edgeloop.monitor.intake.views import NodeView
-from edgeloop_agent.contracts import ReportBatch
+from edgeloop_agent.contracts import Report, ReportBatch
+
+log = logging.getLogger(__name__)
+_UNAVAILABLE = (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)
 
 
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
+
+
+def _accept(
+    store: IntakeStore, reports: list[Report]
+) -> tuple[int, int, list[dict[str, str]]]:
+    """Store a batch; if storing fails, store its reports one by one.
+
+    A report the store cannot take (whatever the reason) is named in
+    ``rejected`` and logged, and never costs the rest of the batch. An
+    unreachable database is not a bad report: it propagates (HTTP 503).
+    """
+    try:
+        accepted, duplicates = store.accept(reports)
+        return accepted, duplicates, []
+    except _UNAVAILABLE:
+        raise
+    except Exception as exc:  # noqa: BLE001 - isolate, then report per key below
+        if len(reports) == 1:
+            log.error("report %s not stored: %s", reports[0].key, exc)
+            return 0, 0, [{"key": reports[0].key, "error": _reason(exc)}]
+    accepted = duplicates = 0
+    rejected: list[dict[str, str]] = []
+    for report in reports:
+        a, d, r = _accept(store, [report])
+        accepted, duplicates, rejected = accepted + a, duplicates + d, rejected + r
+    return accepted, duplicates, rejected
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{exc.__class__.__name__}: {text[0][:200] if text else ''}"
 
 
 def create_app(settings: PlatformSettings, store: IntakeStore | None = None) -> FastAPI:
@@ -60,8 +100,26 @@ def create_app(settings: PlatformSettings, store: IntakeStore | None = None) -> 
                 403,
                 f"report {foreign.key} is for node '{foreign.node}', token is for '{node}'",
             )
-        accepted, duplicates = store.accept(list(batch.reports))
-        return JSONResponse({"accepted": accepted, "duplicates": duplicates})
+        problem = out_of_window(
+            list(batch.reports),
+            datetime.now(UTC),
+            timedelta(days=settings.intake.max_report_age_days),
+            timedelta(seconds=settings.intake.max_clock_skew_s),
+        )
+        if problem:
+            return _error(422, problem)
+        try:
+            accepted, duplicates, rejected = _accept(store, list(batch.reports))
+        except _UNAVAILABLE as exc:
+            log.error("report store unavailable: %s", exc.__class__.__name__)
+            return JSONResponse(
+                {"error": "report store unavailable; retry later"},
+                status_code=503,
+                headers={"Retry-After": "10"},
+            )
+        return JSONResponse(
+            {"accepted": accepted, "duplicates": duplicates, "rejected": rejected}
+        )
 
     @app.get("/v1/fleet")
     def fleet() -> list[NodeView]:
