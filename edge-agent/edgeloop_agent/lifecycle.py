@@ -75,7 +75,10 @@ class Lifecycle:
             return
         active = self.service.active
         if active is not None and active.digest == target.bundle_sha256:
+            # e.g. a rollback to the version still serving: whatever failed
+            # before is no longer wanted, so the node is healthy again
             self.staged = None
+            self.service.last_model_failure = ""
             return
         if self.staged is None or self.staged.digest != target.bundle_sha256:
             self.staged = await self._prepare(target)

@@ -27,6 +27,7 @@ from edgeloop_agent.features import history_length, window_features
 from edgeloop_agent.metrics import Metrics
 from edgeloop_agent.outbox.store import Outbox
 from edgeloop_agent.scoring.model_store import LoadedModel
+from edgeloop_agent.scoring.onnx import ScoringError
 from edgeloop_agent.settings import AgentSettings
 
 log = logging.getLogger(__name__)
@@ -153,7 +154,7 @@ class ScoringService:
                 f"input: expected shape [batch, {expected}], got {list(inputs.shape)}"
             )
         self._check_batch(len(inputs))
-        scores = serving.model.scorer.predict(inputs)
+        scores = self._predict(serving, inputs)
         with self._lock:
             self._emit(serving.monitor.observe(inputs, scores))
         return Scored(
@@ -186,7 +187,7 @@ class ScoringService:
                 buf[-1] = values[i]
                 history[i] = buf
             inputs = window_features(history, serving.model.manifest.features)
-            scores = serving.model.scorer.predict(inputs)
+            scores = self._predict(serving, inputs)
             if self.settings.outbox.upload_readings and self.outbox is not None:
                 self._keep_readings(serving, entities, values, stamps, scores)
             self._emit(
@@ -195,6 +196,18 @@ class ScoringService:
         return Scored(
             scores, scores >= serving.model.manifest.output.threshold, serving.model
         )
+
+    def _predict(
+        self, serving: _Serving, inputs: NDArray[np.float32]
+    ) -> NDArray[np.float64]:
+        """Score, counting a model that raises or answers NaN (HTTP 500, JSON body)."""
+        try:
+            return serving.model.scorer.predict(inputs)
+        except ScoringError:
+            self.metrics.inc(
+                "edgeloop_scoring_failures_total", version=serving.model.version
+            )
+            raise
 
     def _history_for(self, entity: str, serving: _Serving) -> NDArray[np.float64]:
         buf = self._histories.get(entity)

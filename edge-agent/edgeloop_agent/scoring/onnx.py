@@ -14,6 +14,17 @@ from edgeloop_agent.errors import BundleError
 PROBABILITIES = "probabilities"
 
 
+class ScoringError(BundleError):
+    """The model raised or produced non-finite scores.
+
+    At activation the smoke test runs the model, so such a bundle is refused
+    like a corrupt one (backoff, last good model kept); while serving, the
+    request gets HTTP 500 with a JSON body and the failure is counted.
+    """
+
+    status_code = 500
+
+
 class OnnxScorer:
     """Scores with one CPU InferenceSession; thread count from the device profile."""
 
@@ -58,8 +69,21 @@ class OnnxScorer:
         """Positive-class probability per row."""
         if self._session is None:
             raise BundleError("no model loaded")
-        out = self._session.run([PROBABILITIES], {self._input: inputs})[0]
-        return np.asarray(out[:, 1], dtype=np.float64)
+        try:
+            out = self._session.run([PROBABILITIES], {self._input: inputs})[0]
+            scores = np.asarray(out[:, 1], dtype=np.float64)
+        except (IndexError, ValueError, RuntimeError) as exc:
+            # onnxruntime's own errors derive from RuntimeError; a 1-D output
+            # makes ``out[:, 1]`` an IndexError
+            raise ScoringError(
+                f"model failed to score ({exc.__class__.__name__}: {str(exc)[:200]})"
+            ) from exc
+        if not np.all(np.isfinite(scores)):
+            raise ScoringError(
+                f"model produced non-finite scores for {int(np.sum(~np.isfinite(scores)))} "
+                f"of {len(scores)} rows"
+            )
+        return scores
 
     def unload(self) -> None:
         """Drop the session; memory is freed when no request still holds it."""
