@@ -32,6 +32,13 @@ OptionalName = Annotated[
     str, Field(max_length=253, pattern=r"^([A-Za-z0-9_][A-Za-z0-9._:@+\- ]*)?$")
 ]
 """A name that may be empty (no cohort, no model yet); spaces allowed inside."""
+Version = Annotated[
+    str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_][A-Za-z0-9._:@+\-]*$")
+]
+"""A model version (the registry's number, or a bundle digest's prefix)."""
+OptionalVersion = Annotated[
+    str, Field(max_length=64, pattern=r"^([A-Za-z0-9_][A-Za-z0-9._:@+\-]*)?$")
+]
 ColumnName = Annotated[
     str, Field(min_length=1, max_length=253, pattern=r"^[^\x00-\x1f/\\]+$")
 ]
@@ -47,7 +54,7 @@ class Heartbeat(_Strict):
     site: Name
     cohort: OptionalName = ""
     model_name: OptionalName = ""
-    model_version: OptionalName = ""
+    model_version: OptionalVersion = ""
     """Active version; empty while no verified model is active."""
     bundle_sha256: str = ""
     requests: int = Field(ge=0)
@@ -87,7 +94,7 @@ class DriftWindow(_Strict):
     site: Name
     cohort: OptionalName = ""
     model_name: Name
-    model_version: Name
+    model_version: Version
     window_start: datetime
     window_end: datetime
     rows: int = Field(ge=0)
@@ -110,7 +117,7 @@ class RowSample(_Strict):
     site: Name
     cohort: OptionalName = ""
     model_name: Name
-    model_version: Name
+    model_version: Version
     window_end: datetime
     columns: tuple[ColumnName, ...]
     rows: tuple[tuple[float | None, ...], ...]
@@ -137,7 +144,7 @@ class ReadingsBatch(_Strict):
     site: Name
     cohort: OptionalName = ""
     model_name: Name
-    model_version: Name
+    model_version: Version
     columns: tuple[ColumnName, ...] = Field(min_length=1)
     """Sensor names, in the order of each row."""
     entities: tuple[Entity, ...]
