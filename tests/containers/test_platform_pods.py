@@ -77,6 +77,27 @@ def as_host_pod(deployment: dict[str, Any], port: int) -> dict[str, Any]:
     return out
 
 
+def test_the_push_writes_overlays_that_install_the_platform_by_digest(
+    platform_image: str,
+) -> None:
+    kubectl = ROOT / ".venv" / "bin" / "kubectl"
+    for overlay in ("dev", "k3s", "kubeedge"):
+        path = ROOT / "build" / "images" / "overlays" / overlay
+        hydrated = subprocess.run(
+            [str(kubectl), "kustomize", str(path)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        images = {
+            container["image"]
+            for doc in yaml.safe_load_all(hydrated)
+            if doc and doc["kind"] == "Deployment"
+            for container in doc["spec"]["template"]["spec"]["containers"]
+        }
+        assert images == {platform_image}, overlay
+
+
 def test_a_rendered_agent_reports_to_the_charts_intake_by_service_name(
     platform_image, agent_image, bundle_server, tmp_path
 ):

@@ -18,11 +18,48 @@ def compile_(
     out: Path = typer.Option(
         Path("build/pipelines"), "--out", help="Directory for the IR YAML files."
     ),
+    image: str = typer.Option(
+        "",
+        "--image",
+        help="Run every step in this components image, pinned: REPO@sha256:….",
+    ),
+    image_digests: Path | None = typer.Option(
+        None,
+        "--image-digests",
+        help="Or take it from the digests `make images PUSH=…` wrote "
+        "(build/images/digests.json, key 'components').",
+    ),
 ) -> None:
     """Write the pipelines' IR YAML, ready to upload in the Kubeflow UI."""
     from edgeloop_components.pipelines.compile import compile_all
 
-    emit(ctx, [{"pipeline": p.stem, "file": str(p)} for p in compile_all(out)])
+    if image_digests is not None:
+        image = image or _pushed_image(image_digests, "components")
+    files = compile_all(out, image)
+    emit(
+        ctx,
+        [
+            {"pipeline": p.stem, "file": str(p), "image": image or "(default)"}
+            for p in files
+        ],
+    )
+
+
+def _pushed_image(path: Path, name: str) -> str:
+    """The digest reference of image ``name`` in a ``digests.json``."""
+    import json
+
+    try:
+        digests = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read image digests ({exc.strerror})") from exc
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{path}: image digests are not JSON ({exc.msg})") from exc
+    if not isinstance(digests, dict) or not isinstance(digests.get(name), str):
+        raise UsageError(
+            f"{path}: no '{name}' image (push it first: make images PUSH=REGISTRY/PREFIX)"
+        )
+    return str(digests[name])
 
 
 @app.command()
@@ -51,6 +88,12 @@ def run(
     ),
     no_promote: bool = typer.Option(
         False, "--no-promote", help="Register, but never move champion."
+    ),
+    image: str = typer.Option(
+        "",
+        "--image",
+        help="Run each local step in this components image (kfp.local.DockerRunner; "
+        "DOCKER_HOST may point at podman's socket).",
     ),
 ) -> None:
     """Train, gate and register a model (kfp.local unless --kfp-host is given).
@@ -96,7 +139,7 @@ def run(
             mark = "ok" if status == "SUCCESS" else status
             console.print(f"[{len(done)}/{total}] {task} {mark}")
 
-    result = pipeline_runs.run_local(settings, arguments, progress)
+    result = pipeline_runs.run_local(settings, arguments, progress, image=image)
     emit(
         ctx,
         {

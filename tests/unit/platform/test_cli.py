@@ -237,6 +237,39 @@ def test_pipeline_compile(tmp_path):
         assert "pip install" not in " ".join(spec["container"]["command"])
 
 
+def test_pipeline_compile_pins_every_step_to_the_pushed_digest(tmp_path):
+    pushed = "registry.site:5000/edgeloop/edgeloop-components@sha256:" + "ab" * 32
+    digests = tmp_path / "digests.json"
+    digests.write_text(json.dumps({"components": pushed}))
+    result = run(
+        "pipeline",
+        "compile",
+        "--out",
+        str(tmp_path / "ir"),
+        "--image-digests",
+        str(digests),
+    )
+    assert result.exit_code == 0, result.output
+    compiled = yaml.safe_load((tmp_path / "ir" / "train-edge-model.yaml").read_text())
+    images = {
+        spec["container"]["image"]
+        for spec in compiled["deploymentSpec"]["executors"].values()
+    }
+    assert images == {pushed}
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (("--image", "ghcr.io/edgeloop/edgeloop-components:0.1.0"), "pinned by digest"),
+        (("--image-digests", "/nonexistent/digests.json"), "cannot read image digests"),
+    ],
+)
+def test_pipeline_compile_refuses_unpinned_images(tmp_path, args, fragment):
+    result = run("pipeline", "compile", "--out", str(tmp_path), *args)
+    assert_one_line_error(result, fragment)
+
+
 def test_pipeline_run_rejects_missing_data(tmp_path):
     assert_one_line_error(
         run("pipeline", "run", "--data", str(tmp_path / "none")), "no such dataset"
