@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
-from typing import Any
+from collections.abc import AsyncIterator
 
 import httpx
 from fastapi import FastAPI
@@ -20,6 +18,7 @@ from fastapi import FastAPI
 from edgeloop_agent import __version__
 from edgeloop_agent.api import errors, routes
 from edgeloop_agent.contracts import BundleError
+from edgeloop_agent.contracts.asgi_limits import BodyLimit
 from edgeloop_agent.lifecycle import Lifecycle
 from edgeloop_agent.metrics import Metrics
 from edgeloop_agent.outbox.forwarder import Forwarder
@@ -29,42 +28,6 @@ from edgeloop_agent.service import ScoringService
 from edgeloop_agent.settings import AgentSettings
 
 log = logging.getLogger(__name__)
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-
-
-class BodyLimit:
-    """Refuse bodies above a size with 413 before anything parses them (pure ASGI)."""
-
-    def __init__(
-        self, app: Callable[[Scope, Receive, Send], Awaitable[None]], limit: int
-    ) -> None:
-        self.app = app
-        self.limit = limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Answer 413 for an oversized declared body, else pass through."""
-        if scope["type"] == "http":
-            length = dict(scope.get("headers") or []).get(b"content-length")
-            if length is not None and length.isdigit() and int(length) > self.limit:
-                body = json.dumps(
-                    {
-                        "error": f"body: {int(length)} bytes exceeds the limit of {self.limit}"
-                    }
-                )
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": 413,
-                        "headers": [(b"content-type", b"application/json")],
-                    }
-                )
-                await send({"type": "http.response.body", "body": body.encode()})
-                return
-        await self.app(scope, receive, send)
 
 
 def create_app(

@@ -33,7 +33,8 @@ OptionalName = Annotated[
 ]
 """A name that may be empty (no cohort, no model yet); spaces allowed inside."""
 Version = Annotated[
-    str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_][A-Za-z0-9._:@+\-]*$")
+    str,
+    Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_][A-Za-z0-9._:@+\-]*$"),
 ]
 """A model version (the registry's number, or a bundle digest's prefix)."""
 OptionalVersion = Annotated[

@@ -26,6 +26,7 @@ from edgeloop.monitor.intake.checks import out_of_window
 from edgeloop.monitor.intake.store import IntakeStore
 from edgeloop.monitor.intake.views import NodeView
 from edgeloop_agent.contracts import Report, ReportBatch
+from edgeloop_agent.contracts.asgi_limits import BodyLimit
 
 log = logging.getLogger(__name__)
 _UNAVAILABLE = (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)
@@ -74,6 +75,7 @@ def create_app(settings: PlatformSettings, store: IntakeStore | None = None) -> 
         title="edgeloop intake", description="Agent reports in; fleet status out."
     )
     app.state.store = store
+    app.add_middleware(BodyLimit, limit=limit)
 
     @app.post("/v1/reports", responses={401: {}, 403: {}, 413: {}, 422: {}})
     async def post_reports(request: Request) -> JSONResponse:
@@ -82,12 +84,7 @@ def create_app(settings: PlatformSettings, store: IntakeStore | None = None) -> 
         node = store.node_for(auth[7:]) if auth.lower().startswith("bearer ") else None
         if node is None:
             return _error(401, "unknown or missing bearer token")
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limit:
-            return _error(413, f"body: {declared} bytes exceeds the limit of {limit}")
-        body = await request.body()
-        if len(body) > limit:
-            return _error(413, f"body: {len(body)} bytes exceeds the limit of {limit}")
+        body = await request.body()  # BodyLimit stops it at the limit
         try:
             batch = ReportBatch.model_validate_json(body)
         except ValidationError as exc:
