@@ -13,6 +13,7 @@ import contextlib
 import inspect
 import io
 import json
+import os
 import re
 import subprocess
 import time
@@ -212,8 +213,13 @@ def run_local(
     progress: Progress | None = None,
     reason: str = "",
     trigger: dict[str, Any] | None = None,
+    image: str = "",
 ) -> RunResult:
     """Run ``train-edge-model`` with kfp.local and return the registered version.
+
+    With ``image`` every step runs in that components image through
+    ``kfp.local.DockerRunner`` (any Docker API: Docker, or podman's
+    ``podman system service`` with ``DOCKER_HOST``) instead of as a subprocess.
 
     Every run lands in the audit log: ``training`` (why, on what) and, when it
     registered a version, ``registered`` (and ``promoted`` if the gates passed).
@@ -235,12 +241,16 @@ def run_local(
     start = time.perf_counter()
     with log_path.open("w", encoding="utf-8") as log:
         stream = _EventStream(log, progress)
-        local.init(
-            runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root)
+        runner = (
+            _docker_runner(settings, arguments, image)
+            if image
+            else local.SubprocessRunner(use_venv=False)
         )
+        local.init(runner=runner, pipeline_root=str(root))
+        pipeline = _pinned_ir(root, image) if image else train_edge_model
         try:
             with contextlib.redirect_stdout(stream), contextlib.redirect_stderr(stream):
-                task = train_edge_model(**arguments)
+                task = pipeline(**arguments)
         except (
             Exception
         ) as exc:  # kfp.local raises bare RuntimeError on any failed task
@@ -258,6 +268,65 @@ def run_local(
     return RunResult(
         registered, log_path, time.perf_counter() - start, dict(stream.durations)
     )
+
+
+def _docker_runner(
+    settings: PlatformSettings, arguments: dict[str, Any], image: str
+) -> Any:
+    """A DockerRunner whose containers see the run's files at the same paths.
+
+    kfp mounts the pipeline root itself; the dataset, the embedded MLflow store
+    and ``home`` are bind-mounted read-write at identical paths, so the IR's
+    path arguments mean the same inside and out. Steps run as the calling user
+    (files they write stay the caller's), on the host network (a remote MLflow
+    at 127.0.0.1 stays reachable).
+    """
+    from docker.types import Mount
+    from kfp import local
+
+    if "@sha256:" not in image and ":" not in image.rsplit("/", 1)[-1]:
+        raise UsageError(
+            f"image {image!r}: name a tag or, better, a digest (REPO@sha256:…)"
+        )
+    data = Path(str(arguments["data_path"]))
+    paths = {settings.home.resolve(), data if data.is_dir() else data.parent}
+    tracking = str(arguments.get("tracking_uri", ""))
+    if tracking.startswith("sqlite:///"):
+        paths.add(Path(tracking.removeprefix("sqlite:///")).parent)
+    settings.home.mkdir(parents=True, exist_ok=True)
+    mounts = [
+        Mount(target=str(path), source=str(path), type="bind")
+        for path in sorted(_outermost(paths))
+    ]
+    return local.DockerRunner(
+        mounts=mounts,
+        user=f"{os.getuid()}:{os.getgid()}",
+        network_mode="host",
+        environment={"HOME": "/tmp"},
+    )
+
+
+def _pinned_ir(root: Path, image: str) -> Any:
+    """The compiled IR with every step in ``image``, loaded back as a pipeline.
+
+    What runs is what a cluster would run: the IR, not the Python function
+    (whose steps name the default image, fixed when they were imported).
+    """
+    from kfp import compiler, components
+
+    from edgeloop_components.pipelines.compile import pin_image
+    from edgeloop_components.pipelines.train_edge_model import train_edge_model
+
+    path = root / "ir" / f"train-edge-model-{time.perf_counter_ns()}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    compiler.Compiler().compile(train_edge_model, str(path))
+    pin_image(path, image)
+    return components.load_component_from_file(str(path))
+
+
+def _outermost(paths: set[Path]) -> set[Path]:
+    """Drop paths inside another one (a bind mount inside a bind mount is redundant)."""
+    return {p for p in paths if not any(o != p and o in p.parents for o in paths)}
 
 
 def _audit(
