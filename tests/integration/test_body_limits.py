@@ -76,7 +76,9 @@ def test_the_intake_stops_reading_a_chunked_body_at_its_limit(intake):
 
 @pytest.mark.parametrize("service", ["agent", "intake"])
 def test_compressed_bodies_are_refused_so_nothing_inflates(service, intake, tmp_path):
-    bomb = gzip.compress(b"[" + b"0," * (32 * 2**20) + b"0]")  # 64 MiB inflated, ~64 KiB sent
+    bomb = gzip.compress(
+        b"[" + b"0," * (32 * 2**20) + b"0]"
+    )  # 64 MiB inflated, ~64 KiB sent
     headers = {"content-type": "application/json", "content-encoding": "gzip"}
     if service == "agent":
         with running_agent(settings_for(tmp_path)) as url:
