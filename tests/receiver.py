@@ -25,6 +25,9 @@ class Received:
     duplicates: int = 0
     auth: set[str] = field(default_factory=set)
     fail_with: int | None = None
+    poison_marker: str = ""
+    """Answer HTTP 500 to any batch holding a report whose key contains this
+    (an intake that crashes on one report)."""
     delay_s: float = 0.0
     """Answer this long after recording a batch (a window in which to kill the sender)."""
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -43,6 +46,10 @@ def receiver_app(state: Received) -> Starlette:
             return JSONResponse({"error": "down"}, status_code=state.fail_with)
         state.auth.add(request.headers.get("authorization", ""))
         batch = ReportBatch.model_validate_json(await request.body())
+        if state.poison_marker and any(
+            state.poison_marker in r.key for r in batch.reports
+        ):
+            return JSONResponse({"error": "internal"}, status_code=500)
         with state.lock:
             state.deliveries += 1
             for report in batch.reports:

@@ -333,6 +333,14 @@ class ScoringService:
         if self.outbox is not None:
             self.outbox.put(self.heartbeat())
 
+    def _outbox_losses(self) -> dict[str, int]:
+        stats = self.outbox.stats() if self.outbox else {}
+        dropped = sum(v for k, v in stats.items() if k.startswith("dropped_"))
+        return {
+            "outbox_dropped": dropped,
+            "dead_letters": stats.get("dead_lettered", 0),
+        }
+
     def heartbeat(self) -> Heartbeat:
         """This node's health right now."""
         model = self.active
@@ -348,6 +356,7 @@ class ScoringService:
             latency_p50_ms=p50,
             latency_p99_ms=p99,
             outbox_depth=self.outbox.depth() if self.outbox else 0,
+            **self._outbox_losses(),
             last_model_failure=self.last_model_failure,
             uptime_s=max(0.0, self._clock() - self._started),
         )

@@ -129,6 +129,15 @@ class OutboxSettings(_Group):
     """Also send the raw readings scored (one batch per drift window) so the
     platform can retrain on what the fleet saw. Off by default: it costs link
     bandwidth (~100 bytes per reading)."""
+    max_report_bytes: int = Field(1 * 2**20, ge=16 * 2**10)
+    """A readings batch larger than this (as JSON) is split into several
+    reports, well under the intake's body limit (4 MiB by default). An intake
+    answering 413 to a single report halves it for later batches."""
+    poison_after: int = Field(5, ge=1)
+    """HTTP 500 answers in a row for the same oldest report before it is treated
+    as poison: a batch is bisected, a single report moved to the dead letters."""
+    max_dead_letters: int = Field(1_000, ge=1)
+    """Dead letters kept on the node for inspection; older ones are deleted (counted)."""
     request_timeout_s: float = Field(10.0, gt=0)
     shutdown_drain_s: float = Field(5.0, ge=0)
     """On shutdown, try this long to deliver what is queued (the rest stays queued)."""

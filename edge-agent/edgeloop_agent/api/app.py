@@ -59,6 +59,8 @@ def create_app(
             settings.node.id,
             settings.outbox.max_reports,
             settings.outbox.max_bytes,
+            settings.outbox.max_report_bytes,
+            settings.outbox.max_dead_letters,
         )
     forwarder = Forwarder(outbox, settings.outbox, transport, settings.node.id)
     service = service or ScoringService(

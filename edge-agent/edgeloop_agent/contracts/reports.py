@@ -63,6 +63,10 @@ class Heartbeat(_Strict):
     latency_p50_ms: float | None = None
     latency_p99_ms: float | None = None
     outbox_depth: int = Field(ge=0)
+    outbox_dropped: int = Field(0, ge=0)
+    """Reports the full outbox dropped since the node's outbox was created."""
+    dead_letters: int = Field(0, ge=0)
+    """Reports the intake would never take, set aside on the node."""
     last_model_failure: str = ""
     uptime_s: float = Field(ge=0)
 

@@ -2,16 +2,26 @@
 
 ``POST {intake_url}/v1/reports`` with a :class:`~edgeloop_agent.contracts.ReportBatch`.
 2xx acknowledges the whole batch (the intake answers duplicates with 200 too).
-401/403/408/429/5xx and network errors keep the reports and back off; 413
-halves the batch; 400/422 retry one report at a time and then set the single
-offending report aside (counted as ``rejected``), so one bad report cannot
-block the queue forever.
+401/403/408/429/503 and network errors keep the reports and back off (the
+link or the intake is down: nothing is wrong with the reports). One bad report
+must not block the queue behind it, so:
+
+* 413 halves the batch; a single report refused as too large goes to the
+  dead letters, and the outbox splits later readings at half its size;
+* any other 4xx retries one report at a time, then dead-letters the single
+  offending report;
+* ``poison_after`` HTTP 500s in a row for the same oldest report bisect the
+  batch, then dead-letter the single report.
+
+Dead letters stay on the node (``Outbox.dead_letters``) and are counted in the
+heartbeat and ``/metrics``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from pathlib import Path
 
@@ -45,6 +55,7 @@ class Forwarder:
         self._failures = 0
         self._backoff = Backoff(settings.retry_delays_s, settings.retry_jitter)
         self._retry_in = 0.0
+        self._errors_at: tuple[int, int] = (0, 0)  # (oldest report id, 500s in a row)
         self.delivered = 0
         self.last_error = ""
 
@@ -128,6 +139,8 @@ class Forwarder:
             return self._failed(f"{exc.__class__.__name__}: {exc}")
         status = response.status_code
         if 200 <= status < 300:
+            for report_id, reason in _refused(batch, response):
+                await self._dead_letter(report_id, reason)
             await asyncio.to_thread(self.outbox.ack, [i for i, _ in batch])
             self.delivered += len(batch)
             self._failures, self._batch, self.last_error = (
@@ -136,23 +149,40 @@ class Forwarder:
                 "",
             )
             return True
-        if status == 413 and len(batch) > 1:
-            self._batch = max(1, len(batch) // 2)
-            return False
-        if status in (400, 422) and status not in _KEEP:
+        if status == 413:
+            if len(batch) > 1:
+                self._batch = max(1, len(batch) // 2)
+                return False
+            limit = await asyncio.to_thread(self.outbox.learn_limit, len(body))
+            return await self._dead_letter(
+                batch[0][0],
+                f"HTTP 413 (too large: {len(body)} bytes; split at {limit} from now)",
+            )
+        if 400 <= status < 500 and status not in _KEEP:
             if len(batch) > 1:
                 self._batch = 1
                 return False
-            log.error(
-                "intake rejected report %s (HTTP %s): %s",
-                batch[0][0],
-                status,
-                response.text[:300],
+            return await self._dead_letter(
+                batch[0][0], f"HTTP {status}: {response.text[:300]}"
             )
-            await asyncio.to_thread(self.outbox.ack, [batch[0][0]])
-            await asyncio.to_thread(self.outbox.count_drop, "rejected")
-            return True
+        if status == 500:
+            head, count = self._errors_at
+            count = count + 1 if head == batch[0][0] else 1
+            self._errors_at = (batch[0][0], count)
+            if count >= self.settings.poison_after:
+                self._errors_at = (0, 0)
+                if len(batch) > 1:
+                    self._batch = max(1, len(batch) // 2)
+                    return False
+                return await self._dead_letter(
+                    batch[0][0], f"HTTP 500 {count} times: {response.text[:300]}"
+                )
         return self._failed(f"HTTP {status}: {response.text[:200]}")
+
+    async def _dead_letter(self, report_id: int, reason: str) -> bool:
+        log.error("report %s moved to the dead letters: %s", report_id, reason)
+        await asyncio.to_thread(self.outbox.dead_letter, report_id, reason)
+        return True
 
     def _failed(self, reason: str) -> bool:
         self._failures += 1
@@ -162,3 +192,28 @@ class Forwarder:
             "report delivery failed (%s); retrying in %.1fs", reason, self._delay()
         )
         return False
+
+
+def _refused(
+    batch: list[tuple[int, str]], response: httpx.Response
+) -> list[tuple[int, str]]:
+    """Reports of an accepted batch the intake could not store.
+
+    The intake names them in ``rejected``; they go to the dead letters instead
+    of being acknowledged away.
+    """
+    try:
+        rejected = response.json().get("rejected") or []
+    except (ValueError, AttributeError):
+        return []
+    out = []
+    for item in rejected:
+        if not isinstance(item, dict) or not isinstance(item.get("key"), str):
+            continue
+        needle = f'"key":{json.dumps(item["key"])}'
+        for report_id, text in batch:
+            if needle in text:
+                out.append(
+                    (report_id, f"intake could not store it: {item.get('error', '')}")
+                )
+    return out
