@@ -97,6 +97,15 @@ def create_app(settings: PlatformSettings, store: IntakeStore | None = None) -> 
                 403,
                 f"report {foreign.key} is for node '{foreign.node}', token is for '{node}'",
             )
+        # idempotency keys are per node: a key is namespaced by its node, so one
+        # node cannot pre-empt (and so suppress) another node's reports
+        alien = next(
+            (r for r in batch.reports if not r.key.startswith(f"{node}:")), None
+        )
+        if alien is not None:
+            return _error(
+                422, f"report key {alien.key!r} must start with the node name '{node}:'"
+            )
         problem = out_of_window(
             list(batch.reports),
             datetime.now(UTC),

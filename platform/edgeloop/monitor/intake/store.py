@@ -28,6 +28,7 @@ from edgeloop.monitor.intake.baseline import (
 from edgeloop.monitor.intake.collect import write_report
 from edgeloop.monitor.intake.reads import StoreReads
 from edgeloop.monitor.intake.tables import (
+    add_missing_columns,
     baselines,
     metadata,
     nodes,
@@ -65,6 +66,7 @@ class IntakeStore(StoreReads):
             with self.engine.begin() as conn:
                 conn.exec_driver_sql("PRAGMA journal_mode=WAL")
         metadata.create_all(self.engine)
+        add_missing_columns(self.engine)
 
     @classmethod
     def from_settings(cls, settings: PlatformSettings) -> IntakeStore:
@@ -171,7 +173,7 @@ class IntakeStore(StoreReads):
             for r, j in zip(fresh, judged, strict=True):
                 by_node.setdefault(r.node, []).append((r, j))
             for node, items in by_node.items():
-                self._update_node(conn, node, items)
+                self._update_node(conn, node, items, now)
         return len(fresh), len(batch) - len(fresh)
 
     def _judge(
@@ -263,8 +265,14 @@ class IntakeStore(StoreReads):
         conn: sa.Connection,
         node: str,
         items: list[tuple[Report, Judgement | None]],
+        now: datetime,
     ) -> None:
-        """Fold a batch's reports into the node's view with one write."""
+        """Fold a batch's reports into the node's view with one write.
+
+        A heartbeat's time is the agent's clock, clamped to the receive time: a
+        clock running ahead must not make every later heartbeat look out of
+        order (which froze the node's view until the clock caught up).
+        """
         current = conn.execute(
             sa.select(nodes.c.last_seen).where(nodes.c.node == node)
         ).first()
@@ -276,11 +284,14 @@ class IntakeStore(StoreReads):
             body = report.body
             values.update(site=body.site, cohort=body.cohort)
             if isinstance(body, Heartbeat):
-                if last_seen is not None and last_seen > report.created_at:
+                stamp = min(report.created_at, now)
+                if last_seen is not None and last_seen > stamp:
                     continue  # a late, out-of-order heartbeat: keep the newer view
-                last_seen = report.created_at
+                last_seen = stamp
                 values.update(
-                    last_seen=report.created_at,
+                    last_seen=stamp,
+                    outbox_dropped=body.outbox_dropped,
+                    dead_letters=body.dead_letters,
                     active_version=body.model_version,
                     healthy=bool(body.model_version) and not body.last_model_failure,
                     requests=body.requests,

@@ -59,7 +59,34 @@ nodes = sa.Table(
     sa.Column("baseline_share", sa.Float, nullable=True),
     sa.Column("drifted_inputs", sa.Text, nullable=False, default="[]"),
     sa.Column("quality_flags", sa.Text, nullable=False, default="[]"),
+    # added after the first release: server defaults, so add_missing_columns
+    # can add them to an existing database
+    sa.Column("outbox_dropped", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("dead_letters", sa.Integer, nullable=False, server_default="0"),
 )
+
+
+def add_missing_columns(engine: sa.Engine) -> list[str]:
+    """Add columns this version defines and an older database lacks.
+
+    Only columns with a server default (or nullable ones) are ever added, so
+    existing rows stay valid; ``ALTER TABLE … ADD COLUMN`` works the same on
+    SQLite and PostgreSQL. Returns ``table.column`` for each one added.
+    """
+    inspector = sa.inspect(engine)
+    added = []
+    with engine.begin() as conn:
+        for table in metadata.sorted_tables:
+            if not inspector.has_table(table.name):
+                continue
+            have = {c["name"] for c in inspector.get_columns(table.name)}
+            for column in table.columns:
+                if column.name in have:
+                    continue
+                ddl = sa.schema.CreateColumn(column).compile(dialect=engine.dialect)
+                conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {ddl}")
+                added.append(f"{table.name}.{column.name}")
+    return added
 
 
 def quality_flags(window: DriftWindow) -> list[str]:

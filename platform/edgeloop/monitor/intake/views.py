@@ -37,7 +37,8 @@ class NodeView(BaseModel):
     site: str = ""
     cohort: str = ""
     last_seen: float | None = None
-    """Epoch seconds of the newest heartbeat (the agent's clock); None: never."""
+    """Epoch seconds of the newest heartbeat (the agent's clock, never later than
+    the intake's receive time); None: never."""
     active_version: str = ""
     healthy: bool = True
     error_rate: float = 0.0
@@ -49,6 +50,10 @@ class NodeView(BaseModel):
     """Latest window, against the node's own baseline (None while it is built)."""
     drifted_inputs: list[str] = []
     quality_flags: list[str] = []
+    outbox_dropped: int = 0
+    """Reports the node's full outbox dropped (its latest heartbeat)."""
+    dead_letters: int = 0
+    """Reports the node set aside because the intake would never take them."""
 
 
 class VersionDrift(BaseModel):
