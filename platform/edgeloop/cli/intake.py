@@ -40,13 +40,43 @@ def serve(
 def create(
     ctx: typer.Context,
     node: str = typer.Argument(..., help="Node name the token is for."),
+    site: str = typer.Option(
+        "", "--site", help="Pin the node's site (else its first report pins it)."
+    ),
+    cohort: str = typer.Option("", "--cohort", help="Pin the node's cohort."),
 ) -> None:
     """Create (or replace) a node's token and print it once; only its hash is stored."""
-    from edgeloop.core.errors import UsageError
     from edgeloop.core.settings import load_settings
     from edgeloop.monitor.intake.store import IntakeStore
 
+    _check_node(node)
+    store = IntakeStore.from_settings(load_settings())
+    token = store.create_token(node, site, cohort)
+    emit(ctx, {"node": node, "token": token, "site": site or "(first report)"})
+
+
+@token_app.command("rotate")
+def rotate(
+    ctx: typer.Context,
+    node: str = typer.Argument(..., help="Node whose token to rotate."),
+    window_hours: float = typer.Option(
+        24.0, "--window-hours", min=0, help="How long the old token stays valid."
+    ),
+) -> None:
+    """Issue a new token; the old one keeps working for --window-hours (then stops)."""
+    from edgeloop.core.settings import load_settings
+    from edgeloop.monitor.intake.store import IntakeStore
+
+    _check_node(node)
+    store = IntakeStore.from_settings(load_settings())
+    token, until = store.rotate_token(node, window_hours * 3600)
+    emit(
+        ctx, {"node": node, "token": token, "old_token_valid_until": until.isoformat()}
+    )
+
+
+def _check_node(node: str) -> None:
+    from edgeloop.core.errors import UsageError
+
     if not node or len(node) > 253 or any(c.isspace() for c in node):
         raise UsageError(f"invalid node name {node!r}")
-    token = IntakeStore.from_settings(load_settings()).create_token(node)
-    emit(ctx, {"node": node, "token": token})

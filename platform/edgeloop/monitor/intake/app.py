@@ -81,9 +81,12 @@ def create_app(settings: PlatformSettings, store: IntakeStore | None = None) -> 
     async def post_reports(request: Request) -> JSONResponse:
         """Accept a batch of reports from one node."""
         auth = request.headers.get("authorization", "")
-        node = store.node_for(auth[7:]) if auth.lower().startswith("bearer ") else None
-        if node is None:
+        identity = (
+            store.identity_for(auth[7:]) if auth.lower().startswith("bearer ") else None
+        )
+        if identity is None:
             return _error(401, "unknown or missing bearer token")
+        node = identity.node
         body = await request.body()  # BodyLimit stops it at the limit
         try:
             batch = ReportBatch.model_validate_json(body)
@@ -115,7 +118,8 @@ def create_app(settings: PlatformSettings, store: IntakeStore | None = None) -> 
         if problem:
             return _error(422, problem)
         try:
-            accepted, duplicates, rejected = _accept(store, list(batch.reports))
+            reports = store.pin_identity(identity, list(batch.reports))
+            accepted, duplicates, rejected = _accept(store, reports)
         except _UNAVAILABLE as exc:
             log.error("report store unavailable: %s", exc.__class__.__name__)
             return JSONResponse(

@@ -9,15 +9,15 @@ same transaction as the report that changed it).
 from __future__ import annotations
 
 import json
-import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
 from edgeloop.core.settings import PlatformSettings
+from edgeloop.monitor.intake import tokens as tokens_mod
 from edgeloop.monitor.intake.baseline import (
     Baseline,
     BaselinePolicy,
@@ -34,9 +34,8 @@ from edgeloop.monitor.intake.tables import (
     nodes,
     quality_flags,
     reports,
-    token_hash,
-    tokens,
 )
+from edgeloop.monitor.intake.tokens import Identity
 from edgeloop_agent.contracts import DriftWindow, Heartbeat, Report
 
 
@@ -92,29 +91,29 @@ class IntakeStore(StoreReads):
             return None
         return cls.from_settings(settings)
 
-    def create_token(self, node: str) -> str:
-        """A new token for ``node`` (replacing any old one); shown once."""
-        token = secrets.token_urlsafe(32)
-        with self.engine.begin() as conn:
-            conn.execute(tokens.delete().where(tokens.c.node == node))
-            conn.execute(
-                tokens.insert().values(
-                    node=node,
-                    token_sha256=token_hash(token),
-                    created_at=datetime.now(UTC),
-                )
-            )
-        return token
+    def create_token(self, node: str, site: str = "", cohort: str = "") -> str:
+        """A new token for ``node`` (replacing any old one); shown once.
+
+        ``site``/``cohort`` pin the node's identity (see :mod:`.tokens`).
+        """
+        return tokens_mod.create(self.engine, node, site, cohort)
+
+    def rotate_token(self, node: str, window_s: float) -> tuple[str, datetime]:
+        """A new token; the current one stays valid ``window_s`` seconds more."""
+        return tokens_mod.rotate(self.engine, node, timedelta(seconds=window_s))
+
+    def identity_for(self, token: str) -> Identity | None:
+        """The node (and pinned site, cohort) a bearer token belongs to, or None."""
+        return tokens_mod.resolve(self.engine, token)
 
     def node_for(self, token: str) -> str | None:
         """The node a bearer token belongs to, or None."""
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                sa.select(tokens.c.node).where(
-                    tokens.c.token_sha256 == token_hash(token)
-                )
-            ).first()
-        return None if row is None else str(row[0])
+        identity = self.identity_for(token)
+        return None if identity is None else identity.node
+
+    def pin_identity(self, identity: Identity, batch: list[Report]) -> list[Report]:
+        """The batch with the site (and cohort) the node's token pins."""
+        return tokens_mod.pin(self.engine, identity, batch)
 
     def accept(self, batch: list[Report]) -> tuple[int, int]:
         """Store new reports and update node views; returns (accepted, duplicates).

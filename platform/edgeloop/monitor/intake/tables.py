@@ -20,6 +20,12 @@ tokens = sa.Table(
     sa.Column("node", sa.String(253), primary_key=True),
     sa.Column("token_sha256", sa.String(64), nullable=False, unique=True),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    # identity pinned to the token (reports cannot claim another site)
+    sa.Column("site", sa.String(253), nullable=False, server_default=""),
+    sa.Column("cohort", sa.String(253), nullable=False, server_default=""),
+    # rotation: the old token stays valid until previous_expires_at
+    sa.Column("previous_sha256", sa.String(64), nullable=True),
+    sa.Column("previous_expires_at", sa.DateTime(timezone=True), nullable=True),
 )
 reports = sa.Table(
     "reports",
