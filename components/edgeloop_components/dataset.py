@@ -11,7 +11,7 @@ Pure pydantic + PyYAML: no pandas here, so the CLI can parse a schema cheaply.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Final, Literal
+from typing import Annotated, Any, Final, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -113,6 +113,12 @@ class DatasetSchema(_Model):
         return cols
 
 
+MAX_SCHEMA_BYTES = 2**20
+"""Schemas and profiles are written by hand: a megabyte is already a mistake."""
+SAFE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+"""libyaml's C safe loader where available (PyYAML's wheels have it)."""
+
+
 def load_schema(path: Path) -> DatasetSchema:
     """Read and validate a schema file.
 
@@ -122,7 +128,11 @@ def load_schema(path: Path) -> DatasetSchema:
     """
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        if path.stat().st_size > MAX_SCHEMA_BYTES:
+            raise SchemaError(
+                f"{path}: larger than {MAX_SCHEMA_BYTES} bytes; a schema file is small"
+            )
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=SAFE_LOADER)  # noqa: S506
     except OSError as exc:
         raise SchemaError(f"{path}: cannot read schema ({exc.strerror})") from exc
     except yaml.YAMLError as exc:

@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edgeloop_agent.contracts import LatencyProfile
+from edgeloop_components.dataset import MAX_SCHEMA_BYTES, SAFE_LOADER
 from edgeloop_components.errors import SchemaError
 from edgeloop_components.export import INPUT_NAME, session
 
@@ -63,7 +64,9 @@ def load_profiles(path: Path | None) -> list[DeviceProfile]:
     if path is None:
         return list(DEFAULT_PROFILES)
     try:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        if Path(path).stat().st_size > MAX_SCHEMA_BYTES:
+            raise SchemaError(f"{path}: larger than {MAX_SCHEMA_BYTES} bytes")
+        raw = yaml.load(Path(path).read_text(encoding="utf-8"), Loader=SAFE_LOADER)  # noqa: S506
         items = raw["profiles"] if isinstance(raw, dict) else raw
         return [DeviceProfile.model_validate(item) for item in items]
     except (OSError, yaml.YAMLError, KeyError, TypeError, ValidationError) as exc:

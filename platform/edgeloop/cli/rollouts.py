@@ -64,12 +64,9 @@ def _fleet(fleet: Path | None, agents: Path | None) -> Any:
     if fleet and agents:
         raise UsageError("give --fleet or --agents, not both")
     if agents:
-        import yaml
+        from edgeloop.core.yaml_files import read_yaml
 
-        try:
-            mapping = yaml.safe_load(agents.read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise UsageError(f"{agents}: cannot read agent map ({exc})") from exc
+        mapping = read_yaml(agents, "agent map") or {}
         if not isinstance(mapping, dict) or not all(
             isinstance(v, str) for v in mapping.values()
         ):

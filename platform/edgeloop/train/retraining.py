@@ -31,9 +31,9 @@ from edgeloop_agent.contracts import RegisteredModel
 
 def _files(base: Path) -> tuple[str, str, str, str]:
     """(readings file, label file, entity column, time column) from the base schema."""
-    import yaml
+    from edgeloop.core.yaml_files import read_yaml
 
-    schema = yaml.safe_load((base / "schema.yaml").read_text(encoding="utf-8")) or {}
+    schema = read_yaml(base / "schema.yaml", "dataset schema") or {}
     label = schema.get("label") or {}
     readings, log = schema.get("readings", ""), label.get("path", "")
     if not readings or not log:
