@@ -45,13 +45,18 @@ def main(argv: list[str] | None = None) -> None:
     import uvicorn
 
     from edgeloop_agent.api.app import create_app
+    from edgeloop_agent.contracts.asgi_limits import guarded_http_protocol
 
+    server = settings.server
     uvicorn.run(
         create_app(settings),
-        host=settings.server.host,
-        port=settings.server.port,
+        host=server.host,
+        port=server.port,
         log_level=args.log_level,
         access_log=False,
+        http=guarded_http_protocol(server.header_timeout_s),
+        timeout_keep_alive=int(max(1, server.keep_alive_s)),
+        limit_concurrency=server.max_connections,
     )
 
 

@@ -38,6 +38,14 @@ class ServerSettings(_Group):
     host: str = "127.0.0.1"
     """Bind address. In a pod set 0.0.0.0; tests and the demo keep loopback."""
     port: int = Field(8080, ge=1, le=65535)
+    header_timeout_s: float = Field(10.0, gt=0)
+    """A connection whose request headers are not complete by then is closed (slow-loris)."""
+    body_timeout_s: float = Field(30.0, gt=0)
+    """Longest wait for the next chunk of a request body; then HTTP 408."""
+    keep_alive_s: float = Field(5.0, gt=0)
+    """Idle keep-alive connections are closed after this."""
+    max_connections: int = Field(256, ge=1)
+    """Concurrent connections and requests; beyond it new requests get HTTP 503."""
 
 
 class ModelSettings(_Group):

@@ -123,7 +123,11 @@ def create_app(
     app.state.forwarder = forwarder
     app.include_router(routes.router)
     errors.install(app)
-    app.add_middleware(BodyLimit, limit=settings.scoring.max_body_bytes)
+    app.add_middleware(
+        BodyLimit,
+        limit=settings.scoring.max_body_bytes,
+        body_timeout_s=settings.server.body_timeout_s,
+    )
     return app
 
 

@@ -7,7 +7,9 @@ handler could look (64 MiB pushed the agent from 120 to 225 MiB). Here the
 ``receive`` channel counts bytes as they arrive and stops the request at the
 limit, so memory stays at most one limit plus one chunk per request.
 Compressed bodies are refused (415): neither service decompresses, so nothing
-can inflate past the limit behind its back.
+can inflate past the limit behind its back. A body that stops arriving for
+``body_timeout_s`` gets 408, and :func:`guarded_http_protocol` closes
+connections that never finish their headers (slow-loris).
 
 Lives with the contracts because the platform's intake uses it too and may
 import only the agent's contracts.
@@ -15,6 +17,7 @@ import only the agent's contracts.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -30,12 +33,17 @@ class _TooLarge(Exception):
     """Raised inside ``receive`` once the body passes the limit."""
 
 
+class _TooSlow(Exception):
+    """Raised inside ``receive`` when the next body chunk does not come in time."""
+
+
 class BodyLimit:
     """Answer 413 once a request body passes ``limit`` bytes, declared or streamed."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int, body_timeout_s: float = 30.0) -> None:
         self.app = app
         self.limit = limit
+        self.body_timeout_s = body_timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Refuse early when the headers tell, else count while the body streams."""
@@ -65,7 +73,11 @@ class BodyLimit:
 
         async def counted() -> Message:
             nonlocal received
-            message = await receive()
+            try:
+                async with asyncio.timeout(self.body_timeout_s):
+                    message = await receive()
+            except TimeoutError:
+                raise _TooSlow from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.limit:
@@ -86,6 +98,13 @@ class BodyLimit:
                     413,
                     f"body: more than {self.limit} bytes (the limit) received",
                 )
+        except _TooSlow:
+            if not started:
+                await _reply(
+                    send,
+                    408,
+                    f"body: no data for {self.body_timeout_s:g} s; request timed out",
+                )
 
 
 async def _reply(send: Send, status: int, message: str) -> None:
@@ -102,3 +121,58 @@ async def _reply(send: Send, status: int, message: str) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+def guarded_http_protocol(header_timeout_s: float) -> type:
+    """Uvicorn's HTTP protocol with a deadline for each request's headers.
+
+    uvicorn times out idle keep-alive connections, but not a client that
+    connects and then sends its headers a byte at a time (slow-loris: 300
+    half-open connections were held for 50 s). This closes a connection whose
+    next request has not finished its headers ``header_timeout_s`` after the
+    connection opened or the previous response completed. Pass the result as
+    ``uvicorn.run(..., http=...)``; uvicorn is imported here, on use only.
+    """
+    base: Any
+    try:
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+        base = HttpToolsProtocol
+    except ImportError:  # httptools missing: the pure-Python parser
+        from uvicorn.protocols.http.h11_impl import H11Protocol
+
+        base = H11Protocol
+
+    class HeaderDeadlineProtocol(base):  # type: ignore[misc]
+        """Closes connections that do not finish a request's headers in time."""
+
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            self._served = 0
+            self._arm()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._served += 1
+            self._arm()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            deadline = getattr(self, "_deadline", None)
+            if deadline is not None:
+                deadline.cancel()
+            super().connection_lost(exc)
+
+        def _arm(self) -> None:
+            deadline = getattr(self, "_deadline", None)
+            if deadline is not None:
+                deadline.cancel()
+            self._deadline = self.loop.call_later(
+                header_timeout_s, self._expire, self._served
+            )
+
+        def _expire(self, served: int) -> None:
+            waiting = self.cycle is None or self.cycle.response_complete
+            if served == self._served and waiting and not self.transport.is_closing():
+                self.transport.close()
+
+    return HeaderDeadlineProtocol

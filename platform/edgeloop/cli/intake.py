@@ -25,14 +25,18 @@ def serve(
 
     from edgeloop.core.settings import load_settings
     from edgeloop.monitor.intake.app import create_app
+    from edgeloop_agent.contracts.asgi_limits import guarded_http_protocol
 
     settings = load_settings()
+
     uvicorn.run(
         create_app(settings),
         host=host or settings.intake.host,
         port=port or settings.intake.port,
         log_level="info",
         access_log=False,
+        http=guarded_http_protocol(settings.intake.header_timeout_s),
+        limit_concurrency=settings.intake.max_connections,
     )
 
 

@@ -68,6 +68,12 @@ class IntakeSettings(BaseModel):
     port: int = Field(8000, ge=1, le=65535)
     max_body_bytes: int = Field(4 * 2**20, ge=1024)
     """Largest report batch accepted; larger ones get HTTP 413."""
+    header_timeout_s: float = Field(10.0, gt=0)
+    """A connection whose request headers are not complete by then is closed (slow-loris)."""
+    body_timeout_s: float = Field(30.0, gt=0)
+    """Longest wait for the next chunk of a request body; then HTTP 408."""
+    max_connections: int = Field(1024, ge=1)
+    """Concurrent connections and requests; beyond it new requests get HTTP 503."""
     max_report_age_days: float = Field(400.0, gt=0)
     """Reports (and the readings in them) older than this, by receive time, get
     HTTP 422: a gateway may be offline for weeks, not for years."""

@@ -29,7 +29,9 @@ def test_a_json_fleet_is_read_as_json(tmp_path):
     path.write_text(json.dumps({"nodes": nodes}))
     assert len(FileFleet(path).observe()) == 10_000
     path.write_text('{"nodes": [}')
-    with pytest.raises(UsageError, match=r"fleet.json: not valid JSON \(Expecting value"):
+    with pytest.raises(
+        UsageError, match=r"fleet.json: not valid JSON \(Expecting value"
+    ):
         FileFleet(path)
 
 

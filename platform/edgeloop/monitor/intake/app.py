@@ -75,7 +75,9 @@ def create_app(settings: PlatformSettings, store: IntakeStore | None = None) -> 
         title="edgeloop intake", description="Agent reports in; fleet status out."
     )
     app.state.store = store
-    app.add_middleware(BodyLimit, limit=limit)
+    app.add_middleware(
+        BodyLimit, limit=limit, body_timeout_s=settings.intake.body_timeout_s
+    )
 
     @app.post("/v1/reports", responses={401: {}, 403: {}, 413: {}, 422: {}})
     async def post_reports(request: Request) -> JSONResponse:
