@@ -93,6 +93,7 @@ def write_bundle(
     manifest = BundleManifest(
         model_name=model_name,
         model_sha256=file_sha256(target),
+        model_bytes=target.stat().st_size,
         features=spec,
         sensors=tuple(col.sensor_spec() for col in schema.features),
         entity_column=schema.entity_column,

@@ -140,7 +140,7 @@ class Lifecycle:
         if self._clock() < self._retry_at.get(digest, 0.0):
             return None
         try:
-            bundle = await asyncio.to_thread(self.store.fetch, target)
+            bundle = await self._fetch_watching(target)
             model = await asyncio.to_thread(self.store.load, bundle, target)
         except BundleError as exc:
             failures = self._failures.get(digest, 0) + 1
@@ -153,6 +153,23 @@ class Lifecycle:
         self._failures.pop(digest, None)
         self._retry_at.pop(digest, None)
         return model
+
+    async def _fetch_watching(self, target: DesiredModel) -> Path:
+        """Fetch in a thread while still watching the desired-model file.
+
+        If the file names another bundle meanwhile (a newer champion, a
+        rollback), the store's ``wanted`` digest changes and the download
+        stops at its next chunk instead of finishing a model nobody wants.
+        """
+        self.store.wanted = target.bundle_sha256
+        fetch = asyncio.ensure_future(asyncio.to_thread(self.store.fetch, target))
+        while not fetch.done():
+            await asyncio.wait({fetch}, timeout=self.settings.poll_interval_s)
+            if not fetch.done():
+                self._read_file()
+                if self.desired is not None:
+                    self.store.wanted = self.desired.bundle_sha256
+        return await fetch
 
     async def _fallback(self, target: DesiredModel) -> None:
         """Nothing serving and the target failed: try its last-known-good."""

@@ -61,6 +61,13 @@ class ModelSettings(_Group):
     """How often the desired-model file is checked for a change."""
     download_timeout_s: float = Field(60.0, gt=0)
     """Per-request timeout while fetching a bundle over HTTP(S) or from a registry."""
+    download_deadline_s: float = Field(600.0, gt=0)
+    """Longest one download attempt may take; a later attempt resumes it."""
+    max_bundle_bytes: int = Field(256 * 2**20, ge=2**20)
+    """Cap on ``model.onnx`` for bundles whose manifest does not declare its size."""
+    redirect_hosts: tuple[str, ...] = ()
+    """Hosts a bundle download may be redirected to besides its own origin (e.g.
+    the object store behind a registry); anything else is refused."""
     registry_mirror: str = ""
     """``HOST[:PORT]`` that replaces the registry of ``oci://`` bundle URIs: the
     site's registry mirror, the one its images come from (digests keep it safe)."""

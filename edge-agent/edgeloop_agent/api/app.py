@@ -73,6 +73,9 @@ def create_app(
         smoke_tolerance=settings.model.smoke_tolerance,
         plain_http_registries=settings.model.plain_http_registries,
         registry_mirror=settings.model.registry_mirror,
+        max_bundle_bytes=settings.model.max_bundle_bytes,
+        deadline_s=settings.model.download_deadline_s,
+        redirect_hosts=settings.model.redirect_hosts,
     )
     lifecycle = Lifecycle(settings.model, store, service, node=settings.node.id)
 

@@ -181,6 +181,9 @@ class BundleManifest(_Strict):
     apiVersion: Literal["edgeloop.io/bundle/v1"] = BUNDLE_API_VERSION
     model_name: str
     model_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    model_bytes: int | None = Field(None, ge=1)
+    """Size of ``model.onnx``: agents stop a download that grows past it (bundles
+    built before this field use the agent's ``max_bundle_bytes`` instead)."""
     input_name: str = "input"
     features: FeatureSpec
     sensors: tuple[SensorSpec, ...]

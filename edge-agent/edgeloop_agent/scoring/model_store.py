@@ -35,14 +35,18 @@ from edgeloop_agent.contracts import (
     BundleManifest,
     DesiredModel,
     bundle_digest,
+    read_manifest,
     verify_bundle,
 )
 from edgeloop_agent.scoring.oci_pull import OciPuller
 from edgeloop_agent.scoring.onnx import OnnxScorer
+from edgeloop_agent.scoring.transfer import Transfer, stream_to_file
 
 log = logging.getLogger(__name__)
 
 ACTIVE_FILE = "active.json"
+MAX_MANIFEST_FILE_BYTES = 16 * 2**20
+"""``bundle.json`` holds a reference profile and a sample: a few hundred KiB."""
 
 
 @dataclass(frozen=True)
@@ -71,12 +75,20 @@ class ModelStore:
         transport: httpx.BaseTransport | None = None,
         plain_http_registries: tuple[str, ...] = (),
         registry_mirror: str = "",
+        max_bundle_bytes: int = 256 * 2**20,
+        deadline_s: float = 600.0,
+        redirect_hosts: tuple[str, ...] = (),
     ) -> None:
         self.cache_dir = Path(cache_dir)
         self._threads = threads
         self._timeout = timeout_s
         self._tolerance = smoke_tolerance
         self._transport = transport
+        self._max_bundle_bytes = max_bundle_bytes
+        self._deadline_s = deadline_s
+        self._redirect_hosts = redirect_hosts
+        self.wanted = ""
+        """Digest of the desired model now; a download of another digest stops."""
         self._oci = OciPuller(
             timeout_s=timeout_s,
             plain_http=plain_http_registries,
@@ -99,7 +111,9 @@ class ModelStore:
         partial = self.cache_dir / f".partial-{desired.bundle_sha256}"
         try:
             partial.mkdir(parents=True, exist_ok=True)
-            self._download(desired.bundle_uri, MANIFEST_FILE, partial)
+            self._download(
+                desired.bundle_uri, MANIFEST_FILE, partial, desired.bundle_sha256
+            )
             verify_digest = bundle_digest(partial)
             if verify_digest != desired.bundle_sha256:
                 (partial / MANIFEST_FILE).unlink(missing_ok=True)
@@ -107,7 +121,9 @@ class ModelStore:
                     f"{desired.bundle_uri}: bundle digest {verify_digest[:12]}… does not match "
                     f"the pinned {desired.bundle_sha256[:12]}…"
                 )
-            self._download(desired.bundle_uri, MODEL_FILE, partial)
+            self._download(
+                desired.bundle_uri, MODEL_FILE, partial, desired.bundle_sha256
+            )
             try:
                 verify_bundle(partial, desired.bundle_sha256)
             except BundleError:
@@ -227,41 +243,47 @@ class ModelStore:
             log.error("cannot restore the cached active model: %s", exc)
             return None
 
-    def _download(self, location: str, name: str, target_dir: Path) -> None:
+    def _download(
+        self, location: str, name: str, target_dir: Path, digest: str = ""
+    ) -> None:
         """Copy or download ``location/name`` into ``target_dir``, resuming partial files."""
         parsed = urlparse(location)
         target = target_dir / name
-        if parsed.scheme in {"http", "https"}:
-            self._http_get(f"{location.rstrip('/')}/{name}", target)
-            return
-        if parsed.scheme == "oci":
-            self._oci.download(location, name, target_dir)
+        if parsed.scheme in {"http", "https", "oci"}:
+            transfer = self._transfer(name, target_dir, digest)
+            if parsed.scheme == "oci":
+                self._oci.download(location, name, target_dir, transfer)
+            else:
+                self._http_get(f"{location.rstrip('/')}/{name}", target, transfer)
             return
         source = Path(parsed.path if parsed.scheme == "file" else location) / name
         if not source.is_file():
             raise BundleError(f"{source}: bundle file not found")
         shutil.copyfile(source, target)
 
-    def _http_get(self, url: str, target: Path) -> None:
-        have = target.stat().st_size if target.exists() else 0
-        headers = {"Range": f"bytes={have}-"} if have else {}
+    def _transfer(self, name: str, target_dir: Path, digest: str) -> Transfer:
+        """Limits of one download attempt.
+
+        ``bundle.json`` is small; ``model.onnx`` is as large as the (already
+        digest-checked) manifest declares, else ``max_bundle_bytes``.
+        """
+        cap = MAX_MANIFEST_FILE_BYTES
+        if name == MODEL_FILE:
+            declared = read_manifest(target_dir).model_bytes
+            cap = declared or self._max_bundle_bytes
+        return Transfer(
+            max_bytes=cap,
+            deadline=time.monotonic() + self._deadline_s,
+            redirect_hosts=self._redirect_hosts,
+            cancelled=lambda: bool(digest) and self.wanted not in ("", digest),
+        )
+
+    def _http_get(self, url: str, target: Path, transfer: Transfer) -> None:
         try:
-            with (
-                httpx.Client(
-                    timeout=self._timeout,
-                    transport=self._transport,
-                    follow_redirects=True,
-                ) as client,
-                client.stream("GET", url, headers=headers) as response,
-            ):
-                if response.status_code == 416 and have:
-                    return  # already complete
-                if response.status_code not in (200, 206):
-                    raise BundleError(f"{url}: HTTP {response.status_code}")
-                mode = "ab" if response.status_code == 206 else "wb"
-                with target.open(mode) as handle:
-                    for chunk in response.iter_bytes(1 << 16):
-                        handle.write(chunk)
+            with httpx.Client(
+                timeout=self._timeout, transport=self._transport, follow_redirects=False
+            ) as client:
+                stream_to_file(client, url, target, transfer)
         except httpx.HTTPError as exc:
             raise BundleError(
                 f"{url}: download failed ({exc.__class__.__name__}: {exc})"

@@ -14,6 +14,7 @@ challenge public registries answer with, are supported; credentials are not.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from edgeloop_agent.contracts.oci_bundle import (
     bundle_layers,
     sha256_digest,
 )
+from edgeloop_agent.scoring.transfer import Transfer, stream_to_file
 
 _CHALLENGE = re.compile(r'(\w+)="([^"]*)"')
 
@@ -50,13 +52,20 @@ class OciPuller:
         self._layers: dict[str, tuple[OciReference, dict[str, Layer]]] = {}
         self._tokens: dict[str, str] = {}
 
-    def download(self, uri: str, name: str, target_dir: Path) -> None:
+    def download(
+        self, uri: str, name: str, target_dir: Path, transfer: Transfer
+    ) -> None:
         """Fetch bundle file ``name`` of artifact ``uri`` into ``target_dir``."""
         ref, layers = self._resolve(uri)
         layer = layers[name]
         target = target_dir / name
+        if layer.size > transfer.max_bytes:
+            raise BundleError(
+                f"{uri}: {name} is {layer.size} bytes, more than the {transfer.max_bytes} allowed"
+            )
         url = f"{ref.base_url(self._plain_http)}/blobs/{layer.digest}"
-        self._get_blob(url, ref, target)
+        limited = dataclasses.replace(transfer, max_bytes=layer.size)
+        self._get_blob(url, ref, target, limited)
         actual = f"sha256:{file_sha256(target)}"
         if actual != layer.digest:
             target.unlink(missing_ok=True)
@@ -82,9 +91,11 @@ class OciPuller:
             self._layers[uri] = (ref.pinned(actual), bundle_layers(uri, raw))
         return self._layers[uri]
 
-    def _client(self) -> httpx.Client:
+    def _client(self, follow_redirects: bool = False) -> httpx.Client:
         return httpx.Client(
-            timeout=self._timeout, transport=self._transport, follow_redirects=True
+            timeout=self._timeout,
+            transport=self._transport,
+            follow_redirects=follow_redirects,
         )
 
     def _headers(self, ref: OciReference) -> dict[str, str]:
@@ -112,24 +123,12 @@ class OciPuller:
             raise BundleError(f"{url}: manifest larger than {MAX_MANIFEST_BYTES} bytes")
         return response.content
 
-    def _get_blob(self, url: str, ref: OciReference, target: Path) -> None:
-        have = target.stat().st_size if target.exists() else 0
-        headers = self._headers(ref) | ({"Range": f"bytes={have}-"} if have else {})
+    def _get_blob(
+        self, url: str, ref: OciReference, target: Path, transfer: Transfer
+    ) -> None:
         try:
-            with (
-                self._client() as client,
-                client.stream("GET", url, headers=headers) as response,
-            ):
-                if response.status_code == 416 and have:
-                    return  # complete already; the digest check decides
-                if response.status_code not in (200, 206):
-                    raise BundleError(
-                        f"{url}: registry answered HTTP {response.status_code}"
-                    )
-                mode = "ab" if response.status_code == 206 else "wb"
-                with target.open(mode) as handle:
-                    for chunk in response.iter_bytes(1 << 16):
-                        handle.write(chunk)
+            with self._client(follow_redirects=False) as client:
+                stream_to_file(client, url, target, transfer, self._headers(ref))
         except httpx.HTTPError as exc:
             raise BundleError(
                 f"{url}: download failed ({exc.__class__.__name__}: {exc})"
