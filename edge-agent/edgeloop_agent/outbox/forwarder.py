@@ -3,7 +3,8 @@
 ``POST {intake_url}/v1/reports`` with a :class:`~edgeloop_agent.contracts.ReportBatch`.
 2xx acknowledges the whole batch (the intake answers duplicates with 200 too).
 401/403/408/429/503 and network errors keep the reports and back off (the
-link or the intake is down: nothing is wrong with the reports). One bad report
+link or the intake is down: nothing is wrong with the reports), never sooner
+than the intake's ``Retry-After``. One bad report
 must not block the queue behind it, so:
 
 * 413 halves the batch; a single report refused as too large goes to the
@@ -177,16 +178,19 @@ class Forwarder:
                 return await self._dead_letter(
                     batch[0][0], f"HTTP 500 {count} times: {response.text[:300]}"
                 )
-        return self._failed(f"HTTP {status}: {response.text[:200]}")
+        return self._failed(
+            f"HTTP {status}: {response.text[:200]}", _retry_after(response)
+        )
 
     async def _dead_letter(self, report_id: int, reason: str) -> bool:
         log.error("report %s moved to the dead letters: %s", report_id, reason)
         await asyncio.to_thread(self.outbox.dead_letter, report_id, reason)
         return True
 
-    def _failed(self, reason: str) -> bool:
+    def _failed(self, reason: str, at_least: float = 0.0) -> bool:
+        """Back off; never sooner than the intake's ``Retry-After`` (``at_least``)."""
         self._failures += 1
-        self._retry_in = self._backoff.delay(self._failures)
+        self._retry_in = max(self._backoff.delay(self._failures), at_least)
         self.last_error = reason
         log.warning(
             "report delivery failed (%s); retrying in %.1fs", reason, self._delay()
@@ -217,3 +221,12 @@ def _refused(
                     (report_id, f"intake could not store it: {item.get('error', '')}")
                 )
     return out
+
+
+def _retry_after(response: httpx.Response) -> float:
+    """Seconds from a ``Retry-After`` header (429, 503), capped at an hour; else 0."""
+    value = response.headers.get("retry-after", "")
+    try:
+        return min(3600.0, max(0.0, float(value)))
+    except ValueError:
+        return 0.0  # an HTTP date or garbage: the backoff decides

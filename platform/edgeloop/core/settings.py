@@ -74,6 +74,13 @@ class IntakeSettings(BaseModel):
     """Longest wait for the next chunk of a request body; then HTTP 408."""
     max_connections: int = Field(1024, ge=1)
     """Concurrent connections and requests; beyond it new requests get HTTP 503."""
+    quota_reports_per_s: float = Field(10.0, gt=0)
+    """Average reports per second one node may send (its outbox drains at this pace
+    after an outage); over budget: HTTP 429 with Retry-After."""
+    quota_bytes_per_s: float = Field(64 * 2**10, gt=0)
+    """Average report bytes per second one node may send."""
+    quota_burst_s: float = Field(300.0, gt=0)
+    """Budgets hold this many seconds' worth: short bursts pass at full speed."""
     max_report_age_days: float = Field(400.0, gt=0)
     """Reports (and the readings in them) older than this, by receive time, get
     HTTP 422: a gateway may be offline for weeks, not for years."""

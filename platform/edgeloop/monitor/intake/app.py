@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from edgeloop.core.settings import PlatformSettings
 from edgeloop.monitor.intake.checks import out_of_window
+from edgeloop.monitor.intake.quota import NodeQuota
 from edgeloop.monitor.intake.store import IntakeStore
 from edgeloop.monitor.intake.views import NodeView
 from edgeloop_agent.contracts import Report, ReportBatch
@@ -75,11 +76,18 @@ def create_app(settings: PlatformSettings, store: IntakeStore | None = None) -> 
         title="edgeloop intake", description="Agent reports in; fleet status out."
     )
     app.state.store = store
+    quota = NodeQuota(
+        settings.intake.quota_reports_per_s,
+        settings.intake.quota_bytes_per_s,
+        settings.intake.quota_burst_s,
+    )
     app.add_middleware(
         BodyLimit, limit=limit, body_timeout_s=settings.intake.body_timeout_s
     )
 
-    @app.post("/v1/reports", responses={401: {}, 403: {}, 413: {}, 422: {}})
+    @app.post(
+        "/v1/reports", responses={401: {}, 403: {}, 413: {}, 422: {}, 429: {}, 503: {}}
+    )
     async def post_reports(request: Request) -> JSONResponse:
         """Accept a batch of reports from one node."""
         auth = request.headers.get("authorization", "")
@@ -110,6 +118,15 @@ def create_app(settings: PlatformSettings, store: IntakeStore | None = None) -> 
         if alien is not None:
             return _error(
                 422, f"report key {alien.key!r} must start with the node name '{node}:'"
+            )
+        wait = quota.take(node, len(batch.reports), len(body))
+        if wait is not None:
+            return JSONResponse(
+                {
+                    "error": f"node '{node}' is over its report budget; retry in {wait:g} s"
+                },
+                status_code=429,
+                headers={"Retry-After": f"{wait:g}"},
             )
         problem = out_of_window(
             list(batch.reports),
