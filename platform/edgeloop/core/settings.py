@@ -53,6 +53,11 @@ class BaselinePolicy(BaseModel):
     """An input's usual wobble is the larger of the node's own and this quantile of
     it across every node's baseline on the same version (three windows of one node
     rarely see every load regime; the fleet has)."""
+    pooled_min_nodes: int = Field(3, ge=2)
+    """Ready baselines needed before the fleet's wobble is pooled at all."""
+    pooled_outlier_factor: float = Field(10.0, gt=1)
+    """A node whose wobble on an input exceeds this many times the fleet's median
+    is left out of the pooled statistic (and listed), so it cannot blind the rest."""
 
 
 class IntakeSettings(BaseModel):

@@ -36,6 +36,7 @@ __all__ = [
     "Baseline",
     "BaselinePolicy",
     "Judgement",
+    "Pooled",
     "judge",
     "observe",
     "pooled_typical",
@@ -122,15 +123,57 @@ def observe(
     return judge(baseline.totals(), typical, counts, policy)
 
 
+@dataclass(frozen=True)
+class Pooled:
+    """The fleet's wobble per input, and the nodes left out of it."""
+
+    typical: dict[str, float]
+    outliers: tuple[str, ...] = ()
+
+
 def pooled_typical(
-    typicals: list[dict[str, float]], quantile: float
-) -> dict[str, float]:
-    """Per input, a quantile of its wobble over many nodes' baselines."""
-    names = {name for t in typicals for name in t}
-    return {
-        name: float(np.quantile([t.get(name, 0.0) for t in typicals], quantile))
-        for name in sorted(names)
+    typicals: dict[str, dict[str, float]], policy: BaselinePolicy
+) -> Pooled:
+    """Per input, a quantile of its wobble over the nodes' baselines, robustly.
+
+    One node whose windows jump between extreme bins has a huge wobble; taken
+    into a 0.9 quantile over a few nodes it would set every node's threshold
+    and blind drift detection on the whole version. So: with fewer than
+    ``pooled_min_nodes`` ready baselines nothing is pooled (each node uses its
+    own wobble), and a node whose wobble on any input is more than
+    ``pooled_outlier_factor`` times that input's median across nodes is left
+    out (and listed).
+    """
+    if len(typicals) < policy.pooled_min_nodes:
+        return Pooled({})
+    names = sorted({name for t in typicals.values() for name in t})
+    medians = {
+        name: float(np.median([t.get(name, 0.0) for t in typicals.values()]))
+        for name in names
     }
+    outliers = tuple(
+        sorted(
+            node
+            for node, t in typicals.items()
+            if any(
+                t.get(name, 0.0)
+                > policy.pooled_outlier_factor * max(medians[name], PSI_EPSILON)
+                for name in names
+            )
+        )
+    )
+    kept = [t for node, t in typicals.items() if node not in outliers]
+    if len(kept) < policy.pooled_min_nodes:
+        return Pooled({}, outliers)
+    return Pooled(
+        {
+            name: float(
+                np.quantile([t.get(name, 0.0) for t in kept], policy.pooled_quantile)
+            )
+            for name in names
+        },
+        outliers,
+    )
 
 
 def judge(

@@ -9,6 +9,7 @@ same transaction as the report that changed it).
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,6 +23,7 @@ from edgeloop.monitor.intake.baseline import (
     Baseline,
     BaselinePolicy,
     Judgement,
+    Pooled,
     observe,
     pooled_typical,
 )
@@ -37,6 +39,8 @@ from edgeloop.monitor.intake.tables import (
 )
 from edgeloop.monitor.intake.tokens import Identity
 from edgeloop_agent.contracts import DriftWindow, Heartbeat, Report
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -59,7 +63,7 @@ class IntakeStore(StoreReads):
     ) -> None:
         self.baseline = baseline or BaselinePolicy()
         self.collect_root = collect_root
-        self._pooled: dict[str, tuple[int, dict[str, float]]] = {}
+        self._pooled: dict[str, tuple[int, Pooled]] = {}
         self.engine = sa.create_engine(url, future=True)
         if url.startswith("sqlite"):
             with self.engine.begin() as conn:
@@ -250,14 +254,28 @@ class IntakeStore(StoreReads):
         )
         cached = self._pooled.get(version)
         if cached is not None and cached[0] == count:
-            return cached[1]
-        typicals = [
-            Baseline.from_json(json.loads(text)).typical
-            for (text,) in conn.execute(sa.select(baselines.c.state).where(ready))
-        ]
-        pooled = pooled_typical(typicals, self.baseline.pooled_quantile)
+            return cached[1].typical
+        typicals = {
+            str(node): Baseline.from_json(json.loads(text)).typical
+            for node, text in conn.execute(
+                sa.select(baselines.c.node, baselines.c.state).where(ready)
+            )
+        }
+        pooled = pooled_typical(typicals, self.baseline)
+        if pooled.outliers:
+            log.warning(
+                "version %s: baselines of %s left out of the fleet's wobble (outliers)",
+                version,
+                ", ".join(pooled.outliers),
+            )
         self._pooled[version] = (count, pooled)
-        return pooled
+        return pooled.typical
+
+    def pooled_outliers(self, version: str) -> tuple[str, ...]:
+        """Nodes whose baseline was left out of ``version``'s pooled wobble."""
+        with self.engine.connect() as conn:
+            self._pooled_for(conn, version)
+        return self._pooled[version][1].outliers
 
     def _update_node(
         self,
