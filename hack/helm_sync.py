@@ -67,6 +67,10 @@ def render_files() -> dict[Path, str]:
         "      serviceAccountName: edgeloop-controller", SCHEDULING
     )
     platform = platform.replace(
+        "--namespace=edgeloop",
+        "--namespace={{ .Values.namespace | default .Release.Namespace }}",
+    )
+    platform = platform.replace(
         "stringData: {}\n",
         "stringData: {{- toYaml .Values.nodeTokens | nindent 2 }}\n",
     )

@@ -140,6 +140,21 @@ def test_a_rendered_agent_reports_to_the_charts_intake_by_service_name(
             NODE,
         )
         token = json.loads(issued.stdout)["token"]
+        reader = json.loads(
+            podman(
+                "exec",
+                container,
+                "edgeloop",
+                "-o",
+                "json",
+                "intake",
+                "token",
+                "create",
+                "dashboards",
+                "--reader",
+            ).stdout
+        )["token"]
+        as_reader = {"Authorization": f"Bearer {reader}"}
 
         base, root = bundle_server
         port = free_port()
@@ -169,7 +184,7 @@ def test_a_rendered_agent_reports_to_the_charts_intake_by_service_name(
         podman("kube", "play", "--tls-verify=false", "--no-hosts", str(agent_yaml))
 
         def on_v1() -> bool:
-            fleet = httpx.get(f"{intake_url}/v1/fleet").json()
+            fleet = httpx.get(f"{intake_url}/v1/fleet", headers=as_reader).json()
             return any(n["node"] == NODE and n["active_version"] == "1" for n in fleet)
 
         try:
@@ -178,7 +193,7 @@ def test_a_rendered_agent_reports_to_the_charts_intake_by_service_name(
             )
         except AssertionError:
             logs = podman("logs", "pumps-canary-agent-pod-0-agent", check=False)
-            fleet = httpx.get(f"{intake_url}/v1/fleet").text
+            fleet = httpx.get(f"{intake_url}/v1/fleet", headers=as_reader).text
             raise AssertionError(
                 f"no heartbeat on v1 at the intake: fleet {fleet}; agent log: "
                 f"{(logs.stdout + logs.stderr)[-1500:]}"

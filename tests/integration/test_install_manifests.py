@@ -88,7 +88,9 @@ def test_every_overlay_hydrates_and_validates(overlay):
         assert "node-role.kubernetes.io/edge" in json.dumps(terms)
 
 
-def test_rbac_is_least_privilege():
+def test_rbac_is_least_privilege_and_scoped_to_managed_namespaces():
+    """Before: a ClusterRole could create/delete ConfigMaps, Services and
+    Deployments in every namespace, and kopf watched all of them."""
     docs = [
         d
         for d in yaml.safe_load_all(
@@ -96,14 +98,48 @@ def test_rbac_is_least_privilege():
         )
         if d
     ]
-    rules = next(d for d in docs if d["kind"] == "ClusterRole")["rules"]
-    for rule in rules:
-        assert (
-            "*" not in rule["verbs"]
-            and "*" not in rule["resources"]
-            and "*" not in rule["apiGroups"]
+    for doc in docs:
+        for rule in doc.get("rules", []):
+            assert (
+                "*" not in rule["verbs"]
+                and "*" not in rule["resources"]
+                and "*" not in rule["apiGroups"]
+            )
+            assert not {"escalate", "bind", "impersonate"} & set(rule["verbs"])
+            assert "secrets" not in rule["resources"]
+    (cluster_role,) = [d for d in docs if d["kind"] == "ClusterRole"]
+    cluster_wide = {r for rule in cluster_role["rules"] for r in rule["resources"]}
+    assert cluster_wide == {"nodegroups", "imageprepulljobs"}  # cluster-scoped kinds
+    (role,) = [d for d in docs if d["kind"] == "Role"]
+    namespaced = {r for rule in role["rules"] for r in rule["resources"]}
+    assert {"configmaps", "services", "deployments", "edgeapplications"} <= namespaced
+    deployment = yaml.safe_load(
+        (ROOT / "manifests/base/controller/deployment.yaml").read_text()
+    )
+    command = deployment["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert "--namespace=edgeloop" in command and "--all-namespaces" not in command
+
+
+def test_the_intake_admits_only_labelled_namespaces_and_serves_no_docs():
+    docs = [
+        d
+        for d in yaml.safe_load_all(
+            (ROOT / "manifests/base/networkpolicy.yaml").read_text()
         )
-        assert not {"escalate", "bind", "impersonate"} & set(rule["verbs"])
+        if d
+    ]
+    intake = next(d for d in docs if d["metadata"]["name"] == "edgeloop-intake")
+    (rule,) = intake["spec"]["ingress"]
+    assert rule["from"] == [
+        {"namespaceSelector": {"matchLabels": {"edgeloop.io/intake-client": "true"}}}
+    ]
+    namespace = yaml.safe_load((ROOT / "manifests/base/namespace.yaml").read_text())
+    assert namespace["metadata"]["labels"]["edgeloop.io/intake-client"] == "true"
+    deployment = yaml.safe_load(
+        (ROOT / "manifests/base/intake/deployment.yaml").read_text()
+    )
+    env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert {"name": "EDGELOOP_INTAKE__API_DOCS", "value": "false"} in env
 
 
 def test_helm_chart_lints_templates_and_validates():

@@ -171,10 +171,13 @@ def test_agent_reports_land_in_the_fleet_view_the_controller_reads(
     assert set(rows["pump_id"]) == {"p0", "p1", "p2"}
     assert rows["model_version"].eq("1").all() and rows["score"].between(0, 1).all()
     assert collect.partitions(platform.collect_root(), "samples", "pump-failure")
-    (cohort,) = httpx.get(f"{url}/v1/cohorts").json()
+    reader = store.create_token("dashboards", role="reader")
+    (cohort,) = httpx.get(
+        f"{url}/v1/cohorts", headers={"Authorization": f"Bearer {reader}"}
+    ).json()
     assert cohort["site"] == "offshore-01" and cohort["nodes"] == 1
     assert cohort["versions"] == {"1": 1} and cohort["drift"][0]["windows"] >= 2
-    (observed,) = IntakeFleet(url).observe()
+    (observed,) = IntakeFleet(url, token=reader).observe()
     assert (
         observed.node == "node-a"
         and observed.active_version == "1"

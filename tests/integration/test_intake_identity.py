@@ -6,13 +6,16 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
 from edgeloop.cli import app as cli
+from edgeloop.core.errors import PermanentError
 from edgeloop.core.settings import PlatformSettings
 from edgeloop.monitor.intake.app import create_app
 from edgeloop.monitor.intake.store import IntakeStore
+from edgeloop.rollout.fleet import IntakeFleet
 
 from ..conftest import free_port
 from ..servers import serve_app
@@ -96,3 +99,30 @@ def test_token_cli_create_and_rotate(tmp_path, monkeypatch):
     missing = runner.invoke(cli, ["intake", "token", "rotate", "gw-2"])
     assert missing.exit_code != 0 and "has no token to rotate" in missing.stderr
     assert "Traceback" not in missing.output
+
+
+def test_fleet_reads_need_a_reader_token_and_readers_cannot_post(intake):
+    """Before: GET /v1/fleet and /v1/cohorts answered anyone on the network."""
+    url, store = intake
+    node = store.create_token("node-a")
+    reader = store.create_token("dashboards", role="reader")
+    for path in ("/v1/fleet", "/v1/cohorts"):
+        anonymous = httpx.get(f"{url}{path}")
+        assert anonymous.status_code == 401
+        assert anonymous.json() == {"error": "reading the fleet needs a reader token"}
+        as_node = httpx.get(f"{url}{path}", headers={"Authorization": f"Bearer {node}"})
+        assert as_node.status_code == 403
+        ok = httpx.get(f"{url}{path}", headers={"Authorization": f"Bearer {reader}"})
+        assert ok.status_code == 200
+    posted = post(url, reader, [heartbeat_report("dashboards", "dashboards:hb:1")])
+    assert posted.status_code == 403 and "reader token" in posted.json()["error"]
+    with pytest.raises(PermanentError, match="refused to show the fleet"):
+        IntakeFleet(url, token=node).observe()
+
+
+def test_api_docs_can_be_turned_off(tmp_path):
+    settings = PlatformSettings(home=tmp_path / "home")
+    settings.intake.api_docs = False
+    with serve_app(create_app(settings), free_port()) as url:
+        assert httpx.get(f"{url}/docs").status_code == 404
+        assert httpx.get(f"{url}/openapi.json").status_code == 404

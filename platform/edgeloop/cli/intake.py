@@ -48,14 +48,25 @@ def create(
         "", "--site", help="Pin the node's site (else its first report pins it)."
     ),
     cohort: str = typer.Option("", "--cohort", help="Pin the node's cohort."),
+    reader: bool = typer.Option(
+        False,
+        "--reader",
+        help="A reader token (GET /v1/fleet, /v1/cohorts) for NAME, not a node token.",
+    ),
 ) -> None:
     """Create (or replace) a node's token and print it once; only its hash is stored."""
+    from edgeloop.core.errors import UsageError
     from edgeloop.core.settings import load_settings
     from edgeloop.monitor.intake.store import IntakeStore
 
     _check_node(node)
     store = IntakeStore.from_settings(load_settings())
-    token = store.create_token(node, site, cohort)
+    if reader and (site or cohort):
+        raise UsageError("--site and --cohort are for node tokens, not --reader")
+    token = store.create_token(node, site, cohort, "reader" if reader else "node")
+    if reader:
+        emit(ctx, {"reader": node, "token": token})
+        return
     emit(ctx, {"node": node, "token": token, "site": site or "(first report)"})
 
 

@@ -79,6 +79,13 @@ class IntakeSettings(BaseModel):
     """Longest wait for the next chunk of a request body; then HTTP 408."""
     max_connections: int = Field(1024, ge=1)
     """Concurrent connections and requests; beyond it new requests get HTTP 503."""
+    open_reads: bool = False
+    """Serve ``/v1/fleet`` and ``/v1/cohorts`` without a token. Off: they need a
+    reader token (``edgeloop intake token create NAME --reader``)."""
+    api_docs: bool = True
+    """Serve ``/docs`` and ``/openapi.json`` (the chart turns them off)."""
+    reader_token: str = ""
+    """The reader token this process presents to an intake (controller, CLI)."""
     quota_reports_per_s: float = Field(10.0, gt=0)
     """Average reports per second one node may send (its outbox drains at this pace
     after an outage); over budget: HTTP 429 with Retry-After."""

@@ -204,7 +204,9 @@ def _start(
     publisher = agents_stack.enter_context(feed.publisher(broker)) if broker else None
     reconciler = Reconciler(
         registry_view=lambda r: registry_view(loop.registry, r),
-        fleet=IntakeFleet(intake),
+        fleet=IntakeFleet(
+            intake, token=store.create_token("controller", role="reader")
+        ),
         sink=LocalSink(loop.home / "published"),
         silent_after_s=3.0,
     )

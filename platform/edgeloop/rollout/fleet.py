@@ -169,18 +169,32 @@ class AgentProbe:
 class IntakeFleet:
     """Observations from the intake's fleet API (``GET {url}/v1/fleet``)."""
 
-    def __init__(self, url: str, transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        transport: httpx.BaseTransport | None = None,
+        token: str = "",
+    ) -> None:
         self.url = url.rstrip("/")
         self._transport = transport
+        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._labels: dict[str, dict[str, str]] = {}
 
     def observe(self) -> list[NodeObservation]:
         """The intake's latest view of every node that ever reported."""
-        from edgeloop.core.errors import RetryableError
+        from edgeloop.core.errors import PermanentError, RetryableError
 
         try:
-            with httpx.Client(timeout=10.0, transport=self._transport) as client:
+            with httpx.Client(
+                timeout=10.0, transport=self._transport, headers=self._headers
+            ) as client:
                 response = client.get(f"{self.url}/v1/fleet")
+                if response.status_code in (401, 403):
+                    raise PermanentError(
+                        f"intake {self.url} refused to show the fleet "
+                        f"(HTTP {response.status_code}): set EDGELOOP_INTAKE__READER_TOKEN "
+                        "to a reader token (edgeloop intake token create NAME --reader)"
+                    )
                 response.raise_for_status()
                 rows = response.json()
         except (httpx.HTTPError, ValueError) as exc:

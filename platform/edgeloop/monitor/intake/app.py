@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy.exc
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
@@ -31,6 +31,14 @@ from edgeloop_agent.contracts.asgi_limits import BodyLimit
 
 log = logging.getLogger(__name__)
 _UNAVAILABLE = (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)
+
+
+class _Refused(Exception):
+    """An auth failure raised from a dependency, answered as JSON."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -72,8 +80,13 @@ def create_app(settings: PlatformSettings, store: IntakeStore | None = None) -> 
     """Build the intake app around a store (built from settings when not given)."""
     store = store or IntakeStore.from_settings(settings)
     limit = settings.intake.max_body_bytes
+    docs = settings.intake.api_docs
     app = FastAPI(
-        title="edgeloop intake", description="Agent reports in; fleet status out."
+        title="edgeloop intake",
+        description="Agent reports in; fleet status out.",
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
     )
     app.state.store = store
     quota = NodeQuota(
@@ -96,6 +109,10 @@ def create_app(settings: PlatformSettings, store: IntakeStore | None = None) -> 
         )
         if identity is None:
             return _error(401, "unknown or missing bearer token")
+        if identity.role != "node":
+            return _error(
+                403, f"'{identity.node}' holds a reader token: it cannot post reports"
+            )
         node = identity.node
         body = await request.body()  # BodyLimit stops it at the limit
         try:
@@ -150,12 +167,31 @@ def create_app(settings: PlatformSettings, store: IntakeStore | None = None) -> 
             {"accepted": accepted, "duplicates": duplicates, "rejected": rejected}
         )
 
-    @app.get("/v1/fleet")
+    def reader(request: Request) -> None:
+        """Reads need a reader token unless ``intake.open_reads``."""
+        if settings.intake.open_reads:
+            return
+        auth = request.headers.get("authorization", "")
+        who = (
+            store.identity_for(auth[7:]) if auth.lower().startswith("bearer ") else None
+        )
+        if who is None:
+            raise _Refused(401, "reading the fleet needs a reader token")
+        if who.role != "reader":
+            raise _Refused(403, f"token of '{who.node}' is not a reader token")
+
+    @app.exception_handler(_Refused)
+    async def refused(request: Request, exc: _Refused) -> JSONResponse:
+        return _error(exc.status, exc.message)
+
+    @app.get("/v1/fleet", dependencies=[Depends(reader)], responses={401: {}, 403: {}})
     def fleet() -> list[NodeView]:
         """Per node: active version, health, last seen, error rate, drift, quality flags."""
         return store.fleet()
 
-    @app.get("/v1/cohorts")
+    @app.get(
+        "/v1/cohorts", dependencies=[Depends(reader)], responses={401: {}, 403: {}}
+    )
     def cohorts() -> list[dict[str, Any]]:
         """Per site: nodes, versions, health, quality flags and drift windows merged per version."""
         return store.cohorts()

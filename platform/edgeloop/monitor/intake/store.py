@@ -95,12 +95,15 @@ class IntakeStore(StoreReads):
             return None
         return cls.from_settings(settings)
 
-    def create_token(self, node: str, site: str = "", cohort: str = "") -> str:
+    def create_token(
+        self, node: str, site: str = "", cohort: str = "", role: str = "node"
+    ) -> str:
         """A new token for ``node`` (replacing any old one); shown once.
 
-        ``site``/``cohort`` pin the node's identity (see :mod:`.tokens`).
+        ``site``/``cohort`` pin the node's identity; ``role="reader"`` makes a
+        token that reads the fleet views and posts nothing (see :mod:`.tokens`).
         """
-        return tokens_mod.create(self.engine, node, site, cohort)
+        return tokens_mod.create(self.engine, node, site, cohort, role)
 
     def rotate_token(self, node: str, window_s: float) -> tuple[str, datetime]:
         """A new token; the current one stays valid ``window_s`` seconds more."""

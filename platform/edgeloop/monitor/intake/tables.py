@@ -21,6 +21,8 @@ tokens = sa.Table(
     sa.Column("token_sha256", sa.String(64), nullable=False, unique=True),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     # identity pinned to the token (reports cannot claim another site)
+    # "node": may post its own reports; "reader": may read the fleet views
+    sa.Column("role", sa.String(16), nullable=False, server_default="node"),
     sa.Column("site", sa.String(253), nullable=False, server_default=""),
     sa.Column("cohort", sa.String(253), nullable=False, server_default=""),
     # rotation: the old token stays valid until previous_expires_at

@@ -31,9 +31,14 @@ class Identity:
     node: str
     site: str = ""
     cohort: str = ""
+    role: str = "node"
+    """``node`` posts its own reports; ``reader`` reads the fleet views (the
+    controller, dashboards): neither can do the other's part."""
 
 
-def create(engine: sa.Engine, node: str, site: str = "", cohort: str = "") -> str:
+def create(
+    engine: sa.Engine, node: str, site: str = "", cohort: str = "", role: str = "node"
+) -> str:
     """A new token for ``node`` (replacing any old one at once); shown once."""
     token = secrets.token_urlsafe(32)
     with engine.begin() as conn:
@@ -45,6 +50,7 @@ def create(engine: sa.Engine, node: str, site: str = "", cohort: str = "") -> st
                 created_at=datetime.now(UTC),
                 site=site,
                 cohort=cohort,
+                role=role,
             )
         )
     return token
@@ -84,6 +90,7 @@ def resolve(engine: sa.Engine, token: str) -> Identity | None:
                 tokens.c.node,
                 tokens.c.site,
                 tokens.c.cohort,
+                tokens.c.role,
                 tokens.c.token_sha256,
                 tokens.c.previous_expires_at,
             ).where(
@@ -92,14 +99,14 @@ def resolve(engine: sa.Engine, token: str) -> Identity | None:
         ).first()
     if row is None:
         return None
-    node, site, cohort, current, expires = row
+    node, site, cohort, role, current, expires = row
     if current != digest:  # the previous token: only inside its window
         if expires is None:
             return None
         expires = expires if expires.tzinfo else expires.replace(tzinfo=UTC)
         if expires < datetime.now(UTC):
             return None
-    return Identity(str(node), str(site or ""), str(cohort or ""))
+    return Identity(str(node), str(site or ""), str(cohort or ""), str(role or "node"))
 
 
 def pin(engine: sa.Engine, identity: Identity, reports: list[Report]) -> list[Report]:
