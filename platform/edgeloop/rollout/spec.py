@@ -92,7 +92,23 @@ class Runtime(_Spec):
     drains its outbox on SIGTERM first. ``hostPath``
     (``/var/lib/edgeloop/<rollout>``) also survives the pod being replaced, but
     Kubernetes creates the directory as root: the node must provide it owned by
-    uid 10001, and namespaces at Pod Security level ``restricted`` refuse it."""
+    uid 10001, and Pod Security levels ``restricted`` and ``baseline`` refuse it:
+    it needs ``podSecurity: privileged``."""
+    podSecurity: Literal["restricted", "baseline", "privileged"] = "restricted"
+    """The Pod Security level the rollout's namespace enforces (its
+    ``pod-security.kubernetes.io/enforce`` label). Rendered pods are checked
+    against it before anything is applied; the chart's namespace is ``restricted``."""
+
+    @model_validator(mode="after")
+    def _fits_pod_security(self) -> Runtime:
+        if self.stateVolume == "hostPath" and self.podSecurity != "privileged":
+            raise ValueError(
+                f"stateVolume hostPath is refused at Pod Security level "
+                f"{self.podSecurity!r}: set podSecurity: privileged and render into a "
+                "namespace labelled pod-security.kubernetes.io/enforce=privileged, "
+                "or keep stateVolume: emptyDir"
+            )
+        return self
 
     @field_validator("image")
     @classmethod

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from edgeloop.core.errors import PermanentError
+from edgeloop.rollout import pod_security
 from edgeloop.rollout.render import config, k3s, kubeedge, labels, workloads
 from edgeloop.rollout.spec import EdgeRolloutSpec, TargetGroup
 from edgeloop_agent.contracts import DesiredModel
@@ -108,4 +110,11 @@ def render_group(r: GroupRender) -> list[dict[str, Any]]:
         objects.append(
             k3s.service(f"{name}-agent", r.namespace, r.rollout, r.group.name, tags)
         )
+    level = r.spec.runtime.podSecurity
+    for where, pod in pod_security.pod_templates(objects):
+        broken = pod_security.violations(pod, level)
+        if broken:  # a renderer bug: the spec's own validation should have said
+            raise PermanentError(
+                f"{where} breaks Pod Security level {level!r}: {'; '.join(broken)}"
+            )
     return objects

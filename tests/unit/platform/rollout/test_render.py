@@ -5,7 +5,7 @@ import jsonschema
 import pytest
 import yaml
 
-from edgeloop.rollout import crd, validate
+from edgeloop.rollout import crd, pod_security, validate
 from edgeloop.rollout.render.group import GroupRender, render_group
 from edgeloop.rollout.render.yaml import dump_all
 from edgeloop.rollout.spec import EdgeRollout
@@ -14,6 +14,7 @@ from edgeloop_agent.contracts import DesiredModel
 ROOT = Path(__file__).resolve().parents[4]
 GOLDEN = ROOT / "tests" / "golden" / "rollout"
 UPDATE = os.environ.get("EDGELOOP_UPDATE_GOLDEN") == "1"
+SAMPLE = ROOT / "manifests" / "samples" / "edgerollout-pumps.yaml"
 
 ROLLOUT = EdgeRollout.model_validate(
     {
@@ -167,7 +168,9 @@ def test_agent_state_is_an_emptydir_the_non_root_agent_can_write_by_default():
 
 
 def test_a_hostpath_state_is_opt_in_and_must_exist_on_the_node():
-    runtime = ROLLOUT.spec.runtime.model_copy(update={"stateVolume": "hostPath"})
+    runtime = ROLLOUT.spec.runtime.model_copy(
+        update={"stateVolume": "hostPath", "podSecurity": "privileged"}
+    )
     spec = ROLLOUT.spec.model_copy(update={"platform": "k3s", "runtime": runtime})
     objects = render_group(
         GroupRender("pumps", "edgeloop", spec, spec.groups[0], DESIRED, 2)
@@ -176,3 +179,41 @@ def test_a_hostpath_state_is_opt_in_and_must_exist_on_the_node():
     state = next(v for v in pod["volumes"] if v["name"] == "state")
     assert state["hostPath"] == {"path": "/var/lib/edgeloop/pumps", "type": "Directory"}
     validate.validate_all(objects)
+
+
+@pytest.mark.parametrize("platform", ["k3s", "kubeedge"])
+def test_every_rendered_pod_passes_the_restricted_pod_security_level(platform):
+    """Before: agent pods used hostPath, which the chart's restricted namespace refuses."""
+    templates = []
+    for i in range(len(ROLLOUT.spec.groups)):
+        templates += pod_security.pod_templates(rendered(platform, i))
+    assert templates  # the Deployment (in the EdgeApplication on KubeEdge)
+    for where, pod in templates:
+        assert pod_security.violations(pod, "restricted") == [], where
+
+
+def test_the_check_catches_what_restricted_forbids():
+    pod = rendered("k3s", 0)[1]["spec"]["template"]["spec"]
+    bad = {
+        **pod,
+        "hostNetwork": True,
+        "volumes": [*pod["volumes"], {"name": "h", "hostPath": {"path": "/"}}],
+        "containers": [{**pod["containers"][0], "securityContext": {}}],
+    }
+    found = pod_security.violations(bad, "restricted")
+    assert "spec.hostNetwork is true" in found
+    assert "volume 'h' is a hostPath" in found
+    assert "container 'agent' does not drop ALL capabilities" in found
+    assert pod_security.violations(bad, "privileged") == []
+
+
+def test_a_hostpath_state_at_a_restricted_level_is_refused_with_what_to_do():
+    doc = yaml.safe_load(SAMPLE.read_text())
+    doc["spec"]["runtime"]["stateVolume"] = "hostPath"
+    with pytest.raises(
+        ValueError,
+        match="stateVolume hostPath is refused at Pod Security level 'restricted'",
+    ):
+        EdgeRollout.model_validate(doc)
+    doc["spec"]["runtime"]["podSecurity"] = "privileged"
+    assert EdgeRollout.model_validate(doc).spec.runtime.stateVolume == "hostPath"
