@@ -82,7 +82,14 @@ class Runtime(_Spec):
     tokenSecret: str = Field(
         "edgeloop-node-tokens", pattern=r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?)?$"
     )
-    """Secret with one key per node name holding its intake token; empty: none."""
+    """Secret with one key per node name holding its intake token; empty: none.
+    With ``tokenScope: site`` (the default) this is a prefix: the group's agents
+    mount ``<tokenSecret>-<site>`` only."""
+    tokenScope: Literal["site", "shared"] = "site"
+    """``site``: one Secret per site, so a compromised gateway holds the tokens of
+    its own site's nodes only (and the intake pins each token to its site, so
+    those cannot report elsewhere). ``shared``: every agent mounts one Secret
+    holding every node's token (small fleets, one trust zone)."""
     stateVolume: Literal["emptyDir", "hostPath"] = "emptyDir"
     """Where the bundle cache and the outbox live (``/var/lib/edgeloop``).
 

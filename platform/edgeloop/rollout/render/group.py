@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -33,6 +34,14 @@ class GroupRender:
 def node_group_name(rollout: str, group: TargetGroup) -> str:
     """The NodeGroup a group targets: its own, or one the rollout manages."""
     return group.nodeGroup or f"{rollout}-{group.name}"
+
+
+def token_secret(prefix: str, scope: str, site: str) -> str:
+    """The Secret a group's agents mount: per site unless the scope is shared."""
+    if not prefix or scope == "shared":
+        return prefix
+    label = re.sub(r"[^a-z0-9-]+", "-", site.lower()).strip("-")
+    return f"{prefix}-{label}"[:253].rstrip("-")
 
 
 def render_group(r: GroupRender) -> list[dict[str, Any]]:
@@ -67,7 +76,11 @@ def render_group(r: GroupRender) -> list[dict[str, Any]]:
         extra_env=r.spec.runtime.env,
         object_labels=tags,
         intake_url=r.spec.runtime.intakeUrl,
-        token_secret=r.spec.runtime.tokenSecret,
+        token_secret=token_secret(
+            r.spec.runtime.tokenSecret,
+            r.spec.runtime.tokenScope,
+            r.group.site or r.group.name,
+        ),
         state_volume=r.spec.runtime.stateVolume,
     )
     if r.spec.platform == "kubeedge":

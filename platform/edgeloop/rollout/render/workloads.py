@@ -49,6 +49,7 @@ class AgentWorkload:
     affinity_nodes: list[str] | None = None
     intake_url: str = ""
     token_secret: str = ""
+    """The Secret this group's agents mount (already scoped to the site)."""
     state_volume: str = "emptyDir"
 
 
