@@ -19,6 +19,7 @@ from edgeloop_agent import __version__
 from edgeloop_agent.api import errors, routes
 from edgeloop_agent.contracts import BundleError
 from edgeloop_agent.contracts.asgi_limits import BodyLimit
+from edgeloop_agent.contracts.openapi import with_bodies
 from edgeloop_agent.lifecycle import Lifecycle
 from edgeloop_agent.metrics import Metrics
 from edgeloop_agent.outbox.forwarder import Forwarder
@@ -125,6 +126,7 @@ def create_app(
     app.state.lifecycle = lifecycle
     app.state.forwarder = forwarder
     app.include_router(routes.router)
+    app.openapi = with_bodies(app.openapi, routes.BODIES)  # type: ignore[method-assign]
     errors.install(app)
     app.add_middleware(
         BodyLimit,

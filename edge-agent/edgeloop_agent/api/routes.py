@@ -123,15 +123,12 @@ def model_ready(request: Request, name: str) -> dict[str, Any]:
     return {"name": model.name, "ready": True}
 
 
-def _body_doc(model: type[BaseModel]) -> dict[str, Any]:
-    """OpenAPI request body for routes that parse their own body."""
-    schema = model.model_json_schema()
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": schema}},
-        }
-    }
+BODIES: dict[tuple[str, str], type[BaseModel]] = {
+    ("post", "/v2/models/{name}/infer"): InferRequest,
+    ("post", "/v2/models/{name}/versions/{version}/infer"): InferRequest,
+    ("post", "/predict"): PredictRequest,
+}
+"""Routes that parse their own body, and the model each one reads."""
 
 
 async def _parse(request: Request, model: type[_Body]) -> _Body:
@@ -150,7 +147,6 @@ async def _parse(request: Request, model: type[_Body]) -> _Body:
     "/v2/models/{name}/infer",
     tags=["inference"],
     responses=_ERRORS,
-    openapi_extra=_body_doc(InferRequest),
 )
 async def infer(request: Request, name: str) -> Response:
     """Score FP32 model inputs (Open Inference Protocol v2)."""
@@ -162,7 +158,6 @@ async def infer(request: Request, name: str) -> Response:
     "/v2/models/{name}/versions/{version}/infer",
     tags=["inference"],
     responses=_ERRORS,
-    openapi_extra=_body_doc(InferRequest),
 )
 async def infer_version(request: Request, name: str, version: str) -> Response:
     """Score FP32 model inputs against an explicit version."""
@@ -248,7 +243,6 @@ def _infer(request: Request, model: LoadedModel, body: InferRequest) -> Response
     tags=["inference"],
     response_model=PredictResponse,
     responses=_ERRORS,
-    openapi_extra=_body_doc(PredictRequest),
 )
 async def predict(request: Request) -> Response:
     """Score raw readings: the agent keeps each entity's history and computes the model inputs."""

@@ -28,6 +28,7 @@ from edgeloop.monitor.intake.store import IntakeStore
 from edgeloop.monitor.intake.views import NodeView
 from edgeloop_agent.contracts import Report, ReportBatch
 from edgeloop_agent.contracts.asgi_limits import BodyLimit
+from edgeloop_agent.contracts.openapi import with_bodies
 
 log = logging.getLogger(__name__)
 _UNAVAILABLE = (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)
@@ -99,7 +100,8 @@ def create_app(settings: PlatformSettings, store: IntakeStore | None = None) -> 
     )
 
     @app.post(
-        "/v1/reports", responses={401: {}, 403: {}, 413: {}, 422: {}, 429: {}, 503: {}}
+        "/v1/reports",
+        responses={401: {}, 403: {}, 413: {}, 422: {}, 429: {}, 503: {}},
     )
     async def post_reports(request: Request) -> JSONResponse:
         """Accept a batch of reports from one node."""
@@ -195,6 +197,10 @@ def create_app(settings: PlatformSettings, store: IntakeStore | None = None) -> 
     def cohorts() -> list[dict[str, Any]]:
         """Per site: nodes, versions, health, quality flags and drift windows merged per version."""
         return store.cohorts()
+
+    app.openapi = with_bodies(  # type: ignore[method-assign]
+        app.openapi, {("post", "/v1/reports"): ReportBatch}
+    )
 
     @app.get("/healthz")
     def healthz() -> dict[str, bool]:
