@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -190,12 +191,48 @@ def test_chart_and_crd_are_in_sync_with_their_sources():
         assert path.read_text() == text, f"{path} is stale: run `make helm-sync`"
 
 
-def test_checkov_finds_no_failed_checks_in_manifests_and_chart():
+def rendered_workloads(out: Path) -> Path:
+    """Every group of the sample rollout rendered for both platforms, agent image
+    by digest, beside the base NetworkPolicies that select the agents."""
+    from edgeloop.rollout.render.group import GroupRender, render_group
+    from edgeloop.rollout.render.yaml import dump_all
+    from edgeloop.rollout.spec import EdgeRollout
+    from edgeloop_agent.contracts import DesiredModel
+
+    rollout = EdgeRollout.model_validate(
+        yaml.safe_load((ROOT / "manifests/samples/edgerollout-pumps.yaml").read_text())
+    )
+    digest = "ghcr.io/edgeloop/edgeloop-agent@sha256:" + "ab" * 32
+    runtime = rollout.spec.runtime.model_copy(update={"image": digest})
+    desired = DesiredModel(
+        model_name="pump-failure",
+        version="3",
+        bundle_uri="http://mlflow.edgeloop.svc:5000/bundles/3",
+        bundle_sha256="c" * 64,
+    )
+    out.mkdir()
+    for platform in ("k3s", "kubeedge"):
+        spec = rollout.spec.model_copy(
+            update={"platform": platform, "runtime": runtime}
+        )
+        for group in spec.groups:
+            objects = render_group(
+                GroupRender("pumps", "edgeloop", spec, group, desired, 2)
+            )
+            (out / f"{platform}-{group.name}.yaml").write_text(dump_all(objects))
+    shutil.copy(ROOT / "manifests/base/networkpolicy.yaml", out / "networkpolicy.yaml")
+    return out
+
+
+def test_checkov_finds_no_failed_checks_in_manifests_chart_and_rendered_workloads(
+    tmp_path,
+):
     if not CHECKOV.exists():
         pytest.fail(f"{CHECKOV} missing: run `make tools` (make test does)")
     for target, framework in (
         (ROOT / "manifests/base", "kustomize"),
         (ROOT / "helm/edgeloop", "helm"),
+        (rendered_workloads(tmp_path / "rendered"), "kubernetes"),
     ):
         env = {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}"}
         done = subprocess.run(
