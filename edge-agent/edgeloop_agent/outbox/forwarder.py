@@ -129,6 +129,7 @@ class Forwarder:
         batch = await asyncio.to_thread(self.outbox.peek, self._batch)
         if not batch:
             return False
+        batch = _within(batch, 2 * self.outbox.max_report_bytes)
         body = '{"reports":[' + ",".join(text for _, text in batch) + "]}"
         url = self.settings.intake_url.rstrip("/") + "/v1/reports"
         try:
@@ -230,3 +231,20 @@ def _retry_after(response: httpx.Response) -> float:
         return min(3600.0, max(0.0, float(value)))
     except ValueError:
         return 0.0  # an HTTP date or garbage: the backoff decides
+
+
+def _within(batch: list[tuple[int, str]], budget: int) -> list[tuple[int, str]]:
+    """The oldest reports whose JSON fits ``budget`` bytes (at least one).
+
+    A POST larger than the intake takes is cut off before the intake can even
+    answer 413 (it stops reading), which looks like a network error: so a batch
+    never exceeds twice the report size limit, itself well under the intake's.
+    """
+    out: list[tuple[int, str]] = []
+    size = 0
+    for item in batch:
+        size += len(item[1]) + 1
+        if out and size > budget:
+            break
+        out.append(item)
+    return out
