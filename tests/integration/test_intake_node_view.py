@@ -6,23 +6,12 @@ from __future__ import annotations
 import sqlite3
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
-from edgeloop.core.settings import PlatformSettings
-from edgeloop.monitor.intake.app import create_app
 from edgeloop.monitor.intake.store import IntakeStore
 
-from ..conftest import free_port
-from ..servers import serve_app
 from .test_intake import heartbeat_report, post
+from .test_intake_identity import intake
 
-
-@pytest.fixture()
-def intake(tmp_path):
-    settings = PlatformSettings(home=tmp_path / "home")
-    store = IntakeStore.from_settings(settings)
-    with serve_app(create_app(settings, store), free_port()) as url:
-        yield url, store
+__all__ = ["intake"]  # the fixture, used by name
 
 
 def test_a_clock_running_ahead_does_not_freeze_the_nodes_view(intake):

@@ -123,6 +123,8 @@ def test_a_report_the_store_cannot_take_spares_its_batch(intake):
     body = answer.json()
     assert body["accepted"] == 2 and body["duplicates"] == 0
     assert [r["key"] for r in body["rejected"]] == ["node-a:r:2"]
-    assert "Error" in body["rejected"][0]["error"]  # FileExistsError: a file is in the way
+    assert (
+        "Error" in body["rejected"][0]["error"]
+    )  # FileExistsError: a file is in the way
     again = post(url, token, batch[:1] + batch[2:])
     assert again.json() == {"accepted": 0, "duplicates": 2, "rejected": []}
