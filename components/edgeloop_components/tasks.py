@@ -28,6 +28,7 @@ from edgeloop_components import (
     registration,
     split,
     training,
+    uris,
     validation,
 )
 from edgeloop_components.dataset import (
@@ -59,11 +60,22 @@ def _xy(frame: pd.DataFrame, spec: FeatureSpec) -> tuple[np.ndarray, np.ndarray]
     return x, frame[validation.LABEL_COLUMN].to_numpy(dtype=np.int8)
 
 
-def ingest_validate(data_path: str, schema_path: str, out_dir: Path) -> dict[str, Any]:
-    """Step 1: validate the user's data and keep a labelled copy."""
-    report, schema = validation.check(
-        Path(data_path), Path(schema_path) if schema_path else None
-    )
+def ingest_validate(
+    data_uri: str, schema_uri: str, out_dir: Path, labels_uri: str = ""
+) -> dict[str, Any]:
+    """Step 1: validate the user's data (any URI: path, s3://, http(s)://) and keep a labelled copy.
+
+    A remote dataset is staged into a scratch directory beside the output and
+    removed after validation; only the labelled copy stays.
+    """
+    scratch = out_dir.parent / (out_dir.name + ".staged")
+    try:
+        data, schema_file, labels = uris.stage_dataset(
+            data_uri, schema_uri, labels_uri, scratch
+        )
+        report, schema = validation.check(data, schema_file, labels)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     assert report.frame is not None
     report.frame.to_parquet(out_dir / READINGS, index=False)
@@ -75,7 +87,8 @@ def ingest_validate(data_path: str, schema_path: str, out_dir: Path) -> dict[str
         "entities": report.entities,
         "positive_share": report.positive_share,
         "data_hash": report.data_hash,
-        "dataset_uri": str(Path(data_path).resolve()),
+        "dataset_uri": uris.describe(data_uri),
+        **({"labels_uri": uris.describe(labels_uri)} if labels_uri else {}),
     }
 
 

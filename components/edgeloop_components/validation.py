@@ -95,7 +95,10 @@ def data_hash(paths: list[Path]) -> str:
 
 
 def validate_dataset(
-    readings_path: Path, schema: DatasetSchema, schema_dir: Path
+    readings_path: Path,
+    schema: DatasetSchema,
+    schema_dir: Path,
+    labels_path: Path | None = None,
 ) -> ValidationReport:
     """Load, check, clean and label a readings table.
 
@@ -108,6 +111,8 @@ def validate_dataset(
         readings_path: Parquet or CSV file of readings.
         schema: the dataset contract.
         schema_dir: directory the schema's relative paths are resolved against.
+        labels_path: failure log to use instead of the schema's ``label.path``
+            (the pipeline's ``labels_uri``: labels kept apart from readings).
 
     Returns:
         A report whose ``frame`` is sorted by (entity, time) and carries the
@@ -126,7 +131,7 @@ def validate_dataset(
     if violations:
         raise DataValidationError(violations)
     frame = clean(frame, times, schema)
-    label, label_files = _label(frame, schema, schema_dir, name)
+    label, label_files = _label(frame, schema, schema_dir, name, labels_path)
     frame[LABEL_COLUMN] = label
     classes = np.unique(label)
     if len(classes) < 2:
@@ -289,10 +294,21 @@ def _check_duplicates(
 
 
 def _label(
-    frame: pd.DataFrame, schema: DatasetSchema, schema_dir: Path, name: str
+    frame: pd.DataFrame,
+    schema: DatasetSchema,
+    schema_dir: Path,
+    name: str,
+    labels_path: Path | None = None,
 ) -> tuple[np.ndarray, list[Path]]:
     spec = schema.label
     if isinstance(spec, ColumnLabel):
+        if labels_path is not None:
+            raise DataValidationError(
+                [
+                    f"{name}: a labels file was given but the schema's label is the "
+                    f"column '{spec.column}' (use kind: failure_log to read a log)"
+                ]
+            )
         raw = frame[spec.column]
         values = pd.to_numeric(raw, errors="coerce")
         if values.isna().any() or not values.isin([0, 1]).all():
@@ -301,7 +317,7 @@ def _label(
             )
         return values.to_numpy(dtype=np.int8), []
     assert isinstance(spec, FailureLogLabel)
-    log_path = schema_dir / spec.path
+    log_path = labels_path if labels_path is not None else schema_dir / spec.path
     log = read_table(log_path)
     missing = [
         c for c in (spec.entity_column, spec.time_column) if c not in log.columns
@@ -330,13 +346,14 @@ def _label(
 
 
 def check(
-    path: Path, schema_path: Path | None = None
+    path: Path, schema_path: Path | None = None, labels_path: Path | None = None
 ) -> tuple[ValidationReport, DatasetSchema]:
-    """Resolve PATH (+ optional schema) and validate: the CLI's and step's entry."""
+    """Resolve PATH (+ optional schema and failure log) and validate: the CLI's and step's entry."""
     readings, schema = resolve_inputs(path, schema_path)
     schema_dir = (
         Path(schema_path).parent
         if schema_path
         else (path if Path(path).is_dir() else Path(path).parent)
     )
-    return validate_dataset(readings, schema, Path(schema_dir)), schema
+    report = validate_dataset(readings, schema, Path(schema_dir), labels_path)
+    return report, schema

@@ -27,9 +27,10 @@ PIPELINE_NAME = "train-edge-model"
     description="Train, gate and register an edge-ready XGBoost/ONNX model.",
 )
 def train_edge_model(
-    data_path: str,
+    data_uri: str,
     tracking_uri: str,
     schema_path: str = "",
+    labels_uri: str = "",
     model_name: str = "pump-failure",
     windows: list = [12],  # noqa: B006 - KFP pipeline defaults must be literals
     aggregates: list = ["last", "mean", "std", "slope"],  # noqa: B006
@@ -53,9 +54,11 @@ def train_edge_model(
     """Train an edge model and register it; returns the registered version.
 
     Args:
-        data_path: dataset directory (with schema.yaml) or readings file.
+        data_uri: dataset directory (with schema.yaml) or readings file, as a
+            path, file://, s3:// (endpoint from AWS_ENDPOINT_URL) or http(s):// URI.
         tracking_uri: MLflow tracking/registry URI.
-        schema_path: dataset schema; empty for schema.yaml beside the data.
+        schema_path: dataset schema (path or URI); empty for schema.yaml beside the data.
+        labels_uri: failure log (path or URI) instead of the schema's label.path.
         model_name: registered model name.
         windows: feature window lengths, in readings.
         aggregates: aggregates per window.
@@ -77,7 +80,9 @@ def train_edge_model(
         auto_promote: move champion when every gate passes.
         code_revision: git revision of the training code.
     """
-    validated = validate_data(data_path=data_path, schema_path=schema_path)
+    validated = validate_data(
+        data_uri=data_uri, schema_path=schema_path, labels_uri=labels_uri
+    )
     features = build_features(
         validated=validated.outputs["validated"], windows=windows, aggregates=aggregates
     )
@@ -148,7 +153,7 @@ def train_edge_model(
             "seed": seed,
             "primary_metric": primary_metric,
             "max_regression": max_regression,
-            "data_path": data_path,
+            "data_uri": data_uri,
         },
     )
     return registered.output

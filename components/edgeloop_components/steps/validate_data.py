@@ -7,12 +7,19 @@ from edgeloop_components.images import COMPONENT_IMAGE
 
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
-def validate_data(data_path: str, schema_path: str, validated: Output[Dataset]) -> str:
+def validate_data(
+    data_uri: str,
+    schema_path: str,
+    validated: Output[Dataset],
+    labels_uri: str = "",
+) -> str:
     """Validate a readings table against its dataset schema and label it.
 
     Args:
-        data_path: dataset directory (with schema.yaml) or readings file.
-        schema_path: schema file; empty to use schema.yaml beside the data.
+        data_uri: dataset directory (with schema.yaml) or readings file: a path,
+            file://, s3:// or http(s):// URI (remote data is staged, then validated).
+        schema_path: schema file (path or URI); empty to use schema.yaml beside the data.
+        labels_uri: failure log (path or URI) used instead of the schema's label.path.
         validated: labelled, sorted readings plus the schema.
 
     Returns:
@@ -22,6 +29,8 @@ def validate_data(data_path: str, schema_path: str, validated: Output[Dataset]) 
 
     from edgeloop_components import tasks
 
-    info = tasks.ingest_validate(data_path, schema_path, Path(validated.path))
+    info = tasks.ingest_validate(
+        data_uri, schema_path, Path(validated.path), labels_uri
+    )
     validated.metadata.update(info)
     return tasks.dumps(info)

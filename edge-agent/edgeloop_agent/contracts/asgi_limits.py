@@ -116,9 +116,7 @@ class BodyLimit:
                 )
 
 
-async def _discard(
-    limit: int, timeout_s: float, receive: Receive, seen: int
-) -> None:
+async def _discard(limit: int, timeout_s: float, receive: Receive, seen: int) -> None:
     """Read and drop body chunks until the end, twice the limit, or a stall."""
     while seen <= 2 * limit:
         try:

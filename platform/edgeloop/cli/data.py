@@ -117,30 +117,48 @@ def simulate(
 @app.command()
 def validate(
     ctx: typer.Context,
-    path: Path = typer.Argument(
-        ..., help="Dataset directory (with schema.yaml) or a readings file."
+    path: str = typer.Argument(
+        ...,
+        help="Dataset directory (with schema.yaml) or a readings file: a path, "
+        "file://, s3:// (endpoint from AWS_ENDPOINT_URL) or http(s):// URI.",
     ),
-    schema: Path | None = typer.Option(
-        None, "--schema", help="Schema file (default: schema.yaml beside the data)."
+    schema: str | None = typer.Option(
+        None,
+        "--schema",
+        help="Schema file, path or URI (default: schema.yaml beside the data).",
+    ),
+    labels: str | None = typer.Option(
+        None,
+        "--labels",
+        help="Failure log, path or URI (default: the schema's label.path).",
     ),
 ) -> None:
     """Check a dataset against its schema; exit 1 naming every broken rule."""
-    from edgeloop_components import validation
+    import shutil
+    import tempfile
+
+    from edgeloop_components import uris, validation
     from edgeloop_components.errors import DataValidationError
 
+    scratch = Path(tempfile.mkdtemp(prefix="edgeloop-validate-"))
     try:
-        report, parsed = validation.check(path, schema)
+        data, schema_file, labels_file = uris.stage_dataset(
+            path, schema or "", labels or "", scratch
+        )
+        report, parsed = validation.check(data, schema_file, labels_file)
     except DataValidationError as exc:
         error_line(str(exc))
         for line in exc.violations[1:]:
             typer.echo(f"  also: {line}", err=True)
         raise typer.Exit(code=1) from exc
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     for warning in report.warnings:
         stderr().print(f"warning: {warning}")
     emit(
         ctx,
         {
-            "path": str(report.path),
+            "path": path if uris.is_remote(path) else str(report.path),
             "schema": parsed.name,
             "rows": report.rows,
             "entities": report.entities,

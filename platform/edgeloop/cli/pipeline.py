@@ -66,9 +66,19 @@ def _pushed_image(path: Path, name: str) -> str:
 def run(
     ctx: typer.Context,
     data: str = typer.Option(
-        ..., "--data", help="Dataset directory (with schema.yaml) or readings file."
+        ...,
+        "--data",
+        help="Dataset directory (with schema.yaml) or readings file: a path, file://, "
+        "s3://BUCKET/PREFIX (endpoint from AWS_ENDPOINT_URL) or http(s):// URI.",
     ),
-    schema: Path | None = typer.Option(None, "--schema", help="Dataset schema file."),
+    schema: str | None = typer.Option(
+        None, "--schema", help="Dataset schema file (path or URI)."
+    ),
+    labels: str | None = typer.Option(
+        None,
+        "--labels",
+        help="Failure log (path or URI) instead of the schema's label.path.",
+    ),
     model_name: str | None = typer.Option(
         None, "--model-name", help="Registered model name."
     ),
@@ -108,6 +118,7 @@ def run(
         settings.registry.model_name = model_name
     named = {
         "schema_path": schema,
+        "labels_uri": labels,
         "n_estimators": n_estimators,
         "max_depth": max_depth,
         "max_regression": max_regression,

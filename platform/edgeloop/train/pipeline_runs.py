@@ -123,25 +123,33 @@ def code_revision() -> str:
 
 def pipeline_arguments(
     settings: PlatformSettings,
-    data_path: Path | str,
+    data_uri: Path | str,
     *,
     local: bool = True,
     **params: Any,
 ) -> dict[str, Any]:
     """The pipeline's arguments; unset parameters keep the pipeline's defaults.
 
-    For a local run the dataset must exist here; a submitted run passes the
-    path through (it may only exist in the cluster, e.g. a mounted volume).
+    ``data_uri`` is a path or a URI (``s3://``, ``http(s)://``). A local run
+    checks that a local dataset exists here; a submitted run passes a path
+    through (it may exist only in the cluster), though object storage is what
+    a cluster run should read.
     """
-    if local:
-        path = Path(data_path)
+    from edgeloop_components import uris
+
+    data_uri = str(data_uri)
+    if local and not uris.is_remote(data_uri):
+        try:
+            path = uris.local_path(data_uri)
+        except EdgeloopError as exc:
+            raise UsageError(str(exc)) from exc
         if not path.exists():
             raise UsageError(
                 f"{path}: no such dataset (a directory with schema.yaml, or a readings file)"
             )
-        data_path = str(path.resolve())
+        data_uri = str(path.resolve())
     args: dict[str, Any] = {
-        "data_path": str(data_path),
+        "data_uri": data_uri,
         "tracking_uri": settings.tracking_uri(),
         "model_name": settings.registry.model_name,
         "code_revision": code_revision(),
@@ -288,8 +296,11 @@ def _docker_runner(
         raise UsageError(
             f"image {image!r}: name a tag or, better, a digest (REPO@sha256:…)"
         )
-    data = Path(str(arguments["data_path"]))
-    paths = {settings.home.resolve(), data if data.is_dir() else data.parent}
+    paths = {settings.home.resolve()}
+    data_uri = str(arguments["data_uri"])
+    if "://" not in data_uri:  # remote data is fetched by the step itself
+        data = Path(data_uri)
+        paths.add(data if data.is_dir() else data.parent)
     tracking = str(arguments.get("tracking_uri", ""))
     if tracking.startswith("sqlite:///"):
         paths.add(Path(tracking.removeprefix("sqlite:///")).parent)
@@ -343,7 +354,7 @@ def _audit(
         "training",
         subject,
         reason=reason or "run by hand",
-        data_path=arguments.get("data_path", ""),
+        data_uri=arguments.get("data_uri", ""),
         code_revision=arguments.get("code_revision", ""),
         log=str(log_path),
         trigger=trigger,

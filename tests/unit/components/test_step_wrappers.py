@@ -36,7 +36,7 @@ def test_every_wrapper_maps_artifacts_and_returns_its_outputs(fleet_dir, tmp_pat
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     validated = art(tmp_path, "validated")
     ingest = validate_data.python_func(
-        data_path=str(fleet_dir), schema_path="", validated=validated
+        data_uri=str(fleet_dir), schema_path="", validated=validated
     )
     assert json.loads(ingest)["rows"] == validated.metadata["rows"] > 0
 

@@ -1,0 +1,195 @@
+"""Data and bundles by URI against a real S3 API server and a real MLflow server.
+
+Before: every dataset was a ``Path`` (the compiled pipeline could only read a
+volume it never mounted) and nothing showed an agent fetching a bundle that
+lives in object storage behind MLflow's artifact proxy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from edgeloop.cli import app
+from edgeloop.demo.processes import spawn_logged
+from edgeloop.provenance.registry import Registry
+from edgeloop_agent.contracts import DesiredModel
+from edgeloop_components import tasks
+from edgeloop_components.errors import SchemaError
+
+from ..conftest import free_port
+from ..s3_server import S3Server, s3_server
+from .test_agent_http import running_agent, settings_for, wait_for
+
+pytestmark = [pytest.mark.slow]
+runner = CliRunner()
+BUCKET = "edgeloop"
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory, fleet_dir) -> S3Server:
+    root = tmp_path_factory.mktemp("s3")
+    with s3_server(root) as server:
+        fs = server.filesystem()
+        fs.mkdir(BUCKET)
+        fs.put(str(fleet_dir) + "/", f"{BUCKET}/datasets/pumps/", recursive=True)
+        yield server
+
+
+@pytest.fixture()
+def s3_env(s3, monkeypatch) -> S3Server:
+    for key, value in s3.env.items():
+        monkeypatch.setenv(key, value)
+    return s3
+
+
+def test_validate_reads_a_dataset_directory_from_s3(s3_env, fleet_dir):
+    local = runner.invoke(app, ["-o", "json", "data", "validate", str(fleet_dir)])
+    remote = runner.invoke(
+        app, ["-o", "json", "data", "validate", f"s3://{BUCKET}/datasets/pumps/"]
+    )
+    assert local.exit_code == 0 and remote.exit_code == 0, remote.output
+    local_row, remote_row = json.loads(local.stdout), json.loads(remote.stdout)
+    assert remote_row["path"] == f"s3://{BUCKET}/datasets/pumps/"
+    # the same bytes were read: same rows and the same content hash
+    assert remote_row["rows"] == local_row["rows"] > 0
+    assert remote_row["data_hash"] == local_row["data_hash"]
+
+
+def test_the_pipeline_step_reads_data_and_labels_by_uri(s3_env, fleet_dir, tmp_path):
+    schema = json.loads(json.dumps(_schema(fleet_dir)))
+    log_name = schema["label"]["path"]
+    # labels kept apart from the readings: another prefix, passed as labels_uri
+    s3_env.filesystem().put(
+        str(fleet_dir / log_name), f"{BUCKET}/labels/work-orders.csv"
+    )
+    out = tmp_path / "validated"
+    info = tasks.ingest_validate(
+        f"s3://{BUCKET}/datasets/pumps",
+        "",
+        out,
+        labels_uri=f"s3://{BUCKET}/labels/work-orders.csv",
+    )
+    local = tasks.ingest_validate(str(fleet_dir), "", tmp_path / "local")
+    assert info["dataset_uri"] == f"s3://{BUCKET}/datasets/pumps"
+    assert info["labels_uri"] == f"s3://{BUCKET}/labels/work-orders.csv"
+    assert info["rows"] == local["rows"] and info["data_hash"] == local["data_hash"]
+    assert (out / "readings.parquet").exists()
+    # the staged copy is gone; only the validated output stays
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["local", "validated"]
+
+
+def test_missing_object_and_unreachable_endpoint_are_one_line(s3_env, monkeypatch):
+    missing = runner.invoke(
+        app, ["data", "validate", f"s3://{BUCKET}/datasets/nowhere/readings.parquet"]
+    )
+    assert missing.exit_code == 1
+    assert missing.stderr.count("\n") == 1 and "Traceback" not in missing.output
+    assert "no such object" in missing.stderr and s3_env.url in missing.stderr
+
+    dead = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("AWS_ENDPOINT_URL", dead)
+    unreachable = runner.invoke(
+        app, ["data", "validate", f"s3://{BUCKET}/datasets/pumps/"]
+    )
+    assert unreachable.exit_code == 1 and "Traceback" not in unreachable.output
+    assert unreachable.stderr.count("\n") == 1
+    assert f"cannot read from {dead}" in unreachable.stderr
+
+
+def test_unknown_scheme_is_refused(tmp_path):
+    with pytest.raises(SchemaError, match="unsupported scheme 'ftp'"):
+        tasks.ingest_validate("ftp://example.org/data", "", tmp_path / "v")
+
+
+@pytest.fixture(scope="module")
+def mlflow_on_s3(s3, tmp_path_factory):
+    """``mlflow server --serve-artifacts`` whose artifact store is the S3 bucket."""
+    root = tmp_path_factory.mktemp("mlflow-s3")
+    port = free_port()
+    mlflow = Path(sys.executable).with_name("mlflow")
+    proc = spawn_logged(
+        [
+            str(mlflow),
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            f"sqlite:///{root / 'srv.db'}",
+            "--serve-artifacts",
+            "--artifacts-destination",
+            f"s3://{BUCKET}/mlflow",
+        ],
+        root / "server.log",
+        "wb",
+        env={**os.environ, **s3.env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, (root / "server.log").read_text()[-2000:]
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, (root / "server.log").read_text()[
+                -2000:
+            ]
+            time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_agent_fetches_a_bundle_stored_in_s3_through_the_artifact_proxy(
+    s3, mlflow_on_s3, registry_with_champion, tmp_path
+):
+    bundle = tmp_path / "bundle"
+    shutil.copytree(registry_with_champion["run"].bundle_dir, bundle)
+    registered = tasks.register_bundle(bundle, mlflow_on_s3, True, True, {})
+    registry = Registry(mlflow_on_s3)
+    location = registry.bundle_location("pump-failure", registered["version"])
+    # a URL any edge node can fetch, never a path on the training machine
+    assert location.startswith(f"{mlflow_on_s3}/api/2.0/mlflow-artifacts/artifacts/")
+    # ... and the bytes live in the object store, not on the MLflow server
+    stored = s3.filesystem().find(f"{BUCKET}/mlflow")
+    assert any(p.endswith("/bundle/model.onnx") for p in stored), stored
+
+    settings = settings_for(tmp_path / "agent")
+    with running_agent(settings) as url:
+        settings.model.desired_model_path.write_text(
+            DesiredModel(
+                model_name="pump-failure",
+                version=str(registered["version"]),
+                bundle_uri=location,
+                bundle_sha256=registered["bundle_sha256"],
+            ).model_dump_json()
+        )
+        wait_for(
+            lambda: httpx.get(f"{url}/v2/health/ready").status_code == 200,
+            timeout=60,
+            what="the agent to activate the bundle fetched from the proxy",
+        )
+        meta = httpx.get(f"{url}/v2/models/pump-failure").json()
+        assert meta["versions"] == [str(registered["version"])]
+
+
+def _schema(fleet_dir: Path) -> dict:
+    import yaml
+
+    return yaml.safe_load((fleet_dir / "schema.yaml").read_text())
