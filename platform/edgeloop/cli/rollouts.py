@@ -36,6 +36,12 @@ AGENTS = typer.Option(
     "--agents",
     help="YAML map node -> agent URL, probed directly (embedded mode).",
 )
+INTAKE = typer.Option(
+    None,
+    "--intake",
+    help="Intake URL to read the fleet from (default: EDGELOOP_INTAKE__URL); "
+    "the reader token comes from EDGELOOP_INTAKE__READER_TOKEN.",
+)
 SINK = typer.Option(
     "local", "--sink", help="local (node files) or gitops (git work tree)."
 )
@@ -58,11 +64,15 @@ def _store() -> StatusStore:
     return StatusStore(settings.home / "rollouts", AuditLog(settings.audit_path()))
 
 
-def _fleet(fleet: Path | None, agents: Path | None) -> Any:
-    from edgeloop.rollout.fleet import AgentProbe, EmptyFleet, FileFleet
+def _fleet(fleet: Path | None, agents: Path | None, intake: str | None = None) -> Any:
+    """--fleet, --agents or --intake (one at most); else the configured intake, else no fleet."""
+    from edgeloop.core.settings import load_settings
+    from edgeloop.rollout.fleet import AgentProbe, fleet_source
 
-    if fleet and agents:
-        raise UsageError("give --fleet or --agents, not both")
+    if sum(x is not None for x in (fleet, agents, intake)) > 1:
+        raise UsageError("give one of --fleet, --agents or --intake")
+    if intake is not None and not intake.startswith(("http://", "https://")):
+        raise UsageError(f"--intake {intake!r}: expected an http(s):// URL")
     if agents:
         from edgeloop.core.yaml_files import read_yaml
 
@@ -72,10 +82,12 @@ def _fleet(fleet: Path | None, agents: Path | None) -> Any:
         ):
             raise UsageError(f"{agents}: expected a mapping of node name to agent URL")
         return AgentProbe({str(k): v for k, v in mapping.items()})
-    if fleet:
-        return FileFleet(fleet)
-
-    return EmptyFleet()
+    settings = load_settings()
+    # Without any fleet view every node counts as silent: the plan's silent
+    # gate says so, and waves hold rather than roll out on no evidence.
+    return fleet_source(
+        intake or settings.intake.url, settings.intake.reader_token, fleet
+    )
 
 
 def _sink(
@@ -118,10 +130,13 @@ def plan_(
     file: Path = FILE,
     fleet: Path | None = FLEET,
     agents: Path | None = AGENTS,
+    intake: str | None = INTAKE,
 ) -> None:
     """Dry run: per wave, which nodes and versions, which objects, which gates; nothing is written."""
     rollout = _load(file)
-    outcome = _reconciler(_fleet(fleet, agents), None).reconcile(rollout, dry_run=True)
+    outcome = _reconciler(_fleet(fleet, agents, intake), None).reconcile(
+        rollout, dry_run=True
+    )
     from edgeloop.rollout.runner import summarise
 
     emit(ctx, summarise(outcome))
@@ -133,6 +148,7 @@ def apply(
     file: Path = FILE,
     fleet: Path | None = FLEET,
     agents: Path | None = AGENTS,
+    intake: str | None = INTAKE,
     sink: str = SINK,
     nodes_dir: Path | None = NODES_DIR,
     repo: Path | None = REPO,
@@ -143,7 +159,7 @@ def apply(
     _reconcile_and_save(
         ctx,
         _load(file),
-        _fleet(fleet, agents),
+        _fleet(fleet, agents, intake),
         _sink(sink, nodes_dir, repo, repo_path, push),
     )
 
@@ -242,6 +258,7 @@ def promote(
     file: Path = FILE,
     fleet: Path | None = FLEET,
     agents: Path | None = AGENTS,
+    intake: str | None = INTAKE,
     sink: str = SINK,
     nodes_dir: Path | None = NODES_DIR,
     repo: Path | None = REPO,
@@ -255,7 +272,7 @@ def promote(
     _reconcile_and_save(
         ctx,
         rollout,
-        _fleet(fleet, agents),
+        _fleet(fleet, agents, intake),
         _sink(sink, nodes_dir, repo, repo_path, push),
         promote=True,
     )
@@ -269,6 +286,7 @@ def run(
     ),
     fleet: Path | None = FLEET,
     agents: Path | None = AGENTS,
+    intake: str | None = INTAKE,
     sink: str = SINK,
     nodes_dir: Path | None = NODES_DIR,
     repo: Path | None = REPO,
@@ -290,7 +308,7 @@ def run(
     if not rollouts.is_dir():
         raise UsageError(f"{rollouts}: not a directory")
     reconciler = _reconciler(
-        _fleet(fleet, agents), _sink(sink, nodes_dir, repo, repo_path, push)
+        _fleet(fleet, agents, intake), _sink(sink, nodes_dir, repo, repo_path, push)
     )
     console = stderr()
     loop = ControllerLoop(

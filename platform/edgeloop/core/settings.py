@@ -84,6 +84,10 @@ class IntakeSettings(BaseModel):
     reader token (``edgeloop intake token create NAME --reader``)."""
     api_docs: bool = True
     """Serve ``/docs`` and ``/openapi.json`` (the chart turns them off)."""
+    url: str = ""
+    """The intake this process reads the fleet from (controller, operator, loop
+    service, CLI), e.g. ``http://edgeloop-intake.edgeloop:8000``. Empty: no fleet
+    view (every node counts as silent, waves hold) unless a fleet file is given."""
     reader_token: str = ""
     """The reader token this process presents to an intake (controller, CLI)."""
     quota_reports_per_s: float = Field(10.0, gt=0)

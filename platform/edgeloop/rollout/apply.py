@@ -71,6 +71,9 @@ def classify(exc: Exception, what: str) -> Exception:
 class KubernetesSink:
     """Apply a rollout's objects to a cluster and prune what it no longer owns."""
 
+    reaches_cluster = True
+    """Objects reach edge nodes: bundle URIs must be fetchable."""
+
     def __init__(
         self,
         api_client: Any,

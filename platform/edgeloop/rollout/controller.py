@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from edgeloop.core.errors import UsageError
+from edgeloop.core.errors import PermanentError, UsageError
 from edgeloop.core.paths import inside
 from edgeloop.core.yaml_files import invalid, read_yaml
 from edgeloop.provenance.audit import AuditLog
@@ -122,6 +122,42 @@ def manual(
     return rollout.model_copy(update={"spec": spec, "status": status})
 
 
+FETCHABLE_SCHEMES = ("http://", "https://", "oci://")
+"""Bundle URIs an edge node can fetch by itself (the agent's HTTP and OCI pulls)."""
+
+
+def require_fetchable(uri: str, version: str, rollout: str) -> None:
+    """Refuse a bundle URI no edge node could reach before it is shipped to a cluster.
+
+    A local path (the embedded MLflow store) only exists on the machine that
+    trained the model; written into a cluster's ConfigMap it would leave every
+    node retrying a download forever.
+    """
+    if not uri.lower().startswith(FETCHABLE_SCHEMES):
+        raise PermanentError(
+            f"rollout {rollout}: version {version}'s bundle is at {uri!r}, which no "
+            "edge node can fetch; use an MLflow server with --serve-artifacts "
+            "(EDGELOOP_REGISTRY__TRACKING_URI=http://...) or push the bundle with "
+            "'edgeloop models export --to oci://...'"
+        )
+
+
+def with_previous_drift(
+    view: planning.RegistryView, fleet: FleetSource
+) -> planning.RegistryView:
+    """Feed the drift gate: per node, the drifted share on the version being replaced.
+
+    Only fleet sources that know history (the intake) can answer; others leave
+    the gate without a baseline, and it is skipped as before.
+    """
+    previous = view.desired.last_known_good
+    source = getattr(fleet, "drift_by_node", None)
+    if view.previous_drifted_share is not None or previous is None or source is None:
+        return view
+    shares = source(previous.version)
+    return replace(view, previous_drifted_share=shares) if shares else view
+
+
 @dataclass
 class Outcome:
     """What one reconcile did."""
@@ -147,7 +183,7 @@ class Reconciler:
     ) -> Outcome:
         """One step; with ``dry_run`` nothing is written anywhere."""
         now = self.clock()
-        view = self.registry_view(rollout)
+        view = with_previous_drift(self.registry_view(rollout), self.fleet)
         result = planning.plan(
             rollout,
             view,
@@ -181,6 +217,10 @@ class Reconciler:
                     group_default=desired is not None,
                 )
             )
+        if getattr(self.sink, "reaches_cluster", True) and self.sink is not None:
+            for record in (view.desired, view.desired.last_known_good):
+                if record is not None:
+                    require_fetchable(record.bundle_uri, record.version, name)
         validate.validate_all(objects)
         updated = rollout.model_copy(update={"status": result.status})
         changed = False

@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -180,27 +180,36 @@ class IntakeFleet:
         self._headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._labels: dict[str, dict[str, str]] = {}
 
-    def observe(self) -> list[NodeObservation]:
-        """The intake's latest view of every node that ever reported."""
+    def _get(self, path: str, what: str, **params: str) -> Any:
+        """GET a reader endpoint; refusals are permanent, outages retryable."""
         from edgeloop.core.errors import PermanentError, RetryableError
 
         try:
             with httpx.Client(
                 timeout=10.0, transport=self._transport, headers=self._headers
             ) as client:
-                response = client.get(f"{self.url}/v1/fleet")
+                response = client.get(f"{self.url}{path}", params=params)
                 if response.status_code in (401, 403):
                     raise PermanentError(
-                        f"intake {self.url} refused to show the fleet "
+                        f"intake {self.url} refused to show {what} "
                         f"(HTTP {response.status_code}): set EDGELOOP_INTAKE__READER_TOKEN "
                         "to a reader token (edgeloop intake token create NAME --reader)"
                     )
                 response.raise_for_status()
-                rows = response.json()
+                return response.json()
         except (httpx.HTTPError, ValueError) as exc:
             raise RetryableError(
                 f"intake {self.url} unreachable: {exc}", delay=10
             ) from exc
+
+    def drift_by_node(self, version: str) -> dict[str, float]:
+        """Per node, the drifted share of its latest window on ``version`` (``GET /v1/drift``)."""
+        body = self._get("/v1/drift", "drift", version=version)
+        return {str(k): float(v) for k, v in (body.get("nodes") or {}).items()}
+
+    def observe(self) -> list[NodeObservation]:
+        """The intake's latest view of every node that ever reported."""
+        rows = self._get("/v1/fleet", "the fleet")
         self._labels = {
             r["node"]: {"site": r.get("site", ""), "cohort": r.get("cohort", "")}
             for r in rows
@@ -221,3 +230,18 @@ class IntakeFleet:
     def labels(self) -> dict[str, dict[str, str]]:
         """Site and cohort of each node, as last reported."""
         return self._labels
+
+
+def fleet_source(
+    intake_url: str, reader_token: str = "", fleet_file: Path | None = None
+) -> FleetSource:
+    """Where a controller learns about the fleet: a file only when named, else the intake.
+
+    Without either every node is silent and waves hold (logged by the caller):
+    that is the safe failure, never a rollout on no evidence.
+    """
+    if fleet_file is not None:
+        return FileFleet(fleet_file)
+    if intake_url:
+        return IntakeFleet(intake_url, token=reader_token)
+    return EmptyFleet()

@@ -6,6 +6,8 @@ fail a wave, too many silent or too few healthy nodes (or a short soak) hold it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from edgeloop.rollout.spec import Gates, Wave, WaveStatus
 from edgeloop.rollout.views import GateCheck, NodeObservation, ts
 
@@ -40,6 +42,29 @@ def _sort_nodes(
     return silent, reporting, updated, bad
 
 
+def _drift_pairs(
+    updated: list[NodeObservation], previous: float | Mapping[str, float] | None
+) -> tuple[list[float], float | None]:
+    """The wave's drifted shares on the new version and the baseline to compare with.
+
+    With per-node shares on the previous version (the intake's ``/v1/drift``),
+    only nodes known on both versions count, so a site that always drifts more
+    cannot pass or fail the gate by itself.
+    """
+    if not isinstance(previous, Mapping):
+        return [o.drifted_share for o in updated if o.drifted_share is not None], (
+            previous
+        )
+    both = [
+        (o.drifted_share, previous[o.node])
+        for o in updated
+        if o.drifted_share is not None and o.node in previous
+    ]
+    if not both:
+        return [], None
+    return [now for now, _ in both], sum(before for _, before in both) / len(both)
+
+
 def evaluate_wave(
     wave: Wave,
     nodes: list[str],
@@ -48,7 +73,7 @@ def evaluate_wave(
     now: float,
     started: float,
     silent_after_s: float,
-    baseline_drift: float | None,
+    baseline_drift: float | Mapping[str, float] | None,
 ) -> tuple[str, WaveStatus, list[GateCheck]]:
     """Verdict ``pass`` / ``hold`` / ``fail`` for one wave, with counts and gate details.
 
@@ -82,7 +107,7 @@ def evaluate_wave(
         f"{gates.maxErrorRate} or p99 {gates.maxP99LatencyMs} ms",
     ):
         return "fail", status, checks
-    drifts = [o.drifted_share for o in updated if o.drifted_share is not None]
+    drifts, baseline_drift = _drift_pairs(updated, baseline_drift)
     if drifts and baseline_drift is not None:
         mean = sum(drifts) / len(drifts)
         if not check(

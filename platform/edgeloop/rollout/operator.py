@@ -6,15 +6,16 @@ A thin shell: every handler parses the object, calls
 (the chart's controller Deployment does). An invalid EdgeRollout gets
 ``phase: Invalid`` and a condition naming the field; nothing is rendered.
 
-Fleet observations: today the operator reads a mounted observations file
-(``EDGELOOP_FLEET_FILE``) and treats every node as silent without one; reading
-the intake's fleet API (:class:`edgeloop.rollout.fleet.IntakeFleet`, which the
-demo and ``controller run`` can use) from the operator is open work, recorded in
-``docs/status.md``.
+Fleet observations come from the intake's fleet API
+(:class:`edgeloop.rollout.fleet.IntakeFleet`, ``EDGELOOP_INTAKE__URL`` with a
+reader token in ``EDGELOOP_INTAKE__READER_TOKEN``; the chart sets both). A
+mounted observations file (``EDGELOOP_FLEET_FILE``) overrides it explicitly.
+With neither, every node is silent and waves hold (logged at startup).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from edgeloop.rollout.controller import Reconciler
 from edgeloop.rollout.spec import EdgeRollout
 
 _state: dict[str, Reconciler] = {}
+log = logging.getLogger(__name__)
 
 
 @kopf.on.startup()
@@ -38,16 +40,26 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     from edgeloop.core.settings import load_settings
     from edgeloop.provenance.registry import Registry
     from edgeloop.rollout.apply import KubernetesSink
-    from edgeloop.rollout.fleet import EmptyFleet, FileFleet
+    from edgeloop.rollout.fleet import fleet_source
     from edgeloop.rollout.registry_view import registry_view
 
     settings.persistence.finalizer = "edgeloop.io/finalizer"
     config.load_incluster_config()
-    registry = Registry(load_settings().tracking_uri())
+    platform = load_settings()
+    registry = Registry(platform.tracking_uri())
     fleet_file = os.environ.get("EDGELOOP_FLEET_FILE", "")
+    if not fleet_file and not platform.intake.url:
+        log.warning(
+            "no fleet view: set EDGELOOP_INTAKE__URL (the chart's intake.url) or "
+            "EDGELOOP_FLEET_FILE; until then every node is silent and waves hold"
+        )
     _state["reconciler"] = Reconciler(
         registry_view=lambda r: registry_view(registry, r),
-        fleet=FileFleet(Path(fleet_file)) if fleet_file else EmptyFleet(),
+        fleet=fleet_source(
+            platform.intake.url,
+            platform.intake.reader_token,
+            Path(fleet_file) if fleet_file else None,
+        ),
         sink=KubernetesSink(client.ApiClient()),
     )
 

@@ -46,6 +46,9 @@ class LocalSink:
     ConfigMap, so the demo and tests run the same plan and render code path.
     """
 
+    reaches_cluster = False
+    """Node files on this machine: a local bundle path is fine here."""
+
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
 
@@ -88,6 +91,9 @@ class GitOpsSink:
 
     Argo CD or Flux then apply the path (examples in docs/rollout.md).
     """
+
+    reaches_cluster = True
+    """What it writes reaches edge nodes through a cluster: bundle URIs must be fetchable."""
 
     def __init__(
         self,

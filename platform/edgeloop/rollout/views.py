@@ -7,7 +7,7 @@ Plain dataclasses, no logic: :mod:`edgeloop.rollout.plan` and its helpers
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -35,8 +35,9 @@ class RegistryView:
 
     desired: DesiredModel
     latency: Sequence[LatencyProfile] = ()
-    previous_drifted_share: float | None = None
-    """Mean drifted share seen on the previous version (the drift gate's baseline)."""
+    previous_drifted_share: float | Mapping[str, float] | None = None
+    """The drift gate's baseline: drifted share seen on the previous version, one
+    number or per node (then the gate compares the same nodes on both versions)."""
 
 
 @dataclass(frozen=True)

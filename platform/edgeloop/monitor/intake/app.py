@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
 import sqlalchemy.exc
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
@@ -197,6 +197,17 @@ def create_app(settings: PlatformSettings, store: IntakeStore | None = None) -> 
     def cohorts() -> list[dict[str, Any]]:
         """Per site: nodes, versions, health, quality flags and drift windows merged per version."""
         return store.cohorts()
+
+    @app.get(
+        "/v1/drift",
+        dependencies=[Depends(reader)],
+        responses={401: {}, 403: {}, 422: {}},
+    )
+    def drift(
+        version: Annotated[str, Query(min_length=1, max_length=64)],
+    ) -> dict[str, Any]:
+        """Per node, the drifted share of its latest window on a model version (the rollout drift gate's baseline)."""
+        return {"version": version, "nodes": store.drift_by_node(version)}
 
     app.openapi = with_bodies(  # type: ignore[method-assign]
         app.openapi, {("post", "/v1/reports"): ReportBatch}

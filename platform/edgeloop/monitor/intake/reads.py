@@ -149,6 +149,34 @@ class StoreReads:
             drifted_reports=[r[0] for r in drifted],
         )
 
+    def drift_by_node(self, version: str) -> dict[str, float]:
+        """Per node, the drifted share (vs the training reference) of its latest window on ``version``.
+
+        The rollout drift gate's baseline: the same nodes' share on the previous
+        version, compared with what they report on the new one.
+        """
+        latest = (
+            sa.select(reports.c.node, sa.func.max(reports.c.created_at).label("at"))
+            .where((reports.c.kind == "drift") & (reports.c.model_version == version))
+            .group_by(reports.c.node)
+            .subquery()
+        )
+        query = (
+            sa.select(reports.c.node, reports.c.body)
+            .join(
+                latest,
+                (reports.c.node == latest.c.node)
+                & (reports.c.created_at == latest.c.at),
+            )
+            .where((reports.c.kind == "drift") & (reports.c.model_version == version))
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return {
+            node: float(json.loads(body)["body"]["drifted_share"])
+            for node, body in sorted(rows)
+        }
+
     def count(self, kind: str | None = None, node: str | None = None) -> int:
         """Stored reports (of one kind, from one node)."""
         query = sa.select(sa.func.count()).select_from(reports)
