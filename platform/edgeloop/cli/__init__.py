@@ -21,6 +21,7 @@ from edgeloop.cli import (
     demo,
     intake,
     labels,
+    loop,
     models,
     monitor,
     pipeline,
@@ -87,6 +88,7 @@ app.add_typer(triggers.app, name="triggers")
 app.add_typer(monitor.app, name="monitor")
 app.add_typer(labels.app, name="labels")
 app.add_typer(audit.app, name="audit")
+app.add_typer(loop.app, name="loop")
 app.command("retrain")(triggers.retrain)
 app.command("demo")(demo.demo)
 

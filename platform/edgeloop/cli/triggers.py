@@ -12,6 +12,7 @@ from edgeloop.core.errors import UsageError
 
 if TYPE_CHECKING:
     from edgeloop.triggers.engine import TriggerEngine
+    from edgeloop.triggers.policy import TriggerPolicy
 
 app = typer.Typer(help="Retraining triggers: evaluate, list.", no_args_is_help=True)
 
@@ -30,24 +31,30 @@ FRESH = typer.Option(
 )
 
 
-def _engine(policy_file: Path | None) -> TriggerEngine:
+def load_policy(policy_file: Path | None) -> TriggerPolicy:
+    """The trigger policy from a YAML file (one line naming the field if invalid)."""
     from pydantic import ValidationError
 
-    from edgeloop.core.settings import load_settings
     from edgeloop.core.yaml_files import invalid, read_yaml
-    from edgeloop.monitor.intake.store import IntakeStore
-    from edgeloop.triggers.engine import TriggerEngine
     from edgeloop.triggers.policy import TriggerPolicy
 
+    if policy_file is None:
+        return TriggerPolicy()
+    try:
+        return TriggerPolicy.model_validate(
+            read_yaml(policy_file, "the trigger policy") or {}
+        )
+    except ValidationError as exc:
+        raise invalid(policy_file, exc) from exc
+
+
+def _engine(policy_file: Path | None) -> TriggerEngine:
+    from edgeloop.core.settings import load_settings
+    from edgeloop.monitor.intake.store import IntakeStore
+    from edgeloop.triggers.engine import TriggerEngine
+
     settings = load_settings()
-    policy = TriggerPolicy()
-    if policy_file is not None:
-        try:
-            policy = TriggerPolicy.model_validate(
-                read_yaml(policy_file, "the trigger policy") or {}
-            )
-        except ValidationError as exc:
-            raise invalid(policy_file, exc) from exc
+    policy = load_policy(policy_file)
     from edgeloop.provenance.audit import AuditLog
 
     store = IntakeStore.from_settings(settings)

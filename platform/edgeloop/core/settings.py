@@ -122,6 +122,35 @@ class MonitorSettings(BaseModel):
     """The Evidently UI service's secret, when it has one."""
 
 
+class LoopSettings(BaseModel):
+    """The loop service (``edgeloop loop run``): triggers -> retraining -> gates."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    interval_s: float = Field(300.0, gt=0)
+    """Seconds between evaluations (the agents' drift window is a good value)."""
+    policy_file: str = ""
+    """Trigger policy YAML (fields of ``TriggerPolicy``; the chart mounts a
+    ConfigMap). Empty: the library defaults."""
+    base_dataset: str = ""
+    """The previous training dataset (a directory with ``schema.yaml``): a
+    retraining trains on what the fleet collected since, plus recent history
+    from it (``data assemble``). Empty: train on ``dataset_uri`` as it is."""
+    dataset_uri: str = ""
+    """Train on this dataset (path or ``s3://``/``http(s)://`` URI) when no
+    ``base_dataset`` is set, e.g. a table a data team refreshes."""
+    label_horizon_hours: float = Field(72.0, gt=0)
+    """Failure horizon of the delayed-label performance trigger."""
+    max_attempts: int = Field(3, ge=1, le=20)
+    """Runs per trigger before it is given up (the champion is never touched)."""
+    retry_backoff_s: float = Field(900.0, ge=0)
+    """Wait before the first retry of a failed run; doubles each attempt."""
+    lease_ttl_s: float = Field(120.0, gt=0)
+    """The leader's lease; another replica takes over this long after it stops renewing."""
+    holder: str = ""
+    """This replica's name in the lease (empty: host name and process id)."""
+
+
 class PlatformSettings(BaseSettings):
     """Root of the control plane's settings."""
 
@@ -140,6 +169,7 @@ class PlatformSettings(BaseSettings):
     pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
     intake: IntakeSettings = Field(default_factory=IntakeSettings)
     monitor: MonitorSettings = Field(default_factory=MonitorSettings)
+    loop: LoopSettings = Field(default_factory=LoopSettings)
 
     def tracking_uri(self) -> str:
         """The configured MLflow URI, or the embedded sqlite store under ``home``."""

@@ -64,6 +64,39 @@ class TriggerEngine:
         self._audit([d for d in decisions if d.fired])
         return decisions
 
+    def evaluate_new_data(
+        self, new_rows: int, now: float | None = None
+    ) -> list[p.Decision]:
+        """New-data decision: ``new_rows`` collected since the last training."""
+        now = time.time() if now is None else now
+        decisions = p.evaluate_new_data(
+            self.policy, self.state.policy_state, new_rows, now
+        )
+        self.save()
+        self._audit([d for d in decisions if d.fired])
+        return decisions
+
+    def evaluate_performance(
+        self,
+        live_pr_auc: float,
+        holdout_pr_auc: float,
+        version: str,
+        now: float | None = None,
+    ) -> list[p.Decision]:
+        """Performance decision: the live PR-AUC (delayed labels) against the holdout's."""
+        now = time.time() if now is None else now
+        decisions = p.evaluate_performance(
+            self.policy,
+            self.state.policy_state,
+            live_pr_auc,
+            holdout_pr_auc,
+            version,
+            now,
+        )
+        self.save()
+        self._audit([d for d in decisions if d.fired])
+        return decisions
+
     def _audit(self, fired: list[p.Decision]) -> None:
         if self.audit is None:
             return

@@ -163,6 +163,17 @@ def partitions(
     return out
 
 
+def row_count(parts: list[Partition]) -> int:
+    """Rows in some partitions, from the Parquet footers (no data is read)."""
+    import pyarrow.parquet as pq
+
+    return sum(
+        int(pq.ParquetFile(p.path / name).metadata.num_rows)
+        for p in parts
+        for name in p.files
+    )
+
+
 def load(parts: list[Partition]) -> pd.DataFrame:
     """All rows of some partitions in one table."""
     frames = [pd.read_parquet(p.path / name) for p in parts for name in p.files]
