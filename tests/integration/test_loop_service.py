@@ -229,7 +229,7 @@ def test_loop_run_once_retrains_on_a_manual_request_with_a_real_local_run(
     assert row["state"] == "succeeded" and row["outcome"] == "pump-failure:1"
     assert row["trigger"] == "manual: new pump model at desert"
     # the training record carries the trigger: lineage from request to version
-    training = [r for r in AuditLog(home / "audit.jsonl").records("training")]
+    training = AuditLog(home / "audit.jsonl").records("training")
     assert training[-1]["details"]["trigger"]["reason"] == "new pump model at desert"
     again = runner.invoke(app, ["-o", "json", "loop", "run", "--once"])
     assert json.loads(again.stdout)["started"] == ""
