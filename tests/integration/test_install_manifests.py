@@ -181,6 +181,84 @@ def test_helm_chart_lints_templates_and_validates():
     )
 
 
+def helm_template(*args: str) -> list[dict]:
+    text = run(tool("helm"), "template", "edge", str(ROOT / "helm/edgeloop"), *args)
+    return [d for d in yaml.safe_load_all(text) if d]
+
+
+def by_name(docs: list[dict], kind: str, name: str) -> dict:
+    return next(d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name)
+
+
+def test_quickstart_values_render_a_complete_install():
+    """Before: the chart had values for the controller and intake only; the
+    controller had no fleet source and nothing ran the loop."""
+    docs = helm_template(
+        "-f",
+        str(ROOT / "helm/edgeloop/values-quickstart.yaml"),
+        "--set-string",
+        "secrets.readerToken=reader-secret",
+        "--set",
+        "s3.endpointUrl=http://minio.storage:9000",
+    )
+    validate.validate_all(docs)
+    names = {(d["kind"], d["metadata"]["name"]) for d in docs}
+    for deployment in ("controller", "intake", "loop", "mlflow", "evidently"):
+        assert ("Deployment", f"edgeloop-{deployment}") in names
+    config = by_name(docs, "ConfigMap", "edgeloop-config")["data"]
+    # the controller sees the fleet; the registry is the in-chart artifact proxy
+    assert config["EDGELOOP_INTAKE__URL"] == "http://edgeloop-intake.edgeloop.svc:8000"
+    assert (
+        config["EDGELOOP_REGISTRY__TRACKING_URI"]
+        == "http://edgeloop-mlflow.edgeloop.svc:5000"
+    )
+    assert config["AWS_ENDPOINT_URL"] == "http://minio.storage:9000"
+    assert config["EDGELOOP_LOOP__BASE_DATASET"] == "/var/lib/edgeloop/datasets/base"
+    # the reader token reaches the controller as a file named like its setting
+    controller = by_name(docs, "Deployment", "edgeloop-controller")["spec"]["template"]
+    (secrets,) = [v for v in controller["spec"]["volumes"] if v["name"] == "secrets"]
+    (source,) = secrets["projected"]["sources"]
+    assert source["secret"]["name"] == "edgeloop-reader-token"
+    assert source["secret"]["items"] == [
+        {"key": "token", "path": "EDGELOOP_INTAKE__READER_TOKEN"}
+    ]
+    assert by_name(docs, "Secret", "edgeloop-reader-token")["stringData"] == {
+        "token": "reader-secret"
+    }
+    loop = by_name(docs, "Deployment", "edgeloop-loop")
+    (container,) = loop["spec"]["template"]["spec"]["containers"]
+    assert container["command"] == ["edgeloop", "loop", "run"]
+    # the loop shares the intake's volume (same node) and reads the policy file
+    claims = {
+        v["name"]: v.get("persistentVolumeClaim", {}).get("claimName")
+        for v in loop["spec"]["template"]["spec"]["volumes"]
+    }
+    assert claims["data"] == "edgeloop-intake-data"
+    policy = yaml.safe_load(
+        by_name(docs, "ConfigMap", "edgeloop-trigger-policy")["data"]["policy.yaml"]
+    )
+    from edgeloop.triggers.policy import TriggerPolicy
+
+    assert TriggerPolicy.model_validate(policy).consecutive == 3
+    mlflow = by_name(docs, "Deployment", "edgeloop-mlflow")
+    command = mlflow["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert "--serve-artifacts" in command
+    hosts = command[command.index("--allowed-hosts") + 1]
+    assert "edgeloop-mlflow.edgeloop.svc:5000" in hosts.split(",")
+
+
+def test_default_values_keep_optional_parts_off_and_take_an_external_mlflow():
+    docs = helm_template("--set", "mlflow.trackingUri=http://mlflow.ml:5000")
+    names = {(d["kind"], d["metadata"]["name"]) for d in docs}
+    assert ("Deployment", "edgeloop-mlflow") not in names
+    assert ("Deployment", "edgeloop-evidently") not in names
+    assert ("Deployment", "edgeloop-loop") in names
+    assert not [d for d in docs if d["kind"] == "Secret"]
+    config = by_name(docs, "ConfigMap", "edgeloop-config")["data"]
+    assert config["EDGELOOP_REGISTRY__TRACKING_URI"] == "http://mlflow.ml:5000"
+    assert "AWS_ENDPOINT_URL" not in config
+
+
 def test_chart_and_crd_are_in_sync_with_their_sources():
     sys.path.insert(0, str(ROOT))
     try:
@@ -229,9 +307,22 @@ def test_checkov_finds_no_failed_checks_in_manifests_chart_and_rendered_workload
 ):
     if not CHECKOV.exists():
         pytest.fail(f"{CHECKOV} missing: run `make tools` (make test does)")
+    quickstart = tmp_path / "quickstart"
+    quickstart.mkdir()
+    (quickstart / "install.yaml").write_text(
+        run(
+            tool("helm"),
+            "template",
+            "edge",
+            str(ROOT / "helm/edgeloop"),
+            "-f",
+            str(ROOT / "helm/edgeloop/values-quickstart.yaml"),
+        )
+    )
     for target, framework in (
         (ROOT / "manifests/base", "kustomize"),
         (ROOT / "helm/edgeloop", "helm"),
+        (quickstart, "kubernetes"),
         (rendered_workloads(tmp_path / "rendered"), "kubernetes"),
     ):
         env = {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}"}

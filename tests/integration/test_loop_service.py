@@ -279,3 +279,23 @@ def test_unreachable_kfp_is_retryable_and_named(tmp_path, host):
     settings.pipeline.kfp_host = host
     with pytest.raises(RetryableError, match="127.0.0.1:9"):
         KfpBackend(settings).state("r1")
+
+
+def test_health_endpoint_answers_while_the_service_runs(tmp_path):
+    import httpx
+
+    from edgeloop.loop.health import serve_health
+
+    from ..conftest import free_port
+
+    port = free_port()
+    server = serve_health(
+        port, service(make_settings(tmp_path), ScriptedKfp(), "pod-7"), "127.0.0.1"
+    )
+    try:
+        ok = httpx.get(f"http://127.0.0.1:{port}/healthz")
+        assert ok.status_code == 200 and ok.json()["holder"] == "pod-7"
+        assert httpx.get(f"http://127.0.0.1:{port}/metrics").status_code == 404
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -68,6 +68,13 @@ def run(
     interval: float | None = typer.Option(
         None, "--interval", min=0.1, help="Seconds between ticks (loop.interval_s)."
     ),
+    health_port: int = typer.Option(
+        0,
+        "--health-port",
+        min=0,
+        max=65535,
+        help="Serve GET /healthz on this port (the chart's probes); 0: off.",
+    ),
 ) -> None:
     """Run the loop service: every interval, lead or wait, follow the run, evaluate, retrain.
 
@@ -86,6 +93,10 @@ def run(
         stopping = True
 
     signal.signal(signal.SIGTERM, stop)
+    if health_port:
+        from edgeloop.loop.health import serve_health
+
+        serve_health(health_port, service)
     where = settings.pipeline.kfp_host or "kfp.local on this machine"
     if not state(ctx).quiet:
         console.print(

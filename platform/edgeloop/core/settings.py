@@ -204,5 +204,12 @@ class PlatformSettings(BaseSettings):
 
 
 def load_settings(**overrides: object) -> PlatformSettings:
-    """Read settings from the environment (and ``.env``), applying overrides."""
+    """Read settings from the environment (and ``.env``), applying overrides.
+
+    Mounted secret files (:mod:`edgeloop.core.secret_files`) are applied to the
+    environment first, so a token mounted as a file reads like a variable.
+    """
+    from edgeloop.core import secret_files
+
+    secret_files.apply()
     return PlatformSettings(**overrides)  # type: ignore[arg-type]
