@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Debian packages the tests run for real: mosquitto (MQTT), and the OCI tool
+# Debian packages the tests run for real: mosquitto (MQTT), postgresql (the
+# intake and loop service on an external database), and the OCI tool
 # chain of the containers tier (buildah, podman with runc, docker-registry,
 # mmdebstrap). As root with apt-get, install what is missing; otherwise name it.
 set -euo pipefail
@@ -7,6 +8,7 @@ declare -A binary=(
   [mosquitto]=mosquitto [buildah]=buildah [podman]=podman [runc]=runc
   [mmdebstrap]=mmdebstrap [docker-registry]=docker-registry
   [uidmap]=newuidmap [fuse-overlayfs]=fuse-overlayfs
+  [postgresql]=pg_ctlcluster
 )
 missing=()
 for pkg in "${!binary[@]}"; do

@@ -73,8 +73,8 @@ def make_settings(tmp_path, **loop: Any) -> PlatformSettings:
     return settings
 
 
-def service(settings, backend, holder="a", clock=None) -> LoopService:
-    store = IntakeStore.from_settings(settings)
+def service(settings, backend, holder="a", clock=None, store=None) -> LoopService:
+    store = store or IntakeStore.from_settings(settings)
 
     def engine() -> TriggerEngine:
         return TriggerEngine(
@@ -89,9 +89,9 @@ def service(settings, backend, holder="a", clock=None) -> LoopService:
     )
 
 
-def request(settings, reason: str, at: float, kind: str = "manual") -> None:
+def request(settings, reason: str, at: float, kind: str = "manual", store=None) -> None:
     TriggerEngine(
-        IntakeStore.from_settings(settings),
+        store or IntakeStore.from_settings(settings),
         settings.home / "triggers.json",
         TriggerPolicy(cooldown_s=0),
     ).manual(reason, now=at, kind=kind)
