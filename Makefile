@@ -6,11 +6,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.edgeloop-installed
 
-.PHONY: install system-deps tools images demo test test-containers-full settings-doc test-e2e lint fmt pipelines bench manifests crd helm-sync check-generated ci clean help
+.PHONY: install system-deps tools images demo test test-installed test-containers-full settings-doc test-e2e lint fmt pipelines bench manifests crd helm-sync check-generated ci clean help
 
 help:
 	@echo "make demo      run the loop locally on embedded defaults"
 	@echo "make test      run the test suite (no cluster, Docker or internet)"
+	@echo "make test-installed  the control plane started from helm template output closes the loop (part of make test)"
 	@echo "make test-containers-full  the containers tier plus arm64 under qemu (slow)"
 	@echo "make lint      ruff format --check, ruff check, mypy --strict, import-linter"
 	@echo "make fmt       format and autofix"
@@ -45,6 +46,11 @@ system-deps:
 
 test: $(STAMP) system-deps tools
 	$(BIN)/python -m pytest
+
+# The installed tier alone: MLflow, S3, intake, loop service and controller
+# started from what `helm template` renders (tests/installed/); make test runs it too.
+test-installed: $(STAMP) system-deps tools
+	$(BIN)/python -m pytest -m installed tests/installed
 
 # The containers tier plus arm64 under qemu (slow: the arm64 build is emulated).
 test-containers-full: $(STAMP) system-deps tools
