@@ -240,6 +240,12 @@ def test_quickstart_values_render_a_complete_install():
     from edgeloop.triggers.policy import TriggerPolicy
 
     assert TriggerPolicy.model_validate(policy).consecutive == 3
+    # its one API call: the Lease it leads with, by name
+    role = by_name(docs, "Role", "edgeloop-loop")
+    assert {r["resources"][0] for r in role["rules"]} == {"leases"}
+    assert {"get", "update"} == set(
+        next(r for r in role["rules"] if r.get("resourceNames"))["verbs"]
+    )
     mlflow = by_name(docs, "Deployment", "edgeloop-mlflow")
     command = mlflow["spec"]["template"]["spec"]["containers"][0]["command"]
     assert "--serve-artifacts" in command

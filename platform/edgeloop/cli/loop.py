@@ -58,7 +58,27 @@ def build_service(settings: PlatformSettings) -> LoopService:
         )
     )
     holder = settings.loop.holder or f"{socket.gethostname()}-{os.getpid()}"
-    return LoopService(settings, engine, backend, store.engine, holder)
+    return LoopService(
+        settings,
+        engine,
+        backend,
+        store.engine,
+        holder,
+        lock=leader_lock(settings, store.engine, holder),
+    )
+
+
+def leader_lock(settings: PlatformSettings, engine: Any, holder: str) -> Any:
+    """The Lease in a pod (or when asked), else the database lock row."""
+    from edgeloop.loop import k8s_lease
+    from edgeloop.loop.lease import LeaderLock
+
+    mode = settings.loop.lease
+    if mode == "database" or (mode == "auto" and not k8s_lease.in_pod()):
+        return LeaderLock(engine, holder, ttl_s=settings.loop.lease_ttl_s)
+    return k8s_lease.from_cluster(
+        settings.loop.lease_namespace, holder, settings.loop.lease_ttl_s
+    )
 
 
 @app.command()
@@ -153,14 +173,13 @@ def _show(ctx: typer.Context, tick: Any) -> None:
 def status(ctx: typer.Context) -> None:
     """Every retraining the loop service started: state, attempts, run id, outcome."""
     from edgeloop.core.settings import load_settings
-    from edgeloop.loop.lease import LeaderLock
     from edgeloop.loop.ledger import RunLedger
     from edgeloop.monitor.intake.store import IntakeStore
 
     settings = load_settings()
     store = IntakeStore.from_settings(settings)
     ledger = RunLedger(store.engine)
-    leader = LeaderLock(store.engine, "").leader()
+    leader = leader_lock(settings, store.engine, "").leader()
     rows = [
         {
             "run": r.run_name,

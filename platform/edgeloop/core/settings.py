@@ -8,6 +8,7 @@ environment names, e.g. ``EDGELOOP_REGISTRY__TRACKING_URI``.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -147,6 +148,12 @@ class LoopSettings(BaseModel):
     """Wait before the first retry of a failed run; doubles each attempt."""
     lease_ttl_s: float = Field(120.0, gt=0)
     """The leader's lease; another replica takes over this long after it stops renewing."""
+    lease: Literal["auto", "kubernetes", "database"] = "auto"
+    """Leader election: a Kubernetes Lease (``coordination.k8s.io``) or a lock row
+    in the shared database. ``auto``: the Lease when running in a pod with a
+    service-account token, the database otherwise."""
+    lease_namespace: str = ""
+    """Namespace of the Lease (empty: the pod's own namespace)."""
     holder: str = ""
     """This replica's name in the lease (empty: host name and process id)."""
 

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 
@@ -38,6 +38,24 @@ from edgeloop.provenance.audit import AuditLog
 from edgeloop.train import pipeline_runs, retraining
 from edgeloop.triggers.engine import TriggerEngine
 from edgeloop.triggers.policy import Decision
+
+
+class Lock(Protocol):
+    """Leader election: :class:`LeaderLock` (database) or ``KubernetesLease``."""
+
+    holder: str
+
+    def acquire(self, now: datetime | None = None) -> bool:
+        """Take or renew; True while this holder leads."""
+        ...
+
+    def release(self) -> None:
+        """Give leadership up."""
+        ...
+
+    def leader(self) -> str | None:
+        """The current holder, if any."""
+        ...
 
 
 def decision_key(decision: Decision) -> str:
@@ -75,12 +93,15 @@ class LoopService:
         db: sa.Engine,
         holder: str,
         clock: Callable[[], float] = time.time,
+        lock: Lock | None = None,
     ) -> None:
         self.settings = settings
         self.engine_factory = engine_factory
         self.backend = backend
         self.ledger = RunLedger(db)
-        self.lock = LeaderLock(db, holder, ttl_s=settings.loop.lease_ttl_s)
+        self.lock: Lock = lock or LeaderLock(
+            db, holder, ttl_s=settings.loop.lease_ttl_s
+        )
         self.audit = AuditLog(settings.audit_path())
         self.clock = clock
         self._db = db
@@ -88,7 +109,11 @@ class LoopService:
     def tick(self) -> Tick:
         """One round; errors of one part are reported, never stop the service."""
         now = datetime.fromtimestamp(self.clock(), UTC)
-        if not self.lock.acquire(now):
+        try:
+            leading = self.lock.acquire(now)
+        except EdgeloopError as exc:  # the Lease's API server or the database is down
+            return Tick(leader=False, errors=[str(exc)])
+        if not leading:
             return Tick(leader=False)
         tick = Tick(leader=True)
         active = self.ledger.active()
