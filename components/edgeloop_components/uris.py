@@ -63,6 +63,11 @@ def endpoint(uri: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
+def filesystem(uri: str) -> tuple[Any, str]:
+    """The fsspec filesystem for a remote URI and the path inside it (bucket/key for S3)."""
+    return _filesystem(uri)
+
+
 def _filesystem(uri: str) -> tuple[Any, str]:
     import fsspec
 

@@ -193,3 +193,45 @@ def _schema(fleet_dir: Path) -> dict:
     import yaml
 
     return yaml.safe_load((fleet_dir / "schema.yaml").read_text())
+
+
+def test_collected_partitions_and_labels_live_in_object_storage(s3_env, tmp_path):
+    """The intake writes partitions to s3:// exactly as to a directory: same
+    files, same partition hashes, the same rows back; labels beside them."""
+    from edgeloop.core.settings import PlatformSettings
+    from edgeloop.monitor import labels
+    from edgeloop.monitor.intake import collect
+    from edgeloop.monitor.intake.store import IntakeStore
+
+    from ..unit.platform.intake.test_collect import readings
+
+    settings = PlatformSettings(home=tmp_path / "home")
+    settings.intake.collect_dir = f"s3://{BUCKET}/collected/"
+    root = settings.collect_root()
+    assert root == f"s3://{BUCKET}/collected"
+    store = IntakeStore.from_settings(settings)
+    try:
+        assert store.accept([readings("key-0001")])[0] == 1
+        assert store.accept([readings("key-0001")])[0] == 0  # redelivered
+    finally:
+        store.engine.dispose()
+    remote = collect.partitions(root, "readings", "pump-failure")
+    collect.write_report(tmp_path / "local", readings("key-0001"))
+    local = collect.partitions(tmp_path / "local", "readings", "pump-failure")
+    assert [(p.site, p.day, p.files, p.sha256) for p in remote] == [
+        (p.site, p.day, p.files, p.sha256) for p in local
+    ]
+    assert str(remote[0].path).startswith(f"s3://{BUCKET}/collected/readings/")
+    assert collect.row_count(remote) == 6
+    assert collect.load(remote).equals(collect.load(local))
+    stored = s3_env.filesystem().find(f"{BUCKET}/collected/readings")
+    assert len(stored) == 2 and all(k.endswith("key-0001.parquet") for k in stored)
+
+    orders = tmp_path / "orders.csv"
+    orders.write_text("pump_id,failed_at\ndesert-02-p01,2026-07-02T03:00:00\n")
+    first = labels.ingest(orders, root)
+    again = labels.ingest(orders, root)
+    assert (first["new"], again["new"], again["duplicates"]) == (1, 0, 1)
+    assert first["store"] == f"s3://{BUCKET}/collected/labels/maintenance.csv"
+    quality = labels.alarm_quality(root, "pump-failure", 1.0)
+    assert {q["model_version"] for q in quality} == {"2"}

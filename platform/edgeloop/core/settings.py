@@ -108,7 +108,8 @@ class IntakeSettings(BaseModel):
     """How each node's drift baseline is built and judged."""
     collect_dir: str = ""
     """Where received readings and samples are kept as Parquet partitions
-    (model/site/day). Empty means ``<home>/collected``."""
+    (model/site/day): a directory or ``s3://BUCKET/PREFIX`` (any S3 API through
+    ``AWS_ENDPOINT_URL``). Empty means ``<home>/collected``."""
 
 
 class MonitorSettings(BaseModel):
@@ -200,9 +201,16 @@ class PlatformSettings(BaseSettings):
         """The append-only audit log (``edgeloop.provenance.audit``)."""
         return self.home.resolve() / "audit.jsonl"
 
-    def collect_root(self) -> Path:
-        """Where the intake keeps collected Parquet partitions."""
+    def collect_root(self) -> Path | str:
+        """Where the intake keeps collected Parquet partitions.
+
+        A directory, or an object-store URI (``s3://BUCKET/PREFIX``) kept as a string.
+        """
         configured = self.intake.collect_dir
+        if configured.startswith(("s3://", "s3a://")):
+            return configured.rstrip("/")
+        if configured.startswith("file://"):
+            return Path(configured[len("file://") :])
         return Path(configured) if configured else self.home.resolve() / "collected"
 
     def pipeline_root(self) -> Path:

@@ -42,7 +42,7 @@ class Feeder:
     def __init__(
         self,
         window_readings: int,
-        collect_root: Path,
+        collect_root: Path | str,
         client: httpx.Client,
         agents: dict[str, str],
         publisher: Any,

@@ -27,13 +27,13 @@ from edgeloop_components.labelling import failure_within_horizon
 LABELS_FILE = "maintenance.csv"
 
 
-def labels_path(collect_root: Path) -> Path:
+def labels_path(collect_root: collect.Root) -> collect.Root:
     """Where ingested work orders are kept, beside the collected partitions."""
-    return Path(collect_root) / "labels" / LABELS_FILE
+    return collect.join(collect_root, "labels", LABELS_FILE)
 
 
 def read_work_orders(
-    path: Path, entity_column: str = "pump_id", time_column: str = "failed_at"
+    path: collect.Root, entity_column: str = "pump_id", time_column: str = "failed_at"
 ) -> pd.DataFrame:
     """Read and check a work-order CSV; every problem named with file, row and column.
 
@@ -41,7 +41,8 @@ def read_work_orders(
         UsageError: unreadable file, missing column, or unparseable time.
     """
     try:
-        frame = pd.read_csv(path, dtype={entity_column: "string"})
+        with collect.open_file(path) as handle:
+            frame = pd.read_csv(handle, dtype={entity_column: "string"})
     except (OSError, ValueError, pd.errors.ParserError) as exc:
         raise UsageError(f"{path}: cannot read work orders ({exc})") from exc
     missing = [c for c in (entity_column, time_column) if c not in frame.columns]
@@ -63,26 +64,33 @@ def read_work_orders(
 
 def ingest(
     path: Path,
-    collect_root: Path,
+    collect_root: collect.Root,
     entity_column: str = "pump_id",
     time_column: str = "failed_at",
 ) -> dict[str, Any]:
     """Add work orders to the label store; returns counts (new, duplicates, total)."""
     incoming = read_work_orders(path, entity_column, time_column)
     store = labels_path(collect_root)
-    existing = read_work_orders(store) if store.exists() else incoming.iloc[0:0].copy()
+    existing = (
+        read_work_orders(store) if collect.exists(store) else incoming.iloc[0:0].copy()
+    )
     merged = pd.concat([existing, incoming], ignore_index=True)
     merged = merged.drop_duplicates(subset=["pump_id", "failed_at"], keep="first")
     new = len(merged) - len(existing)
     merged = merged.sort_values(["failed_at", "pump_id"]).reset_index(drop=True)
-    store.parent.mkdir(parents=True, exist_ok=True)
     out = merged.copy()
     for column in out.columns:
         if isinstance(out[column].dtype, pd.DatetimeTZDtype):
             out[column] = out[column].dt.strftime("%Y-%m-%dT%H:%M:%S")
-    tmp = store.with_name(f".{store.name}.tmp")
-    out.to_csv(tmp, index=False)
-    os.replace(tmp, store)
+    if collect.is_remote(store):
+        with collect.open_file(store, "wb") as handle:  # one PUT: atomic
+            handle.write(out.to_csv(index=False).encode())
+    else:
+        local = Path(store)
+        local.parent.mkdir(parents=True, exist_ok=True)
+        tmp = local.with_name(f".{local.name}.tmp")
+        out.to_csv(tmp, index=False)
+        os.replace(tmp, local)
     return {
         "file": str(path),
         "new": new,
@@ -121,12 +129,12 @@ def average_precision(label: np.ndarray, score: np.ndarray) -> float:
 
 
 def alarm_quality(
-    collect_root: Path, model: str, horizon_hours: float
+    collect_root: collect.Root, model: str, horizon_hours: float
 ) -> list[dict[str, Any]]:
     """Per model version and day: alarms, precision, recall, PR-AUC, judged readings."""
     store = labels_path(collect_root)
     readings = collect.load(collect.partitions(collect_root, "readings", model))
-    if readings.empty or not store.exists():
+    if readings.empty or not collect.exists(store):
         return []
     failures = read_work_orders(store)
     known_until = failures["failed_at"].max()

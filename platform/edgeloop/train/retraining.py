@@ -147,7 +147,7 @@ def _asset_register(base: Path) -> dict[str, str]:
 def _write_labels(settings: PlatformSettings, base_log: Path, out_log: Path) -> None:
     """The ingested work orders when there are any, else the base dataset's log."""
     ingested = labels_path(settings.collect_root())
-    if not ingested.exists():
+    if not collect.exists(ingested):
         shutil.copyfile(base_log, out_log)
         return
     log = read_work_orders(ingested)

@@ -13,8 +13,10 @@ overwrites. A partition's hash is the sha256 over its files' names and
 digests in name order; the training data assembled from partitions records
 every hash, so lineage leads from a model back to the exact reports.
 
-S3-compatible storage at scale is a matter of pointing ``collect_dir`` at a
-mounted bucket (or an fsspec URL in a later version); the layout is the same.
+The root is a local directory or an object-store URI (``s3://BUCKET/PREFIX``,
+any S3 API through ``AWS_ENDPOINT_URL``), read and written through fsspec
+with the same layout. An object PUT is atomic (a reader sees the whole object
+or none), which is what the temporary file + rename gives on a disk.
 """
 
 from __future__ import annotations
@@ -23,10 +25,43 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Any
 
 import pandas as pd
 
 from edgeloop_agent.contracts import ReadingsBatch, Report, RowSample, file_sha256
+from edgeloop_components import uris
+
+Root = Path | str
+"""A collection root: a local directory or an object-store URI."""
+
+
+def is_remote(root: Root) -> bool:
+    """True for an object-store root (``s3://...``)."""
+    return uris.is_remote(str(root))
+
+
+def join(root: Root, *parts: str) -> Root:
+    """``root/part/...`` for a directory or a URI."""
+    if is_remote(root):
+        return "/".join([str(root).rstrip("/"), *parts])
+    return Path(root).joinpath(*parts)
+
+
+def open_file(location: Root, mode: str = "rb") -> IO[Any]:
+    """Open a local file or a remote object (binary modes)."""
+    if is_remote(location):
+        fs, path = uris.filesystem(str(location))
+        return fs.open(path, mode)  # type: ignore[no-any-return]
+    return Path(location).open(mode)
+
+
+def exists(location: Root) -> bool:
+    """Whether a local path or a remote object/prefix exists."""
+    if is_remote(location):
+        fs, path = uris.filesystem(str(location))
+        return bool(fs.exists(path))
+    return Path(location).exists()
 
 
 @dataclass(frozen=True)
@@ -37,9 +72,13 @@ class Partition:
     model: str
     site: str
     day: str
-    path: Path
+    path: Root
     files: tuple[str, ...]
     sha256: str
+
+    def file(self, name: str) -> Root:
+        """One of the partition's files, as a path or URI."""
+        return join(self.path, name)
 
 
 def _safe(value: str) -> str:
@@ -84,7 +123,7 @@ def samples_frame(report: Report) -> pd.DataFrame:
     return frame
 
 
-def write_report(root: Path, report: Report) -> list[Path]:
+def write_report(root: Root, report: Report) -> list[Root]:
     """Write a readings or sample report into its day partitions; other kinds: nothing."""
     body = report.body
     if isinstance(body, ReadingsBatch):
@@ -95,18 +134,22 @@ def write_report(root: Path, report: Report) -> list[Path]:
         return []
     if frame.empty:
         return []
-    written = []
+    written: list[Root] = []
     days = frame[time_col].dt.strftime("%Y-%m-%d")
     for day, part in frame.groupby(days, sort=True):
-        path = (
-            root
-            / kind
-            / f"model={_safe(body.model_name)}"
-            / f"site={_safe(body.site)}"
-            / f"day={day}"
-            / f"{_safe(report.key)}.parquet"
+        path = join(
+            root,
+            kind,
+            f"model={_safe(body.model_name)}",
+            f"site={_safe(body.site)}",
+            f"day={day}",
+            f"{_safe(report.key)}.parquet",
         )
-        _write_atomic(part.reset_index(drop=True), path)
+        if is_remote(path):
+            with open_file(path, "wb") as handle:  # one PUT: atomic
+                part.reset_index(drop=True).to_parquet(handle, index=False)
+        else:
+            _write_atomic(part.reset_index(drop=True), Path(path))
         written.append(path)
     return written
 
@@ -115,7 +158,7 @@ _HIVE_KEYS = ("model", "site", "day")
 
 
 def partitions(
-    root: Path, kind: str, model: str, since_day: str = "", until_day: str = ""
+    root: Root, kind: str, model: str, since_day: str = "", until_day: str = ""
 ) -> list[Partition]:
     """Partitions of one kind and model, optionally limited to a day range (inclusive).
 
@@ -125,15 +168,21 @@ def partitions(
     import pyarrow as pa
     import pyarrow.dataset as ds
 
-    base = Path(root) / kind
-    if not base.is_dir():
-        return []
+    fs: Any = None
+    if is_remote(root):
+        fs, base = uris.filesystem(str(join(root, kind)))
+        if not fs.exists(base):
+            return []
+    else:
+        base = str(Path(root) / kind)
+        if not Path(base).is_dir():
+            return []
     scheme = ds.partitioning(
         pa.schema([(key, pa.string()) for key in _HIVE_KEYS]), flavor="hive"
     )
-    dataset = ds.dataset(base, format="parquet", partitioning=scheme)
+    dataset = ds.dataset(base, format="parquet", partitioning=scheme, filesystem=fs)
     wanted = _safe(model)
-    grouped: dict[tuple[str, str], list[Path]] = {}
+    grouped: dict[tuple[str, str], list[str]] = {}
     for fragment in dataset.get_fragments():
         keys = ds.get_partition_keys(fragment.partition_expression)
         day = str(keys.get("day", ""))
@@ -142,39 +191,60 @@ def partitions(
         if (since_day and day < since_day) or (until_day and day > until_day):
             continue
         site = str(keys.get("site", ""))
-        grouped.setdefault((site, day), []).append(Path(fragment.path))
+        grouped.setdefault((site, day), []).append(str(fragment.path))
     out = []
     for (site, day), paths in sorted(grouped.items()):
-        files = sorted(paths, key=lambda p: p.name)
+        names = sorted(p.rsplit("/", 1)[1] for p in paths)
+        folder = paths[0].rsplit("/", 1)[0]
+        where: Root = (
+            str(join(root, kind, *folder[len(base) :].strip("/").split("/")))
+            if fs is not None
+            else Path(folder)
+        )
         digest = hashlib.sha256()
-        for f in files:
-            digest.update(f"{f.name}:{file_sha256(f)}\n".encode())
+        for name in names:
+            digest.update(f"{name}:{_sha256(join(where, name))}\n".encode())
         out.append(
             Partition(
                 kind=kind,
                 model=model,
                 site=site,
                 day=day,
-                path=files[0].parent,
-                files=tuple(f.name for f in files),
+                path=where,
+                files=tuple(names),
                 sha256=digest.hexdigest(),
             )
         )
     return out
 
 
+def _sha256(location: Root) -> str:
+    if not is_remote(location):
+        return file_sha256(Path(location))
+    digest = hashlib.sha256()
+    with open_file(location) as handle:
+        while chunk := handle.read(2**20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def row_count(parts: list[Partition]) -> int:
     """Rows in some partitions, from the Parquet footers (no data is read)."""
     import pyarrow.parquet as pq
 
-    return sum(
-        int(pq.ParquetFile(p.path / name).metadata.num_rows)
-        for p in parts
-        for name in p.files
-    )
+    total = 0
+    for p in parts:
+        for name in p.files:
+            with open_file(p.file(name)) as handle:
+                total += int(pq.ParquetFile(handle).metadata.num_rows)
+    return total
 
 
 def load(parts: list[Partition]) -> pd.DataFrame:
     """All rows of some partitions in one table."""
-    frames = [pd.read_parquet(p.path / name) for p in parts for name in p.files]
+    frames = []
+    for p in parts:
+        for name in p.files:
+            with open_file(p.file(name)) as handle:
+                frames.append(pd.read_parquet(handle))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

@@ -59,7 +59,7 @@ class IntakeStore(StoreReads):
         self,
         url: str,
         baseline: BaselinePolicy | None = None,
-        collect_root: Path | None = None,
+        collect_root: Path | str | None = None,
     ) -> None:
         self.baseline = baseline or BaselinePolicy()
         self.collect_root = collect_root
