@@ -58,6 +58,9 @@ CONFIG_VALUES = {
         "\n  MLFLOW_S3_ENDPOINT_URL: {{ . | quote }}"
         "\n  {{- end }}"
     ),
+    "EDGELOOP_INTAKE__COLLECT_DIR: ''": (
+        "EDGELOOP_INTAKE__COLLECT_DIR: {{ .Values.intake.collectDir | quote }}"
+    ),
     "EDGELOOP_LOOP__BASE_DATASET: ''": (
         "EDGELOOP_LOOP__BASE_DATASET: {{ .Values.loop.baseDataset | quote }}"
     ),

@@ -57,7 +57,9 @@ def chart(platform_image: str) -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all(out) if d]
 
 
-def as_host_pod(deployment: dict[str, Any], port: int) -> dict[str, Any]:
+def as_host_pod(
+    deployment: dict[str, Any], port: int, configmaps: dict[str, dict[str, str]]
+) -> dict[str, Any]:
     """The chart's Deployment on the host network, serving on loopback.
 
     With ``hostNetwork`` the container's ``--host 0.0.0.0 --port 8000`` would
@@ -73,6 +75,14 @@ def as_host_pod(deployment: dict[str, Any], port: int) -> dict[str, Any]:
         {"name": v["name"], "emptyDir": {}} if "projected" in v else v
         for v in pod["volumes"]
     ]
+    # ... and it needs ConfigMaps given separately: envFrom becomes plain env,
+    # the values a kubelet would have read from the chart's ConfigMap
+    for container in pod["containers"]:
+        for source in container.pop("envFrom", []):
+            data = configmaps[source["configMapRef"]["name"]]
+            container["env"] = [
+                {"name": k, "value": v} for k, v in data.items()
+            ] + container.get("env", [])
     (container,) = pod["containers"]
     container.pop("ports")
     command = container["command"]
@@ -119,7 +129,14 @@ def test_a_rendered_agent_reports_to_the_charts_intake_by_service_name(
     pvc = next(o for o in objects if o["kind"] == "PersistentVolumeClaim")
     intake_port = free_port()
     intake_yaml = tmp_path / "intake.yaml"
-    intake_yaml.write_text(yaml.safe_dump_all([pvc, as_host_pod(intake, intake_port)]))
+    configmaps = {
+        o["metadata"]["name"]: o.get("data", {})
+        for o in objects
+        if o["kind"] == "ConfigMap"
+    }
+    intake_yaml.write_text(
+        yaml.safe_dump_all([pvc, as_host_pod(intake, intake_port, configmaps)])
+    )
     intake_url = f"http://127.0.0.1:{intake_port}"
     agent_yaml = tmp_path / "agent.yaml"
     try:
