@@ -58,6 +58,12 @@ def test_pipeline_registers_promotes_then_refuses_a_failed_gate(
     assert (
         v2["version"] == 2 and v2["promoted"] is False and v2["previous_champion"] == 1
     )
+    # the run ends with what decided it: the failed gate, its detail, the metrics
+    failed = [g for g in v2["gate_results"] if not g["passed"]]
+    assert [g["gate"] for g in failed] == ["min_roc_auc"] and "0.9999" in failed[0][
+        "detail"
+    ]
+    assert v2["metrics"]["roc_auc"] < 0.9999 and 0 < v2["alarm_threshold"] < 1
 
     mlc = MlflowClient(tracking_uri=uri, registry_uri=uri)
     assert int(mlc.get_model_version_by_alias("pump-failure", "champion").version) == 1

@@ -36,10 +36,16 @@ def show(
     ctx: typer.Context,
     ref: str = typer.Argument(..., help="NAME, NAME@ALIAS or NAME:VERSION."),
 ) -> None:
-    """One version: aliases, bundle location and sha256, metrics, gates."""
+    """One version: aliases, bundle location and sha256, each gate with its detail, metrics."""
+    from edgeloop.cli import model_view
     from edgeloop.provenance.registry import parse_ref
 
-    emit(ctx, _registry().show(parse_ref(ref)))
+    registry = _registry()
+    info = registry.show(parse_ref(ref))
+    info["created"] = model_view.readable_time(int(info["created"]))
+    extra = model_view.details(registry, info["name"], int(info["version"]))
+    summary = {k: v for k, v in info.items() if k not in ("metrics", "lineage")}
+    model_view.show(ctx, summary, {**extra, "lineage": info["lineage"]})
 
 
 @app.command()

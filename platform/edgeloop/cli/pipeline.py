@@ -151,11 +151,18 @@ def run(
             console.print(f"[{len(done)}/{total}] {task} {mark}")
 
     result = pipeline_runs.run_local(settings, arguments, progress, image=image)
-    emit(
+    from edgeloop.cli import model_view
+    from edgeloop.provenance.registry import Registry
+
+    registered = result.registered
+    model_view.show(
         ctx,
         {
-            **result.registered.model_dump(),
+            **registered.model_dump(),
             "seconds": round(result.seconds, 1),
             "log": str(result.log_path),
         },
+        model_view.details(
+            Registry(settings.tracking_uri()), registered.name, registered.version
+        ),
     )

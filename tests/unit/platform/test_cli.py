@@ -138,8 +138,15 @@ def test_models_list_and_show(registry_env):
     assert (
         shown["bundle_uri"].startswith("runs:/") and shown["metrics"]["roc_auc"] > 0.5
     )
+    # readable time, every gate with its detail, the alarm threshold
+    assert shown["created"].endswith("+00:00") and "T" in shown["created"]
+    gates = {g["gate"]: g for g in shown["gate_results"]}
+    assert {"min_roc_auc", "onnx_parity"} <= set(gates)
+    assert all(g["detail"] for g in gates.values())
+    assert 0 < shown["alarm_threshold"] < 1
     table = run("models", "show", "pump-failure:1")
     assert table.exit_code == 0 and "bundle_sha256" in table.stdout
+    assert "gates" in table.stdout and "min_roc_auc" in table.stdout
 
 
 def test_models_promote_moves_alias_and_reports_previous(registry_env):
