@@ -142,9 +142,12 @@ def load_schema(path: Path) -> DatasetSchema:
     try:
         return DatasetSchema.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "<root>"
-        raise SchemaError(f"{path}: {where}: {first['msg']}") from exc
+        # every broken field, in one message (the first one leads)
+        problems = [
+            f"{'.'.join(str(p) for p in error['loc']) or '<root>'}: {error['msg']}"
+            for error in exc.errors()
+        ]
+        raise SchemaError(f"{path}: {'; '.join(problems)}") from exc
 
 
 def dump_schema(schema: DatasetSchema, path: Path) -> None:

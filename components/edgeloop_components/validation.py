@@ -20,6 +20,7 @@ from edgeloop_components.dataset import (
     ColumnLabel,
     DatasetSchema,
     FailureLogLabel,
+    FeatureColumn,
     Thresholds,
     load_schema,
 )
@@ -64,22 +65,57 @@ def resolve_inputs(path: Path, schema_path: Path | None) -> tuple[Path, DatasetS
     return readings, schema
 
 
-def read_table(path: Path) -> pd.DataFrame:
-    """Read Parquet or CSV by extension, with a readable error for anything else."""
-    suffix = path.suffix.lower()
+CSV_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".txt")
+SEPARATORS = ",;\t|"
+
+
+def _kind(path: Path) -> str:
+    """'parquet', 'csv' or '' from the file name (``.csv.gz`` is CSV, gzipped)."""
+    name = path.name.lower()
+    if name.endswith((".parquet", ".pq")):
+        return "parquet"
+    if name.endswith(CSV_SUFFIXES):
+        return "csv"
+    return ""
+
+
+def sniff_separator(path: Path) -> str:
+    """The CSV field separator, guessed from the first lines (``,`` when unsure).
+
+    Plants export with ``;`` (decimal commas) or tabs as often as with commas.
+    """
+    import csv
+    import gzip
+
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8", errors="replace") as handle:
+        head = handle.read(64 * 1024)
+    lines = head.splitlines()[:20]
     try:
-        if suffix in {".parquet", ".pq"}:
+        return csv.Sniffer().sniff("\n".join(lines), delimiters=SEPARATORS).delimiter
+    except csv.Error:
+        return ","
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """Read Parquet or CSV (``.csv``, ``.csv.gz``, any of ``, ; tab |``) by file name."""
+    kind = _kind(path)
+    try:
+        if kind == "parquet":
             return pd.read_parquet(path)
-        if suffix == ".csv":
-            return pd.read_csv(path)
+        if kind == "csv":
+            return pd.read_csv(path, sep=sniff_separator(path))
     except FileNotFoundError as exc:
         raise DataValidationError([f"{path}: file not found"]) from exc
-    except (ValueError, OSError, pd.errors.ParserError) as exc:
+    except (ValueError, OSError, EOFError, pd.errors.ParserError) as exc:
         raise DataValidationError(
-            [f"{path}: cannot be read as {suffix[1:]} ({exc})"]
+            [f"{path}: cannot be read as {kind} ({str(exc).splitlines()[0]})"]
         ) from exc
     raise DataValidationError(
-        [f"{path}: unsupported file type {suffix!r} (use .parquet or .csv)"]
+        [
+            f"{path}: unsupported file type {''.join(path.suffixes)!r} "
+            "(use .parquet, .csv or .csv.gz)"
+        ]
     )
 
 
@@ -123,13 +159,20 @@ def validate_dataset(
     """
     name = readings_path.name
     frame = read_table(readings_path)
+    # Every broken rule in one run: column problems do not hide value problems
+    # (rules about a missing column are skipped, the others still run).
     violations, warnings = check_columns(frame, schema, name)
+    if frame.empty:  # "no rows" says it all
+        raise DataValidationError(violations)
+    times = (
+        parse_times(frame[schema.time_column])
+        if schema.time_column in frame.columns
+        else None
+    )
+    violations += check_rows(frame, times, schema, name)
     if violations:
         raise DataValidationError(violations)
-    times = parse_times(frame[schema.time_column])
-    violations = check_rows(frame, times, schema, name)
-    if violations:
-        raise DataValidationError(violations)
+    assert times is not None  # a missing time column is a violation above
     frame = clean(frame, times, schema)
     label, label_files = _label(frame, schema, schema_dir, name, labels_path)
     frame[LABEL_COLUMN] = label
@@ -160,7 +203,13 @@ def check_columns(
     warnings: list[str] = []
     missing = [c for c in schema.required_columns() if c not in frame.columns]
     if missing:
-        violations.append(f"{name}: missing columns: {', '.join(missing)}")
+        hint = ""
+        if len(frame.columns) == 1 and len(missing) > 1:
+            hint = (
+                f" (the file has one column, {str(frame.columns[0])[:60]!r}: "
+                "is its separator unusual? ',', ';', tab and '|' are recognised)"
+            )
+        violations.append(f"{name}: missing columns: {', '.join(missing)}{hint}")
     extra = sorted(set(frame.columns) - set(schema.required_columns()))
     if extra:
         msg = f"{name}: columns not in the schema: {', '.join(map(str, extra))}"
@@ -174,39 +223,69 @@ def check_columns(
 
 
 def parse_times(column: pd.Series) -> pd.Series:
-    """Timestamps as naive UTC datetimes; unparseable values become NaT."""
+    """Timestamps as naive UTC datetimes; unparseable values become NaT.
+
+    pandas warns when it has to guess formats row by row; the rule ``time``
+    reports the rows it could not read instead, so the warning is not shown.
+    """
+    import warnings
+
     if pd.api.types.is_datetime64_any_dtype(column):
         times = column
     else:
-        times = pd.to_datetime(column, errors="coerce", utc=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            times = pd.to_datetime(column, errors="coerce", utc=True)
     if getattr(times.dt, "tz", None) is not None:
         times = times.dt.tz_convert("UTC").dt.tz_localize(None)
     return times
 
 
 def check_rows(
-    frame: pd.DataFrame, times: pd.Series, schema: DatasetSchema, name: str
+    frame: pd.DataFrame,
+    times: pd.Series | None,
+    schema: DatasetSchema,
+    name: str,
 ) -> list[str]:
-    """Every rule about the rows, without changing the frame: count, time, features, duplicates."""
+    """Every rule about the rows, without changing the frame: count, time, features, duplicates.
+
+    Rules about a column the table does not have are skipped (``check_columns``
+    reports the column), so one run names every other broken rule too.
+    """
     limits = schema.thresholds
     violations: list[str] = []
     if len(frame) < limits.min_rows:
         violations.append(
             f"{name}: {len(frame)} rows, fewer than min_rows {limits.min_rows}"
         )
-    bad = float(times.isna().mean())
-    if bad > 0:
+    if times is not None and times.isna().any():
+        bad = times.isna().to_numpy()
+        first = int(np.flatnonzero(bad)[0])
         violations.append(
-            f"{name}: column '{schema.time_column}': rule time: {bad:.1%} of rows "
-            "are not valid timestamps"
+            f"{name}: column '{schema.time_column}': rule time: {bad.mean():.1%} of "
+            f"rows are not valid timestamps (first: {_where(frame, first)} has "
+            f"{_shown(frame[schema.time_column].iloc[first])})"
         )
     for column in schema.features:
-        violations += _check_feature(
-            frame, column.name, column.min, column.max, column.unit, limits, name
-        )
-    keyed = frame.assign(**{schema.time_column: times})
-    violations += _check_duplicates(keyed, schema, name)
+        if column.name in frame.columns:
+            violations += _check_feature(frame, column, limits, name)
+    if times is not None and schema.entity_column in frame.columns:
+        # rows without a valid time are reported above, not as duplicates
+        keyed = frame.assign(**{schema.time_column: times})[times.notna().to_numpy()]
+        violations += _check_duplicates(keyed, schema, name)
     return violations
+
+
+def _where(frame: pd.DataFrame, position: int) -> str:
+    """'row N' counted like a spreadsheet of the file: the header is row 1."""
+    return f"row {position + 2}"
+
+
+def _shown(value: object) -> str:
+    """A value as the user wrote it (numpy scalars as plain numbers), short."""
+    item = getattr(value, "item", None)
+    text = repr(item() if callable(item) else value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def clean(frame: pd.DataFrame, times: pd.Series, schema: DatasetSchema) -> pd.DataFrame:
@@ -219,7 +298,9 @@ def clean(frame: pd.DataFrame, times: pd.Series, schema: DatasetSchema) -> pd.Da
     out = frame.assign(**{schema.time_column: times})
     for column in schema.features:
         out[column.name] = _in_range(
-            out[column.name].to_numpy(dtype=np.float64, na_value=np.nan),
+            pd.to_numeric(out[column.name], errors="coerce").to_numpy(
+                dtype=np.float64, na_value=np.nan
+            ),
             column.min,
             column.max,
         )
@@ -241,41 +322,55 @@ def _in_range(values: np.ndarray, low: float | None, high: float | None) -> np.n
 
 
 def _check_feature(
-    frame: pd.DataFrame,
-    col: str,
-    low: float | None,
-    high: float | None,
-    unit: str,
-    limits: Thresholds,
-    name: str,
+    frame: pd.DataFrame, column: FeatureColumn, limits: Thresholds, name: str
 ) -> list[str]:
+    col, low, high, unit = column.name, column.min, column.max, column.unit
     series = frame[col]
     if not pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
-        sample = series.dropna().astype(str).head(1).tolist()
-        example = f" (e.g. {sample[0]!r})" if sample else ""
-        return [
-            f"{name}: column '{col}': rule dtype: expected numeric, got {series.dtype}{example}"
-        ]
+        numeric = pd.to_numeric(series, errors="coerce")
+        bad = (numeric.isna() & series.notna()).to_numpy()
+        if pd.api.types.is_bool_dtype(series):
+            bad = series.notna().to_numpy()
+        if not bad.any():  # numbers stored as text: read them as numbers
+            series = numeric
+        else:
+            first = int(np.flatnonzero(bad)[0])
+            return [
+                f"{name}: column '{col}': rule dtype: expected numeric, "
+                f"{_where(frame, first)} has {_shown(series.iloc[first])} "
+                f"({int(bad.sum())} value(s) not numeric)"
+            ]
     values = series.to_numpy(dtype=np.float64, na_value=np.nan)
     out: list[str] = []
+    if column.dtype == "int":
+        finite = np.isfinite(values)
+        fractional = finite & (values != np.round(values))
+        if fractional.any():
+            first = int(np.flatnonzero(fractional)[0])
+            out.append(
+                f"{name}: column '{col}': rule dtype: expected int, "
+                f"{_where(frame, first)} has {_shown(series.iloc[first])} "
+                f"({int(fractional.sum())} value(s) not whole numbers)"
+            )
     nan_share = float(np.isnan(values).mean())
     if nan_share > limits.max_nan_share:
         out.append(
             f"{name}: column '{col}': rule nan_share: {nan_share:.1%} missing "
             f"(max allowed {limits.max_nan_share:.1%})"
         )
-    finite = values[~np.isnan(values)]
-    outside = ~np.isfinite(finite)
+    outside = ~np.isnan(values) & ~np.isfinite(values)
     if low is not None:
-        outside |= finite < low
+        outside |= values < low
     if high is not None:
-        outside |= finite > high
+        outside |= values > high
     share = float(outside.sum() / len(values)) if len(values) else 0.0
     if share > limits.max_out_of_range_share:
         bounds = f"[{low if low is not None else '-inf'}, {high if high is not None else 'inf'}] {unit}".strip()
+        first = int(np.flatnonzero(outside)[0])
         out.append(
             f"{name}: column '{col}': rule out_of_range: {share:.1%} of rows outside "
-            f"{bounds} (max allowed {limits.max_out_of_range_share:.1%})"
+            f"{bounds} (max allowed {limits.max_out_of_range_share:.1%}; first: "
+            f"{_where(frame, first)} has {_shown(series.iloc[first])})"
         )
     return out
 

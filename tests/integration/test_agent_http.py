@@ -246,6 +246,13 @@ def test_predict_keeps_per_pump_history_and_reports_the_version(agent):
             "readings.0.values.speed_rpm: Input should be a valid number",
         ),
         (
+            # a number in a string is refused, not guessed at (strict types)
+            "/predict",
+            {"readings": [{"entity": "p1", "values": {**SENSORS, "speed_rpm": "50"}}]},
+            422,
+            "readings.0.values.speed_rpm: Input should be a valid number",
+        ),
+        (
             "/predict",
             {"readings": []},
             422,

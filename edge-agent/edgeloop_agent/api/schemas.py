@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictFloat
 
 
 class _In(BaseModel):
@@ -44,8 +44,9 @@ class Reading(_In):
     """One raw reading of one entity (pump)."""
 
     entity: str = Field(min_length=1, max_length=253)
-    values: dict[str, float | None]
-    """Every sensor of the model by name; ``null`` for a dropout."""
+    values: dict[str, StrictFloat | None]
+    """Every sensor of the model by name; ``null`` for a dropout. Numbers only:
+    ``"50"`` (a string) or ``true`` is refused with 422, never guessed at."""
     timestamp: AwareDatetime | None = None
     """When the reading was taken (ISO 8601 with offset); the agent's clock when omitted."""
 

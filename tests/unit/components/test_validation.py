@@ -69,8 +69,10 @@ def test_wrong_dtype_names_column_rule_and_example(dataset):
         ),
     )
     (msg,) = violations(dataset)
-    assert msg.startswith(
-        "readings.parquet: column 'flow_rate': rule dtype: expected numeric, got object"
+    # the offending value and its row (header = row 1), not the column's first value
+    assert msg == (
+        "readings.parquet: column 'flow_rate': rule dtype: expected numeric, "
+        "row 5 has 'broken' (1 value(s) not numeric)"
     )
 
 
@@ -198,3 +200,89 @@ def test_failure_within_horizon_labels_only_the_window_before_a_failure():
         e, t, fails_e, fails_t, np.timedelta64(20, "h")
     )
     assert label.tolist() == [0, 1, 0, 0]
+
+
+def as_csv(dataset: Path, name: str, **to_csv) -> None:
+    frame = pd.read_parquet(dataset / "readings.parquet")
+    frame.to_csv(dataset / name, index=False, **to_csv)
+    (dataset / "readings.parquet").unlink()
+    edit_schema(dataset, lambda s: s.update(readings=name))
+
+
+@pytest.mark.parametrize(
+    ("name", "options"),
+    [
+        ("readings.csv.gz", {"compression": "gzip"}),
+        ("readings.csv", {"sep": ";", "decimal": ","}),
+        ("readings.csv", {"sep": "\t"}),
+    ],
+)
+def test_gzip_and_semicolon_and_tab_csv_read_like_parquet(dataset, name, options):
+    expected, _ = validation.check(dataset)
+    if options.get("decimal") == ",":
+        options = {
+            "sep": ";"
+        }  # decimal commas need a schema field; ';' alone is sniffed
+    as_csv(dataset, name, **options)
+    report, _ = validation.check(dataset)
+    assert report.rows == expected.rows and report.entities == expected.entities
+
+
+def test_an_unrecognised_separator_gets_a_hint(dataset):
+    as_csv(dataset, "readings.csv", sep="#")
+    (msg, *_) = violations(dataset)
+    assert msg.startswith("readings.csv: missing columns:")
+    assert "is its separator unusual?" in msg
+
+
+def test_int_dtype_is_enforced_with_the_offending_row(dataset):
+    edit_schema(
+        dataset,
+        lambda s: next(f for f in s["features"] if f["name"] == "speed_rpm").update(
+            dtype="int"
+        ),
+    )
+    rewrite(dataset, lambda f: f.assign(speed_rpm=f["speed_rpm"].round()))
+    validation.check(dataset)  # whole numbers pass
+    rewrite(
+        dataset,
+        lambda f: f.assign(speed_rpm=f["speed_rpm"].where(f.index != 7, 2950.5)),
+    )
+    (msg,) = violations(dataset)
+    assert msg == (
+        "readings.parquet: column 'speed_rpm': rule dtype: expected int, "
+        "row 9 has 2950.5 (1 value(s) not whole numbers)"
+    )
+
+
+def test_bad_timestamps_are_one_rule_without_warnings_or_false_duplicates(
+    dataset, recwarn
+):
+    as_csv(dataset, "readings.csv")
+    frame = pd.read_csv(dataset / "readings.csv")
+    frame.loc[frame.index[::2], "timestamp"] = "yesterday-ish"
+    frame.to_csv(dataset / "readings.csv", index=False)
+    found = violations(dataset)
+    assert len(found) == 1 and "rule time: 50.0% of rows" in found[0]
+    assert "row 2 has 'yesterday-ish'" in found[0]
+    assert not [w for w in recwarn if issubclass(w.category, UserWarning)]
+
+
+def test_column_problems_do_not_hide_value_problems(dataset):
+    rewrite(
+        dataset,
+        lambda f: f.drop(columns=["bearing_temp"]).assign(motor_current=np.nan),
+    )
+    found = violations(dataset)
+    assert found[0] == "readings.parquet: missing columns: bearing_temp"
+    assert any("motor_current" in v and "nan_share" in v for v in found[1:])
+
+
+def test_every_broken_schema_field_is_named(dataset, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("entity_column: pump_id\nfeatures: []\n")
+    with pytest.raises(SchemaError) as info:
+        validation.check(dataset, bad)
+    message = str(info.value)
+    for field in ("time_column", "features", "label"):
+        assert f"{field}:" in message
