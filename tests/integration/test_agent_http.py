@@ -427,6 +427,37 @@ def test_nan_literals_and_oversized_bodies_are_refused(agent):
     assert huge.status_code == 413 and "exceeds the limit" in huge.json()["error"]
 
 
+def test_open_inference_takes_missing_inputs_as_null_or_nan_and_refuses_strings(agent):
+    """Before: a row with an undefined slope (each unit's first reading) could
+    only go through /predict; OIP refused null and NaN, and took "1" as 1."""
+    url, settings, bundle = agent
+    activate(url, settings, bundle)
+    endpoint = f"{url}/v2/models/pump-failure/infer"
+
+    def infer(data_json: str) -> httpx.Response:
+        body = (
+            '{"inputs":[{"name":"input","shape":[2,32],"datatype":"FP32","data":'
+            + data_json
+            + "}]}"
+        )
+        return httpx.post(
+            endpoint, content=body, headers={"content-type": "application/json"}
+        )
+
+    full = [0.5] * 32
+    gaps = [None if i % 4 == 3 else 0.5 for i in range(32)]  # every slope missing
+    ok = infer(json.dumps([full, gaps]))
+    assert ok.status_code == 200, ok.text
+    probabilities = ok.json()["outputs"][0]["data"]
+    assert len(probabilities) == 4 and all(0.0 <= p <= 1.0 for p in probabilities)
+    nan = infer(json.dumps([full, gaps]).replace("null", "NaN"))
+    assert nan.status_code == 200 and nan.json()["outputs"][0]["data"] == probabilities
+    text = infer(json.dumps([full, ["1"] + full[1:]]))
+    assert (
+        text.status_code == 422 and "expected numbers or null" in text.json()["error"]
+    )
+
+
 def test_reports_reach_the_intake_with_the_node_token(agent, receiver):
     url, settings, bundle = agent
     _, state = receiver

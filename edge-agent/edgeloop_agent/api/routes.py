@@ -165,6 +165,19 @@ async def infer_version(request: Request, name: str, version: str) -> Response:
     return _infer(request, model, await _parse(request, InferRequest))
 
 
+def _numbers_only(data: list[Any]) -> None:
+    """Refuse strings and booleans anywhere in the tensor (numpy would convert "1")."""
+    stack: list[Any] = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(item)
+        elif item is not None and (
+            isinstance(item, bool) or not isinstance(item, int | float)
+        ):
+            raise TypeError(f"not a number: {item!r}")
+
+
 def _infer(request: Request, model: LoadedModel, body: InferRequest) -> Response:
     """Score one OIP v2 infer request on ``model``.
 
@@ -186,17 +199,20 @@ def _infer(request: Request, model: LoadedModel, body: InferRequest) -> Response
             f"inputs[0].shape: expected [batch, {n_inputs}], got {tensor.shape}"
         )
     try:
+        _numbers_only(tensor.data)
         array = np.asarray(tensor.data, dtype=np.float32).reshape(-1)
     except (ValueError, TypeError) as exc:
         raise InputError(
-            "inputs[0].data: expected numbers (flat or nested lists of equal length)"
+            "inputs[0].data: expected numbers or null (flat or nested lists of equal length)"
         ) from exc
     if array.size != tensor.shape[0] * tensor.shape[1]:
         raise InputError(
             f"inputs[0].data: {array.size} values do not fill shape {tensor.shape}"
         )
-    if not np.isfinite(array).all():
-        raise InputError("inputs[0].data: values must be finite")
+    # null (or NaN) is a missing input, as on /predict: the trees route it
+    # down their learned missing-value branch. Infinity is never a reading.
+    if np.isinf(array).any():
+        raise InputError("inputs[0].data: values must be finite or null")
     scored = _service(request).score_inputs(array.reshape(tensor.shape[0], n_inputs))
     wanted = (
         {o.name for o in body.outputs} if body.outputs else {"probabilities", "alarm"}
