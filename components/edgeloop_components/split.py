@@ -10,6 +10,12 @@ learn from it. With ``holdout_from`` the cut-off is that time, and training
 pumps contribute *all* their rows, fresh ones included; holdout pumps are
 still never trained on, and both models are compared on the holdout pumps'
 rows from ``holdout_from`` on, which neither has seen.
+
+One entity (one machine's history): there is nothing to split by entity, so
+the split is by time only. Training rows end a *purge gap* before the cut-off
+(the label horizon: a training row's label looks that far ahead, into the
+holdout period), holdout rows start at it; the assumption stated is that the
+machine's future resembles its past, which an entity split would have tested.
 """
 
 from __future__ import annotations
@@ -64,10 +70,13 @@ def split(
     holdout_time_fraction: float = 0.4,
     seed: int = 0,
     holdout_from: str = "",
+    purge: pd.Timedelta | None = None,
 ) -> pd.DataFrame:
     """Label each row ``train``, ``holdout`` or ``unused`` in ``__split__``.
 
     ``holdout_from`` (ISO time): retraining mode, see the module docstring.
+    ``purge``: the gap before the cut-off left out of training when there is
+    only one entity (the label horizon).
 
     Raises:
         TrainingError: either side is empty or lacks a class.
@@ -85,17 +94,24 @@ def split(
             start = start.tz_convert("UTC").tz_localize(None)
         cutoff = start
     entity = table[entity_column].astype(str)
-    late_failures = set(entity[(times >= cutoff) & (table[LABEL_COLUMN] == 1)])
-    held = holdout_entities(
-        entity.tolist(), holdout_entity_fraction, seed, late_failures
-    )
-    is_held = entity.isin(held)
     late = times >= cutoff
     out = table.copy()
-    trained = ~is_held if holdout_from else ~is_held & ~late
-    out[SPLIT_COLUMN] = np.where(
-        trained, "train", np.where(is_held & late, "holdout", "unused")
-    )
+    if entity.nunique() < 2:  # one machine: by time only, with a purge gap
+        gap = purge if purge is not None else pd.Timedelta(0)
+        trained = times < pd.Timestamp(cutoff) - gap  # type: ignore[arg-type]
+        out[SPLIT_COLUMN] = np.where(
+            trained, "train", np.where(late, "holdout", "unused")
+        )
+    else:
+        late_failures = set(entity[late & (table[LABEL_COLUMN] == 1)])
+        held = holdout_entities(
+            entity.tolist(), holdout_entity_fraction, seed, late_failures
+        )
+        is_held = entity.isin(held)
+        trained = ~is_held if holdout_from else ~is_held & ~late
+        out[SPLIT_COLUMN] = np.where(
+            trained, "train", np.where(is_held & late, "holdout", "unused")
+        )
     for side in ("train", "holdout"):
         labels = out.loc[out[SPLIT_COLUMN] == side, LABEL_COLUMN]
         if labels.nunique() < 2:

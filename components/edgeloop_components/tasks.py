@@ -118,6 +118,11 @@ def split_data(
 ) -> dict[str, int]:
     """Step 3: train/holdout split by entity and time."""
     schema = load_schema(features_dir / SCHEMA_FILE)
+    horizon = (
+        pd.Timedelta(hours=schema.label.horizon_hours)
+        if isinstance(schema.label, FailureLogLabel)
+        else None
+    )
     table = split.split(
         pd.read_parquet(features_dir / FEATURES),
         schema.entity_column,
@@ -126,6 +131,7 @@ def split_data(
         time_fraction,
         seed,
         holdout_from,
+        purge=horizon,
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     for side, name in (("train", TRAIN), ("holdout", HOLDOUT)):
@@ -135,7 +141,17 @@ def split_data(
     for extra in (SPEC, SCHEMA_FILE):
         shutil.copyfile(features_dir / extra, out_dir / extra)
     counts = table[split.SPLIT_COLUMN].value_counts()
-    return {side: int(counts.get(side, 0)) for side in ("train", "holdout", "unused")}
+    out = {side: int(counts.get(side, 0)) for side in ("train", "holdout", "unused")}
+    if out["unused"]:
+        log.warning(
+            "split: %d of %d rows (%.0f%%) are in neither side (training entities "
+            "after the cut-off, holdout entities before it): the price of a holdout "
+            "no entity or period leaks into",
+            out["unused"],
+            len(table),
+            100 * out["unused"] / len(table),
+        )
+    return out
 
 
 def train_model(split_dir: Path, params: dict[str, Any], out_path: Path) -> None:

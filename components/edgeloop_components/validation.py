@@ -184,10 +184,16 @@ def validate_dataset(
                 "in every row; a classifier needs both failures and normal operation"
             ]
         )
+    entities = int(frame[schema.entity_column].nunique())
+    if entities == 1:
+        warnings.append(
+            f"{name}: one entity: the pipeline splits by time only, training rows "
+            "ending a label horizon before the holdout (docs/data-contract.md)"
+        )
     return ValidationReport(
         path=readings_path,
         rows=len(frame),
-        entities=int(frame[schema.entity_column].nunique()),
+        entities=entities,
         positive_share=float(label.mean()),
         data_hash=data_hash([readings_path, *label_files]),
         warnings=warnings,

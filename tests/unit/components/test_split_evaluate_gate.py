@@ -45,9 +45,28 @@ def test_stratified_entities_put_failing_entities_on_both_sides():
     assert len(held & {"p1", "p2"}) == 1
 
 
-def test_split_refuses_one_entity_and_single_class_sides():
+def test_one_entity_is_split_by_time_with_a_purge_gap():
+    """Before: one machine's data passed validation, then training failed with
+    'need at least 2 entities to split by entity'."""
+    out = split.split(
+        table(n_entities=1, n_times=100),
+        "pump",
+        "time",
+        0.3,
+        0.4,
+        purge=pd.Timedelta(hours=5),
+    )
+    train = out[out[split.SPLIT_COLUMN] == "train"]["time"]
+    hold = out[out[split.SPLIT_COLUMN] == "holdout"]["time"]
+    unused = out[out[split.SPLIT_COLUMN] == "unused"]["time"]
+    assert hold.min() - train.max() == pd.Timedelta(hours=6)  # 5 h purged, exclusive
+    assert len(unused) == 5 and unused.min() > train.max() and unused.max() < hold.min()
+    assert len(train) == 55 and len(hold) == 40
+
+
+def test_split_refuses_single_class_sides_and_bad_fractions():
     with pytest.raises(TrainingError, match="at least 2 entities"):
-        split.split(table(n_entities=1), "pump", "time", 0.3, 0.4)
+        split.holdout_entities(["p0"], 0.3, 0)
     with pytest.raises(TrainingError, match="label class"):
         split.split(table(fail_every=10_000), "pump", "time", 0.3, 0.4)
     with pytest.raises(TrainingError, match="strictly between 0 and 1"):

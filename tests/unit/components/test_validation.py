@@ -286,3 +286,14 @@ def test_every_broken_schema_field_is_named(dataset, tmp_path):
     message = str(info.value)
     for field in ("time_column", "features", "label"):
         assert f"{field}:" in message
+
+
+def test_one_entity_validates_with_a_stated_time_split(dataset):
+    log = pd.read_csv(dataset / "maintenance_log.csv")
+    pump = str(log["pump_id"].iloc[0])
+    rewrite(dataset, lambda f: f[f["pump_id"] == pump])
+    report, _ = validation.check(dataset)
+    assert report.entities == 1
+    assert any(
+        "one entity: the pipeline splits by time only" in w for w in report.warnings
+    )
