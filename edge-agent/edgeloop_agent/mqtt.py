@@ -3,7 +3,7 @@
 Topic conventions (configurable, see ``MqttSettings``)::
 
     edgeloop/<site>/<entity>/readings   in   {"ts": "...", "values": {"vibration_rms": 2.1, ...}}
-    edgeloop/<site>/<entity>/score      out  {"ts", "entity", "score", "alarm", "model_version"}
+    edgeloop/<site>/<entity>/score      out  {"ts", "entity", "score", "alarm", "degraded", "model_version"} (+ "missing")
     edgeloop/<site>/<entity>/alarm      out  same body, only when score >= the bundle's threshold
 
 This is how KubeEdge device mappers publish twin/property updates to the node's
@@ -28,7 +28,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from edgeloop_agent.errors import AgentError, ContractError
 from edgeloop_agent.readings import parse_values
-from edgeloop_agent.service import ScoringService
+from edgeloop_agent.service import ScoringService, missing_sensors
 from edgeloop_agent.settings import AgentSettings
 
 log = logging.getLogger(__name__)
@@ -133,8 +133,9 @@ class MqttBridge:
             log.error("MQTT batch not scored: %s", exc)
             return
         self.service.metrics.inc("edgeloop_mqtt_scored_total", by=len(rows))
-        for site, entity, stamp, score, alarm in zip(
-            sites, entities, stamps, scored.scores, scored.alarms, strict=True
+        gaps = missing_sensors(np.stack(rows), scored.model.manifest.features.sensors)
+        for site, entity, stamp, score, alarm, gap in zip(
+            sites, entities, stamps, scored.scores, scored.alarms, gaps, strict=True
         ):
             body = json.dumps(
                 {
@@ -142,8 +143,10 @@ class MqttBridge:
                     "entity": entity,
                     "score": round(float(score), 6),
                     "alarm": bool(alarm),
+                    "degraded": bool(gap),
                     "model_version": scored.model.version,
                 }
+                | ({"missing": list(gap)} if gap else {})
             )
             self.client.publish(
                 self.settings.score_topic.format(site=site, entity=entity),

@@ -59,6 +59,25 @@ class _Serving:
     history: int
 
 
+def missing_sensors(
+    values: NDArray[np.float64], sensors: Sequence[str]
+) -> list[tuple[str, ...]]:
+    """Per reading, the sensors it lacks (NaN).
+
+    A reading scored without them is *degraded*, and its alarm says so: an
+    operator should not read a dropout's alarm as a failure's.
+    """
+    gaps = np.isnan(values)
+    if not gaps.any():
+        return [()] * len(values)
+    return [
+        tuple(s for s, gap in zip(sensors, row, strict=True) if gap)
+        if row.any()
+        else ()
+        for row in gaps
+    ]
+
+
 @dataclass(frozen=True)
 class Scored:
     """Scores of one request and the model version that produced them."""

@@ -218,6 +218,12 @@ def test_predict_keeps_per_pump_history_and_reports_the_version(agent):
     assert (
         single.status_code == 200 and 0.0 <= single.json()["results"][0]["score"] <= 1.0
     )
+    # a dropout is scored, and the result says it was degraded and by what
+    (gap,) = single.json()["results"]
+    assert gap["degraded"] is True and gap["missing"] == ["flow_rate"]
+    assert answer["results"][0]["degraded"] is False
+    assert "missing" not in answer["results"][0]
+    assert "edgeloop_degraded_readings_total 1" in httpx.get(f"{url}/metrics").text
 
 
 @pytest.mark.parametrize(

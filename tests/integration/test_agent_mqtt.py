@@ -115,6 +115,11 @@ def test_readings_in_scores_and_alarms_out_malformed_skipped(
                 json.dumps({"values": {"vibration_rms": 1}}),
                 qos=1,
             )
+            publisher.publish(
+                "edgeloop/offshore-01/p3/readings",
+                json.dumps({"values": {**SENSORS, "ambient_temp": None}}),
+                qos=1,
+            )
             hot = {**SENSORS, "vibration_rms": 14.0, "bearing_temp": 95.0}
             for _ in range(12):
                 publisher.publish(
@@ -122,7 +127,7 @@ def test_readings_in_scores_and_alarms_out_malformed_skipped(
                     json.dumps({"values": hot}),
                     qos=1,
                 )
-            wait_for(lambda: len(_scores(listener)) >= 32, what="scores")
+            wait_for(lambda: len(_scores(listener)) >= 33, what="scores")
             metrics = httpx.get(f"{url}/metrics").text
     finally:
         publisher.disconnect()
@@ -138,7 +143,10 @@ def test_readings_in_scores_and_alarms_out_malformed_skipped(
         for _, body in scores
     )
     assert "edgeloop_mqtt_malformed_total 2" in metrics
-    assert "edgeloop_mqtt_scored_total 32" in metrics
+    assert "edgeloop_mqtt_scored_total 33" in metrics
+    (dropout,) = [b for t, b in scores if t == "edgeloop/offshore-01/p3/score"]
+    assert dropout["degraded"] is True and dropout["missing"] == ["ambient_temp"]
+    assert not any(b["degraded"] for t, b in scores if "/p3/" not in t)
     alarms = [b for t, b in listener.messages if t.endswith("/alarm")]
     assert alarms and all(b["alarm"] for b in alarms)
     assert {b["entity"] for b in alarms} == {"p7"}

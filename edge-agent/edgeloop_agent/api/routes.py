@@ -25,7 +25,7 @@ from edgeloop_agent.api.schemas import (
 from edgeloop_agent.errors import InputError, ModelNotFoundError, ModelNotReadyError
 from edgeloop_agent.readings import parse_values
 from edgeloop_agent.scoring.model_store import LoadedModel
-from edgeloop_agent.service import ScoringService
+from edgeloop_agent.service import ScoringService, missing_sensors
 
 router = APIRouter()
 _Body = TypeVar("_Body", bound=BaseModel)
@@ -280,6 +280,10 @@ async def predict(request: Request) -> Response:
         None if r.timestamp is None else r.timestamp.timestamp() for r in body.readings
     ]
     scored = service.score_readings(entities, values, stamps)
+    gaps = missing_sensors(values, sensors)
+    degraded = sum(1 for g in gaps if g)
+    if degraded:
+        service.metrics.inc("edgeloop_degraded_readings_total", by=degraded)
     _record(request, start)
     return _json(
         {
@@ -287,8 +291,11 @@ async def predict(request: Request) -> Response:
             "model_version": scored.model.version,
             "threshold": scored.model.manifest.output.threshold,
             "results": [
-                {"entity": e, "score": float(s), "alarm": bool(a)}
-                for e, s, a in zip(entities, scored.scores, scored.alarms, strict=True)
+                {"entity": e, "score": float(s), "alarm": bool(a), "degraded": bool(g)}
+                | ({"missing": list(g)} if g else {})
+                for e, s, a, g in zip(
+                    entities, scored.scores, scored.alarms, gaps, strict=True
+                )
             ],
         }
     )

@@ -63,6 +63,10 @@ class PredictResult(BaseModel):
     entity: str
     score: float
     alarm: bool
+    degraded: bool = False
+    """Some sensors were missing (``null``): scored without them."""
+    missing: list[str] = Field(default_factory=list)
+    """The missing sensors, present only when ``degraded``."""
 
 
 class PredictResponse(BaseModel):
