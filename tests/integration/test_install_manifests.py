@@ -253,6 +253,29 @@ def test_quickstart_values_render_a_complete_install():
     assert "edgeloop-mlflow.edgeloop.svc:5000" in hosts.split(",")
 
 
+def test_the_mlflow_backend_uri_can_come_from_a_secret_file():
+    docs = helm_template(
+        "-f",
+        str(ROOT / "helm/edgeloop/values-quickstart.yaml"),
+        "--set",
+        "mlflowServer.backendStoreUriFromSecret=true",
+        "--set-string",
+        "secrets.mlflowBackendStoreUri=postgresql+psycopg://mlflow:pw@db:5432/mlflow",
+    )
+    validate.validate_all(docs)
+    pod = by_name(docs, "Deployment", "edgeloop-mlflow")["spec"]["template"]["spec"]
+    command = pod["containers"][0]["command"]
+    assert "--backend-store-uri" not in command  # else it would win over the file
+    (secrets,) = [v for v in pod["volumes"] if v["name"] == "secrets"]
+    items = [
+        i for s in secrets["projected"]["sources"] for i in s["secret"].get("items", [])
+    ]
+    assert items == [{"key": "uri", "path": "MLFLOW_BACKEND_STORE_URI"}]
+    assert "pw@" not in json.dumps(pod)  # the password is in the Secret only
+    secret = by_name(docs, "Secret", "edgeloop-mlflow-backend")
+    assert secret["stringData"]["uri"].startswith("postgresql+psycopg://")
+
+
 def test_default_values_keep_optional_parts_off_and_take_an_external_mlflow():
     docs = helm_template("--set", "mlflow.trackingUri=http://mlflow.ml:5000")
     names = {(d["kind"], d["metadata"]["name"]) for d in docs}
