@@ -235,3 +235,23 @@ def test_collected_partitions_and_labels_live_in_object_storage(s3_env, tmp_path
     assert first["store"] == f"s3://{BUCKET}/collected/labels/maintenance.csv"
     quality = labels.alarm_quality(root, "pump-failure", 1.0)
     assert {q["model_version"] for q in quality} == {"2"}
+
+
+def test_a_base_dataset_in_object_storage_assembles_the_next_training_set(
+    s3_env, tmp_path
+):
+    from edgeloop.core.errors import UsageError
+    from edgeloop.core.settings import PlatformSettings
+    from edgeloop.monitor.intake import collect
+    from edgeloop.train import retraining
+
+    from ..unit.platform.intake.test_collect import readings
+
+    settings = PlatformSettings(home=tmp_path / "home")
+    collect.write_report(settings.collect_root(), readings("key-0001"))
+    uri = f"s3://{BUCKET}/datasets/pumps/"
+    manifest = retraining.assemble(settings, uri, tmp_path / "fresh")
+    assert manifest["base"] == uri and manifest["rows"]["collected"] == 6
+    assert (tmp_path / "fresh" / "schema.yaml").exists()
+    with pytest.raises(UsageError, match="no such object"):
+        retraining.assemble(settings, f"s3://{BUCKET}/nothing/", tmp_path / "x")

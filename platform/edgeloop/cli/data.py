@@ -172,8 +172,10 @@ def validate(
 @app.command()
 def assemble(
     ctx: typer.Context,
-    base: Path = typer.Option(
-        ..., "--base", help="The previous training dataset (schema, readings, log)."
+    base: str = typer.Option(
+        ...,
+        "--base",
+        help="The previous training dataset (schema, readings, log): a directory or s3:// URI.",
     ),
     out: Path = typer.Option(..., "--out", help="New dataset directory (replaced)."),
     since: str = typer.Option(

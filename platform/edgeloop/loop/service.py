@@ -22,7 +22,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any, Protocol
 
 import sqlalchemy as sa
@@ -217,7 +216,7 @@ class LoopService:
         local = self.backend.name == "local"
         if loop.base_dataset:
             out = self.settings.home / "datasets" / time.strftime("fresh-%Y%m%d-%H%M%S")
-            manifest = retraining.assemble(self.settings, Path(loop.base_dataset), out)
+            manifest = retraining.assemble(self.settings, loop.base_dataset, out)
             first = min((p["day"] for p in manifest["partitions"]), default="")
             params = {"holdout_from": first} if first else {}
             return pipeline_runs.pipeline_arguments(

@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from edgeloop.core.errors import UsageError
+from edgeloop.core.errors import EdgeloopError, UsageError
 from edgeloop.core.settings import PlatformSettings
 from edgeloop.monitor.assets import pump_types
 from edgeloop.monitor.intake import collect
@@ -47,7 +47,7 @@ def _files(base: Path) -> tuple[str, str, str, str]:
 
 def assemble(
     settings: PlatformSettings,
-    base: Path,
+    base: Path | str,
     out: Path,
     *,
     since_day: str = "",
@@ -55,12 +55,42 @@ def assemble(
 ) -> dict[str, Any]:
     """Write a training dataset: collected readings (from ``since_day``) + recent base data.
 
+    ``base`` may be a directory or a URI (``s3://BUCKET/datasets/base/``): a
+    remote base is staged into a scratch directory first and recorded by URI.
+    """
+    import tempfile
+
+    from edgeloop_components import uris
+
+    if not uris.is_remote(str(base)):
+        return _assemble(
+            settings, Path(base), out, since_day, older_days, str(Path(base).resolve())
+        )
+    with tempfile.TemporaryDirectory(prefix="edgeloop-base-") as scratch:
+        try:
+            staged = uris.stage(str(base), Path(scratch))
+        except EdgeloopError as exc:
+            raise UsageError(str(exc)) from exc
+        return _assemble(settings, staged, out, since_day, older_days, str(base))
+
+
+def _assemble(
+    settings: PlatformSettings,
+    base: Path,
+    out: Path,
+    since_day: str,
+    older_days: float,
+    base_label: str,
+) -> dict[str, Any]:
+    """:func:`assemble` on a local base directory.
+
     Args:
         settings: platform settings (model name, collection root, audit log).
         base: the previous training dataset (``schema.yaml``, readings, log).
         out: new dataset directory (replaced).
         since_day: first collected day to use (``YYYY-MM-DD``); empty: all.
         older_days: days of the base readings before the collected ones to keep.
+        base_label: how the base is recorded (its path, or the URI it came from).
 
     Raises:
         UsageError: no base schema, or nothing collected.
@@ -112,7 +142,7 @@ def assemble(
         if (base / name).exists():
             shutil.copyfile(base / name, out / name)
     manifest = {
-        "base": str(base.resolve()),
+        "base": base_label,
         "older_days": older_days,
         "rows": {"collected": len(fresh), "base": len(old), "total": len(combined)},
         "partitions": [
