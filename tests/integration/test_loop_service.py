@@ -299,3 +299,25 @@ def test_health_endpoint_answers_while_the_service_runs(tmp_path):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_live_leader_keeps_its_lease_through_a_long_tick(tmp_path):
+    """Before: a local training longer than the lease let a second replica take
+    over and declare the still-running run lost."""
+    import time as _time
+
+    from edgeloop.loop.keepalive import LeaseKeepalive
+
+    settings = make_settings(tmp_path)
+    engine = IntakeStore.from_settings(settings).engine
+    a = LeaderLock(engine, "pod-a", ttl_s=1.5)
+    b = LeaderLock(engine, "pod-b", ttl_s=1.5)
+    assert a.acquire()
+    keepalive = LeaseKeepalive(a, ttl_s=1.5).start()
+    try:
+        _time.sleep(4.5)  # three lease lifetimes: pod-a is busy training
+        assert not b.acquire() and keepalive.renewals >= 3
+    finally:
+        keepalive.stop()
+    _time.sleep(1.6)  # pod-a is gone: its lease runs out
+    assert b.acquire()

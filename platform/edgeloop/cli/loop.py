@@ -113,6 +113,9 @@ def run(
         stopping = True
 
     signal.signal(signal.SIGTERM, stop)
+    from edgeloop.loop.keepalive import LeaseKeepalive
+
+    keepalive = LeaseKeepalive(service.lock, settings.loop.lease_ttl_s).start()
     if health_port:
         from edgeloop.loop.health import serve_health
 
@@ -136,6 +139,7 @@ def run(
     except KeyboardInterrupt:
         pass
     finally:
+        keepalive.stop()
         service.release()
     if once:
         emit(ctx, _tick_row(tick))
