@@ -31,11 +31,15 @@ from ..servers import serve_app
 from ..unit.platform.rollout.test_cli_and_sinks import ROLLOUT, files  # noqa: F401
 from ..unit.platform.rollout.test_plan import desired, latency
 
-NOW = datetime.now(UTC).replace(microsecond=0)
+
+def now() -> datetime:
+    """The time of the call, not of collection: in CI the suite starts ~45 min
+    before these tests run, and a heartbeat that old is a silent node."""
+    return datetime.now(UTC).replace(microsecond=0)
 
 
 def drift(node: str, version: str, i: int, share: float) -> Report:
-    end = NOW - timedelta(minutes=60 - 5 * i)
+    end = now() - timedelta(minutes=60 - 5 * i)
     return Report(
         key=f"{node}:drift:{version}:{i}",
         node=node,
@@ -58,7 +62,7 @@ def heartbeat(node: str, version: str) -> Report:
     return Report(
         key=f"{node}:heartbeat:{version}",
         node=node,
-        created_at=NOW,
+        created_at=now(),
         body=Heartbeat(
             site="desert",
             model_version=version,
