@@ -4,6 +4,8 @@ import json
 import os
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -20,11 +22,12 @@ pytestmark = [pytest.mark.mlflow_server, pytest.mark.slow]
 runner = CliRunner()
 
 
-@pytest.fixture(scope="module")
-def mlflow_server(tmp_path_factory):
-    root = tmp_path_factory.mktemp("mlflow-server")
+@contextmanager
+def running_mlflow_server(
+    root: Path, artifacts: str, env: dict[str, str] | None = None
+) -> Iterator[str]:
+    """``mlflow server`` with the artifact proxy on 127.0.0.1; yields its URL."""
     port = free_port()
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     mlflow = Path(sys.executable).with_name("mlflow")
     proc = spawn_logged(
         [
@@ -38,12 +41,17 @@ def mlflow_server(tmp_path_factory):
             "1",
             "--backend-store-uri",
             f"sqlite:///{root / 'srv.db'}",
+            "--serve-artifacts",
             "--artifacts-destination",
-            str(root / "artifacts"),
+            artifacts,
         ],
         root / "server.log",
         "wb",
-        env=env,
+        env={
+            **os.environ,
+            **(env or {}),
+            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+        },
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -64,6 +72,13 @@ def mlflow_server(tmp_path_factory):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory):
+    root = tmp_path_factory.mktemp("mlflow-server")
+    with running_mlflow_server(root, str(root / "artifacts")) as url:
+        yield url
 
 
 def test_register_show_export_over_http(

@@ -8,10 +8,7 @@ lives in object storage behind MLflow's artifact proxy.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -19,7 +16,6 @@ import pytest
 from typer.testing import CliRunner
 
 from edgeloop.cli import app
-from edgeloop.demo.processes import spawn_logged
 from edgeloop.provenance.registry import Registry
 from edgeloop_agent.contracts import DesiredModel
 from edgeloop_components import tasks
@@ -28,6 +24,7 @@ from edgeloop_components.errors import SchemaError
 from ..conftest import free_port
 from ..s3_server import S3Server, s3_server
 from .test_agent_http import running_agent, settings_for, wait_for
+from .test_mlflow_server import running_mlflow_server
 
 pytestmark = [pytest.mark.slow]
 runner = CliRunner()
@@ -114,46 +111,8 @@ def test_unknown_scheme_is_refused(tmp_path):
 def mlflow_on_s3(s3, tmp_path_factory):
     """``mlflow server --serve-artifacts`` whose artifact store is the S3 bucket."""
     root = tmp_path_factory.mktemp("mlflow-s3")
-    port = free_port()
-    mlflow = Path(sys.executable).with_name("mlflow")
-    proc = spawn_logged(
-        [
-            str(mlflow),
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "--backend-store-uri",
-            f"sqlite:///{root / 'srv.db'}",
-            "--serve-artifacts",
-            "--artifacts-destination",
-            f"s3://{BUCKET}/mlflow",
-        ],
-        root / "server.log",
-        "wb",
-        env={**os.environ, **s3.env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, (root / "server.log").read_text()[-2000:]
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, (root / "server.log").read_text()[
-                -2000:
-            ]
-            time.sleep(0.5)
+    with running_mlflow_server(root, f"s3://{BUCKET}/mlflow", s3.env) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def test_agent_fetches_a_bundle_stored_in_s3_through_the_artifact_proxy(

@@ -25,11 +25,10 @@ app = typer.Typer(
 
 def build_service(settings: PlatformSettings) -> LoopService:
     """The service as configured: the intake's database, the policy file, KFP or local."""
-    from edgeloop.cli.triggers import load_policy
+    from edgeloop.cli.triggers import load_policy, trigger_engine
     from edgeloop.loop.backends import Backend, KfpBackend, LocalBackend
     from edgeloop.loop.service import LoopService
     from edgeloop.monitor.intake.store import IntakeStore
-    from edgeloop.provenance.audit import AuditLog
     from edgeloop.triggers.engine import TriggerEngine
 
     policy_file = settings.loop.policy_file
@@ -38,13 +37,7 @@ def build_service(settings: PlatformSettings) -> LoopService:
 
     def engine() -> TriggerEngine:
         # fresh each tick: `edgeloop retrain` may have recorded a request since
-        return TriggerEngine(
-            store,
-            settings.home / "triggers.json",
-            policy,
-            AuditLog(settings.audit_path()),
-            settings.registry.model_name,
-        )
+        return trigger_engine(settings, store, policy)
 
     console = stderr()
     backend: Backend = (

@@ -11,6 +11,8 @@ from edgeloop.cli.output import emit, stderr
 from edgeloop.core.errors import UsageError
 
 if TYPE_CHECKING:
+    from edgeloop.core.settings import PlatformSettings
+    from edgeloop.monitor.intake.store import IntakeStore
     from edgeloop.triggers.engine import TriggerEngine
     from edgeloop.triggers.policy import TriggerPolicy
 
@@ -48,22 +50,33 @@ def load_policy(policy_file: Path | None) -> TriggerPolicy:
         raise invalid(policy_file, exc) from exc
 
 
-def _engine(policy_file: Path | None) -> TriggerEngine:
-    from edgeloop.core.settings import load_settings
-    from edgeloop.monitor.intake.store import IntakeStore
+def trigger_engine(
+    settings: PlatformSettings, store: IntakeStore, policy: TriggerPolicy
+) -> TriggerEngine:
+    """The engine over the intake's store, with its state and the audit log under home.
+
+    The CLI and the loop service build it the same way, so both see (and
+    record) the same decisions.
+    """
+    from edgeloop.provenance.audit import AuditLog
     from edgeloop.triggers.engine import TriggerEngine
 
-    settings = load_settings()
-    policy = load_policy(policy_file)
-    from edgeloop.provenance.audit import AuditLog
-
-    store = IntakeStore.from_settings(settings)
     return TriggerEngine(
         store,
         settings.home / "triggers.json",
         policy,
         AuditLog(settings.audit_path()),
         settings.registry.model_name,
+    )
+
+
+def _engine(policy_file: Path | None) -> TriggerEngine:
+    from edgeloop.core.settings import load_settings
+    from edgeloop.monitor.intake.store import IntakeStore
+
+    settings = load_settings()
+    return trigger_engine(
+        settings, IntakeStore.from_settings(settings), load_policy(policy_file)
     )
 
 
