@@ -94,6 +94,7 @@ def train_through_steps(
     *,
     n_estimators: int = 40,
     policy: dict[str, Any] | None = None,
+    dropout_share: float = 0.2,
 ) -> TrainedRun:
     """Run every step function in order, as the pipeline does, without kfp."""
     from edgeloop_components import tasks
@@ -105,7 +106,7 @@ def train_through_steps(
     tasks.split_data(work / "features", 0.3, 0.4, 0, work / "split")
     tasks.train_model(
         work / "split",
-        {"n_estimators": n_estimators, "max_depth": 4},
+        {"n_estimators": n_estimators, "max_depth": 4, "dropout_share": dropout_share},
         work / "model.json",
     )
     report = tasks.evaluate_model(work / "split", work / "model.json", 0.8)

@@ -47,13 +47,22 @@ class FeatureColumn(_Model):
         return SensorSpec(name=self.name, unit=self.unit, min=self.min, max=self.max)
 
 
+IMPLICIT_ENTITY: Final = "__entity__"
+"""Entity column added when the schema names none: the table is one machine."""
+IMPLICIT_TIME: Final = "__time__"
+"""Time column added when the schema names none: rows in file order."""
+ONE_ENTITY: Final = "unit-1"
+"""The one machine's name when the table has no entity column."""
+
+
 class FailureLogLabel(_Model):
     """Label = a failure of the same entity within ``horizon_hours`` after the reading."""
 
     kind: Literal["failure_log"] = "failure_log"
     path: str
     """CSV file of failures (work orders), relative to the schema file."""
-    entity_column: str
+    entity_column: str = ""
+    """Empty when the readings are one machine (no ``entity_column``)."""
     time_column: str
     horizon_hours: float = Field(gt=0)
 
@@ -84,8 +93,12 @@ class DatasetSchema(_Model):
     name: str = "dataset"
     readings: str = "readings.parquet"
     """Readings file (Parquet or CSV), relative to the schema file."""
-    entity_column: str
-    time_column: str
+    entity_column: str = IMPLICIT_ENTITY
+    """Omitted: the whole table is one machine (docs/data-contract.md, "Your data")."""
+    time_column: str = IMPLICIT_TIME
+    """Omitted: rows are in time order, ``row_interval_seconds`` apart."""
+    row_interval_seconds: float = Field(60.0, gt=0)
+    """Time between rows when there is no time column (an assumption, stated)."""
     features: list[FeatureColumn] = Field(min_length=1)
     label: Label
     slices: list[str] = Field(default_factory=list)

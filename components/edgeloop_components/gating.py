@@ -29,10 +29,20 @@ class GatePolicy(BaseModel):
     min_pr_auc: float = Field(0.2, ge=0, le=1)
     parity_tolerance: float = Field(1e-5, gt=0)
     """Largest allowed |p_onnx - p_xgb| on the holdout."""
+    dropout_max_ratio: float = Field(2.0, ge=1)
+    """With any one sensor dead, the healthy rows' alarm rate may be at most this
+    many times the rate with every sensor (``dropout`` gate)."""
+    dropout_rate_floor: float = Field(0.01, ge=0, le=1)
+    """The all-sensor rate used is at least this, so a model with no false alarms
+    is not failed for one."""
+    min_event_recall: float | None = Field(None, ge=0, le=1)
+    """Optional floor on the share of failures alarmed in time."""
+    max_false_alarms_per_asset_month: float | None = Field(None, ge=0)
+    """Optional ceiling on false-alarm episodes per asset-month."""
 
 
 def absolute_gates(report: dict[str, Any], policy: GatePolicy) -> list[GateResult]:
-    """Floors on the overall metrics."""
+    """Floors on the overall metrics, the dropout gate and the optional event gates."""
     overall = report["overall"]
     gates = []
     for metric, floor in (
@@ -49,7 +59,60 @@ def absolute_gates(report: dict[str, Any], policy: GatePolicy) -> list[GateResul
                 detail=f"{metric} {shown} >= {floor}",
             )
         )
+    if report.get("dropout"):
+        gates.append(dropout_gate(report["dropout"], policy))
+    gates += event_gates(overall, policy)
     return gates
+
+
+def dropout_gate(rates: dict[str, Any], policy: GatePolicy) -> GateResult:
+    """Any one sensor dead keeps the false-alarm rate within k× the full-sensor rate."""
+    full = rates.get("full")
+    by_sensor: dict[str, float] = rates.get("by_sensor") or {}
+    if full is None or not by_sensor:
+        return GateResult(
+            name="dropout", passed=True, detail="no healthy holdout rows to test"
+        )
+    allowed = policy.dropout_max_ratio * max(full, policy.dropout_rate_floor)
+    worst = max(by_sensor, key=lambda s: by_sensor[s])
+    return GateResult(
+        name="dropout",
+        passed=by_sensor[worst] <= allowed,
+        detail=(
+            f"false alarms with {worst} missing {by_sensor[worst]:.2%} <= "
+            f"{policy.dropout_max_ratio:g}x max(all sensors {full:.2%}, "
+            f"{policy.dropout_rate_floor:.0%})"
+        ),
+    )
+
+
+def event_gates(overall: dict[str, Any], policy: GatePolicy) -> list[GateResult]:
+    """The optional gates on event metrics (only those the policy sets)."""
+    gates = []
+    if policy.min_event_recall is not None:
+        value = overall.get("event_recall")
+        gates.append(
+            GateResult(
+                name="min_event_recall",
+                passed=value is not None and value >= policy.min_event_recall,
+                detail=f"event_recall {_shown(value)} >= {policy.min_event_recall}",
+            )
+        )
+    if policy.max_false_alarms_per_asset_month is not None:
+        value = overall.get("false_alarms_per_asset_month")
+        ceiling = policy.max_false_alarms_per_asset_month
+        gates.append(
+            GateResult(
+                name="max_false_alarms_per_asset_month",
+                passed=value is not None and value <= ceiling,
+                detail=f"false_alarms_per_asset_month {_shown(value)} <= {ceiling}",
+            )
+        )
+    return gates
+
+
+def _shown(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
 
 
 def champion_gates(

@@ -23,6 +23,7 @@ from edgeloop_agent.contracts import (
     Lineage,
     OutputSemantics,
     ReferenceSample,
+    ThresholdPolicyRecord,
     file_sha256,
 )
 from edgeloop_agent.features import bin_counts, reference_edges
@@ -78,6 +79,7 @@ def write_bundle(
     schema: DatasetSchema,
     threshold: float,
     horizon_hours: float | None,
+    threshold_policy: ThresholdPolicyRecord | None = None,
     train_x: np.ndarray,
     sample: ReferenceSample,
     metrics: dict[str, float | None],
@@ -99,7 +101,9 @@ def write_bundle(
         entity_column=schema.entity_column,
         time_column=schema.time_column,
         output=OutputSemantics(
-            threshold=min(1.0, max(0.0, threshold)), horizon_hours=horizon_hours
+            threshold=min(1.0, max(0.0, threshold)),
+            horizon_hours=horizon_hours,
+            threshold_policy=threshold_policy,
         ),
         reference=tuple(reference_profile(train_x, spec.input_names())),
         reference_sample=sample,

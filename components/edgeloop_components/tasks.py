@@ -17,8 +17,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from edgeloop_agent.contracts import FeatureSpec, GateResult, LatencyProfile, Lineage
+from edgeloop_agent.contracts import (
+    FeatureSpec,
+    GateResult,
+    LatencyProfile,
+    Lineage,
+    ThresholdPolicyRecord,
+)
 from edgeloop_components import (
+    dropout,
     evaluation,
     export,
     featurize,
@@ -27,6 +34,7 @@ from edgeloop_components import (
     profiling,
     registration,
     split,
+    thresholds,
     training,
     uris,
     validation,
@@ -155,21 +163,53 @@ def split_data(
 
 
 def train_model(split_dir: Path, params: dict[str, Any], out_path: Path) -> None:
-    """Step 4: fit XGBoost on the training split."""
-    x, y = _xy(pd.read_parquet(split_dir / TRAIN), _spec(split_dir))
-    model = training.train(x, y, training.TrainParams.model_validate(params))
+    """Step 4: fit XGBoost on the training split, with sensor-dropout copies added."""
+    spec = _spec(split_dir)
+    x, y = _xy(pd.read_parquet(split_dir / TRAIN), spec)
+    train_params = training.TrainParams.model_validate(params)
+    x, y = dropout.augment(x, y, spec, train_params.dropout_share, train_params.seed)
+    model = training.train(x, y, train_params)
     training.save(model, out_path)
 
 
 def evaluate_model(
-    split_dir: Path, model_path: Path, target_precision: float
+    split_dir: Path, model_path: Path, policy: dict[str, Any] | float
 ) -> dict[str, Any]:
-    """Step 5: holdout metrics overall and per slice."""
+    """Step 5: holdout metrics, the threshold by the policy, dropout false alarms.
+
+    Overall and per slice; the false-alarm rates with each sensor dead feed the
+    dropout gate.
+
+    ``policy``: a :class:`thresholds.ThresholdPolicy` as a dict, or only the
+    target precision.
+    """
+    threshold_policy = _threshold_policy(policy)
     schema = load_schema(split_dir / SCHEMA_FILE)
+    spec = _spec(split_dir)
     holdout = pd.read_parquet(split_dir / HOLDOUT)
-    x, y = _xy(holdout, _spec(split_dir))
-    scores = training.predict(training.load(model_path), x)
-    return evaluation.evaluate(y, scores, holdout[schema.slices], target_precision)
+    x, y = _xy(holdout, spec)
+    model = training.load(model_path)
+    scores = training.predict(model, x)
+    report = evaluation.evaluate(
+        y,
+        scores,
+        holdout[schema.slices],
+        threshold_policy,
+        holdout[schema.entity_column].to_numpy(),
+        holdout[schema.time_column].to_numpy(),
+    )
+    threshold = report["overall"].get("threshold")
+    if threshold is not None:
+        report["dropout"] = dropout.false_alarm_rates(
+            lambda rows: training.predict(model, rows), x, y, threshold, spec
+        )
+    return report
+
+
+def _threshold_policy(policy: dict[str, Any] | float) -> thresholds.ThresholdPolicy:
+    if isinstance(policy, dict):
+        return thresholds.ThresholdPolicy.model_validate(policy)
+    return thresholds.ThresholdPolicy(target_precision=policy)
 
 
 def gate_vs_champion(
@@ -189,7 +229,10 @@ def gate_vs_champion(
             version, bundle_dir = found
             ref = f"{model_name}:{version}"
             champion_report = _score_champion(
-                validated_dir, split_dir, bundle_dir, report["target_precision"]
+                validated_dir,
+                split_dir,
+                bundle_dir,
+                report.get("threshold_policy") or report["target_precision"],
             )
     gates += gating.champion_gates(report, champion_report, gate_policy, ref)
     return {
@@ -201,7 +244,10 @@ def gate_vs_champion(
 
 
 def _score_champion(
-    validated_dir: Path, split_dir: Path, bundle_dir: Path, target_precision: float
+    validated_dir: Path,
+    split_dir: Path,
+    bundle_dir: Path,
+    policy: dict[str, Any] | float,
 ) -> dict[str, Any]:
     """Recompute the champion's own features on the holdout rows and score them."""
     from edgeloop_agent.contracts import verify_bundle
@@ -220,7 +266,14 @@ def _score_champion(
     x = rows[manifest.features.input_names()].to_numpy(dtype=np.float32)
     scores = export.onnx_scores(export.session(bundle_dir / "model.onnx"), x)
     y = rows[validation.LABEL_COLUMN].to_numpy()
-    return evaluation.evaluate(y, scores, rows[schema.slices], target_precision)
+    return evaluation.evaluate(
+        y,
+        scores,
+        rows[schema.slices],
+        _threshold_policy(policy),
+        rows[schema.entity_column].to_numpy(),
+        rows[schema.time_column].to_numpy(),
+    )
 
 
 def export_onnx(model_path: Path, split_dir: Path, out_path: Path) -> float:
@@ -279,6 +332,7 @@ def assemble_bundle(
         spec=spec,
         schema=schema,
         threshold=overall.get("threshold") or 0.5,
+        threshold_policy=_policy_record(report),
         horizon_hours=label.horizon_hours
         if isinstance(label, FailureLogLabel)
         else None,
@@ -300,6 +354,20 @@ def assemble_bundle(
         "gates_passed": gating.all_passed(gates),
         "model_sha256": manifest.model_sha256,
     }
+
+
+def _policy_record(report: dict[str, Any]) -> ThresholdPolicyRecord | None:
+    """What the bundle records about how its threshold was chosen."""
+    policy = report.get("threshold_policy")
+    overall = report["overall"]
+    if not policy or overall.get("threshold") is None:
+        return None
+    interval = overall.get("safe_interval")
+    return ThresholdPolicyRecord(
+        **policy,
+        policy_met=bool(overall.get("threshold_policy_met")),
+        safe_interval=tuple(interval) if interval else None,
+    )
 
 
 def register_bundle(

@@ -25,6 +25,9 @@ class TrainParams(BaseModel):
     colsample_bytree: float = Field(0.9, gt=0, le=1)
     seed: int = 0
     n_jobs: int = Field(2, ge=1)
+    dropout_share: float = Field(0.2, ge=0, le=2)
+    """Extra training rows with one sensor dropped, as a share of the training
+    rows (:mod:`edgeloop_components.dropout`); 0 turns augmentation off."""
 
 
 def train(x: np.ndarray, y: np.ndarray, params: TrainParams) -> xgb.XGBClassifier:

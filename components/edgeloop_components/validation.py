@@ -11,11 +11,15 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from edgeloop_components.dataset import (
+    IMPLICIT_ENTITY,
+    IMPLICIT_TIME,
+    ONE_ENTITY,
     SCHEMA_FILE,
     ColumnLabel,
     DatasetSchema,
@@ -158,10 +162,11 @@ def validate_dataset(
         DataValidationError: listing every rule broken beyond its threshold.
     """
     name = readings_path.name
-    frame = read_table(readings_path)
+    frame, assumed = add_implicit_keys(read_table(readings_path), schema, name)
     # Every broken rule in one run: column problems do not hide value problems
     # (rules about a missing column are skipped, the others still run).
     violations, warnings = check_columns(frame, schema, name)
+    warnings = assumed + warnings
     if frame.empty:  # "no rows" says it all
         raise DataValidationError(violations)
     times = (
@@ -185,7 +190,7 @@ def validate_dataset(
             ]
         )
     entities = int(frame[schema.entity_column].nunique())
-    if entities == 1:
+    if entities == 1 and schema.entity_column != IMPLICIT_ENTITY:
         warnings.append(
             f"{name}: one entity: the pipeline splits by time only, training rows "
             "ending a label horizon before the holdout (docs/data-contract.md)"
@@ -199,6 +204,35 @@ def validate_dataset(
         warnings=warnings,
         frame=frame,
     )
+
+
+def add_implicit_keys(
+    frame: pd.DataFrame, schema: DatasetSchema, name: str
+) -> tuple[pd.DataFrame, list[str]]:
+    """Add the entity/time columns a schema leaves out; returns (frame, assumptions).
+
+    No entity column: the table is one machine (``unit-1``), split by time. No
+    time column: rows are in time order, ``row_interval_seconds`` apart from
+    2000-01-01 UTC; lead times and false alarms per asset-month rest on that.
+    """
+    added: dict[str, Any] = {}
+    notes: list[str] = []
+    if schema.entity_column == IMPLICIT_ENTITY and IMPLICIT_ENTITY not in frame:
+        added[IMPLICIT_ENTITY] = ONE_ENTITY
+        notes.append(
+            f"{name}: no entity column: the table is one machine ({ONE_ENTITY}); "
+            "the pipeline splits by time only, training rows ending a label "
+            "horizon before the holdout (docs/data-contract.md)"
+        )
+    if schema.time_column == IMPLICIT_TIME and IMPLICIT_TIME not in frame:
+        step = pd.Timedelta(seconds=schema.row_interval_seconds)
+        added[IMPLICIT_TIME] = pd.Timestamp("2000-01-01") + step * np.arange(len(frame))
+        notes.append(
+            f"{name}: no time column: rows are taken in file order, "
+            f"{schema.row_interval_seconds:g} s apart (row_interval_seconds); lead "
+            "times and false alarms per asset-month assume it"
+        )
+    return (frame.assign(**added) if added else frame), notes
 
 
 def check_columns(
@@ -418,11 +452,25 @@ def _label(
             )
         return values.to_numpy(dtype=np.int8), []
     assert isinstance(spec, FailureLogLabel)
+    if schema.time_column == IMPLICIT_TIME:
+        raise DataValidationError(
+            [
+                f"{name}: a failure log needs times to match failures to readings; "
+                "name the readings' time_column or use a label column (kind: column)"
+            ]
+        )
+    one_machine = schema.entity_column == IMPLICIT_ENTITY
+    if not spec.entity_column and not one_machine:
+        raise DataValidationError(
+            [
+                f"{name}: label.entity_column is required: the readings have "
+                f"entities ('{schema.entity_column}') and the log must say which failed"
+            ]
+        )
     log_path = labels_path if labels_path is not None else schema_dir / spec.path
     log = read_table(log_path)
-    missing = [
-        c for c in (spec.entity_column, spec.time_column) if c not in log.columns
-    ]
+    wanted = [spec.time_column] + ([] if one_machine else [spec.entity_column])
+    missing = [c for c in wanted if c not in log.columns]
     if missing:
         raise DataValidationError(
             [f"{log_path.name}: missing columns: {', '.join(missing)}"]
@@ -440,7 +488,9 @@ def _label(
     return failure_within_horizon(
         frame[schema.entity_column].astype(str).to_numpy(),
         frame[schema.time_column].to_numpy(dtype="datetime64[ns]"),
-        log[spec.entity_column].astype(str).to_numpy(),
+        np.full(len(log), ONE_ENTITY)
+        if one_machine
+        else log[spec.entity_column].astype(str).to_numpy(),
         failed_at.to_numpy(dtype="datetime64[ns]"),
         np.timedelta64(int(spec.horizon_hours * 3600), "s"),
     ), [log_path]

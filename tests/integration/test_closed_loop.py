@@ -39,6 +39,15 @@ def test_the_closed_loop_retrains_on_drift_and_the_fleet_ends_on_the_new_model(
     assert len(loop["versions"]) == 6
     v1, v2 = loop["gates"]
     assert v1["promoted"] and v2["promoted"] and v2["parent"] == "pump-failure:1"
+    # what a planner asks, per version, on its holdout (shown in the summary too)
+    for version in (v1, v2):
+        assert set(version["events"]) == {
+            "event_recall",
+            "median_lead_hours",
+            "false_alarms_per_asset_month",
+        }
+        assert version["events"]["false_alarms_per_asset_month"] is not None
+        assert 0 < version["threshold"] < 1
 
     # drift fired once, for the shifted site; the faulty site only raised alerts
     fired = [d for d in loop["decisions"] if d["fired"]]

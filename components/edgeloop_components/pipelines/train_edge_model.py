@@ -42,10 +42,15 @@ def train_edge_model(
     max_depth: int = 4,
     learning_rate: float = 0.1,
     target_precision: float = 0.8,
+    max_false_alarms_per_asset_month: float = 4.0,
+    min_lead_hours: float = 0.0,
+    dropout_share: float = 0.2,
     primary_metric: str = "pr_auc",
     max_regression: float = 0.02,
     min_roc_auc: float = 0.7,
     min_pr_auc: float = 0.2,
+    min_event_recall: float = -1.0,
+    dropout_max_ratio: float = 2.0,
     parity_tolerance: float = 1e-5,
     profiles_path: str = "",
     auto_promote: bool = True,
@@ -70,11 +75,19 @@ def train_edge_model(
         n_estimators: XGBoost trees.
         max_depth: XGBoost tree depth.
         learning_rate: XGBoost learning rate.
-        target_precision: precision at which recall and the alarm threshold are set.
+        target_precision: the alarm threshold keeps precision at least this.
+        max_false_alarms_per_asset_month: and false-alarm episodes per asset per
+            30 days at most this (negative: no budget); docs/pipeline.md.
+        min_lead_hours: lead time a failure must be alarmed by to count in event_recall.
+        dropout_share: extra training rows with one sensor dropped (share of rows).
         primary_metric: metric compared with the champion.
         max_regression: largest allowed drop vs the champion, overall and per slice.
         min_roc_auc: absolute ROC-AUC floor.
         min_pr_auc: absolute PR-AUC floor.
+        min_event_recall: floor on the share of failures alarmed in time
+            (negative: no such gate).
+        dropout_max_ratio: with one sensor dead, healthy rows may alarm at most
+            this many times as often as with every sensor.
         parity_tolerance: largest allowed |p_onnx - p_xgb|.
         profiles_path: device profiles YAML; empty for the defaults.
         auto_promote: move champion when every gate passes.
@@ -100,12 +113,17 @@ def train_edge_model(
             "max_depth": max_depth,
             "learning_rate": learning_rate,
             "seed": seed,
+            "dropout_share": dropout_share,
         },
     )
     report = evaluate_model(
         split=split.outputs["split"],
         model=model.outputs["model"],
-        target_precision=target_precision,
+        threshold_policy={
+            "target_precision": target_precision,
+            "max_false_alarms_per_asset_month": max_false_alarms_per_asset_month,
+            "min_lead_hours": min_lead_hours,
+        },
     )
     gate = gate_model(
         validated=validated.outputs["validated"],
@@ -118,6 +136,8 @@ def train_edge_model(
             "max_regression": max_regression,
             "min_roc_auc": min_roc_auc,
             "min_pr_auc": min_pr_auc,
+            "min_event_recall": min_event_recall,
+            "dropout_max_ratio": dropout_max_ratio,
         },
     )
     onnx = export_onnx(model=model.outputs["model"], split=split.outputs["split"])

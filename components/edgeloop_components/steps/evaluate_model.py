@@ -10,15 +10,16 @@ from edgeloop_components.images import COMPONENT_IMAGE
 def evaluate_model(
     split: Input[Dataset],
     model: Input[Model],
-    target_precision: float,
+    threshold_policy: dict,
     metrics: Output[Metrics],
 ) -> str:
-    """ROC-AUC, PR-AUC and recall at a fixed precision on the holdout.
+    """Row and event metrics on the holdout, the alarm threshold by the policy.
 
     Args:
         split: output of split_data.
         model: output of train_model.
-        target_precision: precision at which recall is reported.
+        threshold_policy: target_precision, max_false_alarms_per_asset_month
+            (negative: no budget) and min_lead_hours.
         metrics: overall metrics, shown in the Kubeflow UI.
 
     Returns:
@@ -28,8 +29,12 @@ def evaluate_model(
 
     from edgeloop_components import tasks
 
-    report = tasks.evaluate_model(Path(split.path), Path(model.path), target_precision)
+    policy = dict(threshold_policy)
+    budget = policy.get("max_false_alarms_per_asset_month")
+    if budget is not None and float(budget) < 0:
+        policy["max_false_alarms_per_asset_month"] = None
+    report = tasks.evaluate_model(Path(split.path), Path(model.path), policy)
     for key, value in report["overall"].items():
-        if value is not None:
+        if isinstance(value, (int, float)):
             metrics.log_metric(key, float(value))
     return tasks.dumps(report)

@@ -23,7 +23,9 @@ def gate_model(
         report: output of evaluate_model (JSON).
         tracking_uri: MLflow tracking/registry URI.
         model_name: registered model name.
-        policy: gate thresholds (primary_metric, max_regression, min_roc_auc, min_pr_auc).
+        policy: gate thresholds (primary_metric, max_regression, min_roc_auc,
+            min_pr_auc, min_event_recall, dropout_max_ratio; a negative optional
+            floor turns its gate off).
     """
     import json
     from pathlib import Path
@@ -36,6 +38,10 @@ def gate_model(
         json.loads(report),
         tracking_uri,
         model_name,
-        dict(policy),
+        {
+            key: value
+            for key, value in dict(policy).items()
+            if not (key == "min_event_recall" and float(value) < 0)
+        },
     )
     return tasks.dumps(result)

@@ -35,6 +35,7 @@ from edgeloop_agent.contracts.models import (
     OutputSemantics,
     ReferenceSample,
     SensorSpec,
+    ThresholdPolicyRecord,
 )
 from edgeloop_agent.contracts.registration import RegisteredModel
 from edgeloop_agent.contracts.reports import (
@@ -82,6 +83,7 @@ __all__ = [
     "RowSample",
     "SensorQuality",
     "SensorSpec",
+    "ThresholdPolicyRecord",
     "bundle_digest",
     "file_sha256",
     "merge_windows",

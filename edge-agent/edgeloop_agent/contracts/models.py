@@ -84,6 +84,18 @@ class FeatureSpec(_Strict):
         ]
 
 
+class ThresholdPolicyRecord(_Strict):
+    """How the training pipeline chose the alarm threshold (recorded, not re-run)."""
+
+    target_precision: float = Field(gt=0.0, le=1.0)
+    max_false_alarms_per_asset_month: float | None = None
+    min_lead_hours: float = 0.0
+    policy_met: bool
+    """False: no threshold met the policy on the holdout; the best-F1 one was used."""
+    safe_interval: tuple[float, float] | None = None
+    """Every threshold in ``(lo, hi]`` reached the same best recall within the policy."""
+
+
 class OutputSemantics(_Strict):
     """What the model's score means and when it raises an alarm."""
 
@@ -92,6 +104,7 @@ class OutputSemantics(_Strict):
     threshold: float = Field(ge=0.0, le=1.0)
     """Scores at or above this are alarms."""
     positive_label: str = "failure"
+    threshold_policy: ThresholdPolicyRecord | None = None
 
 
 class FeatureReference(_Strict):

@@ -14,6 +14,7 @@ import typer
 
 from edgeloop.cli.output import emit, state
 from edgeloop.provenance.registry import ModelRef, Registry
+from edgeloop_agent.contracts import ThresholdPolicyRecord
 
 
 def details(registry: Registry, name: str, version: int) -> dict[str, Any]:
@@ -29,7 +30,24 @@ def details(registry: Registry, name: str, version: int) -> dict[str, Any]:
             for k, v in sorted(manifest.metrics.items())
         },
         "alarm_threshold": round(manifest.output.threshold, 6),
+        "threshold_policy": policy_line(manifest.output.threshold_policy),
     }
+
+
+def policy_line(policy: ThresholdPolicyRecord | None) -> str:
+    """How the threshold was chosen, in one line (``-`` for bundles that predate it)."""
+    if policy is None:
+        return "-"
+    budget = policy.max_false_alarms_per_asset_month
+    rule = f"precision >= {policy.target_precision:g}" + (
+        f", <= {budget:g} false alarms/asset-month" if budget is not None else ""
+    )
+    if not policy.policy_met:
+        return f"{rule}: not met on the holdout, best-F1 threshold used"
+    if policy.safe_interval is None:
+        return f"{rule}: met"
+    low, high = policy.safe_interval
+    return f"{rule}: met; middle of the safe interval ({low:.4g}, {high:.4g}]"
 
 
 def readable_time(epoch_ms: int) -> str:
@@ -42,7 +60,14 @@ def show(ctx: typer.Context, summary: dict[str, Any], extra: dict[str, Any]) -> 
     if state(ctx).output == "json":
         emit(ctx, {**summary, **extra})
         return
-    emit(ctx, {**summary, "alarm_threshold": extra["alarm_threshold"]})
+    emit(
+        ctx,
+        {
+            **summary,
+            "alarm_threshold": extra["alarm_threshold"],
+            "threshold_policy": extra["threshold_policy"],
+        },
+    )
     emit(ctx, extra["gate_results"], title="gates")
     emit(
         ctx,

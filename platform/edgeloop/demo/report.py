@@ -47,16 +47,27 @@ def evidently(loop: Loop, store: IntakeStore, days: float) -> dict[str, Any]:
 
 
 def gates(registry: Registry, models: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per trained version: promoted or not, its parent champion and every gate."""
+    """Per trained version: promoted or not, its parent, every gate, event metrics."""
     out = []
     for m in models:
-        lineage = registry.lineage(parse_ref(f"{m['name']}:{m['version']}"))
+        ref = parse_ref(f"{m['name']}:{m['version']}")
+        lineage = registry.lineage(ref)
+        manifest = registry.manifest(ref)
         out.append(
             {
                 "model": f"{m['name']}:{m['version']}",
                 "promoted": m["promoted"],
                 "parent": lineage["parent_champion"],
                 "gates": lineage["gates"],
+                "events": {
+                    key: manifest.metrics.get(key)
+                    for key in (
+                        "event_recall",
+                        "median_lead_hours",
+                        "false_alarms_per_asset_month",
+                    )
+                },
+                "threshold": manifest.output.threshold,
             }
         )
     return out

@@ -68,11 +68,33 @@ def _decisions_and_models(console: Console, result: LoopResult) -> None:
             f"{model['model']}: promoted={model['promoted']} parent={model['parent'] or '-'} "
             f"gates={'all passed' if not failed else 'failed ' + ', '.join(failed)}"
         )
+        console.print(
+            "  " + holdout_events(model.get("events") or {}, model.get("threshold"))
+        )
     for q in result.alarm_quality:
         console.print(
             f"delayed labels, v{q['model_version']} in the field: {q['readings']:,} readings judged, "
             f"{q['alarms']} alarms, precision {q['precision']}, recall {q['recall']}"
         )
+
+
+def holdout_events(events: dict[str, float | None], threshold: float | None) -> str:
+    """What a planner asks of a version, on its holdout: failures caught, lead, false alarms."""
+    recall = events.get("event_recall")
+    lead = events.get("median_lead_hours")
+    false_alarms = events.get("false_alarms_per_asset_month")
+    parts = [
+        "holdout:",
+        "failures alarmed n/a"
+        if recall is None
+        else f"{recall:.0%} of failures alarmed",
+        "" if lead is None else f"(median lead {lead:.0f} h),",
+        "false alarms n/a"
+        if false_alarms is None
+        else f"{false_alarms:.1f} false alarms per pump-month,",
+        "threshold n/a" if threshold is None else f"threshold {threshold:.4g}",
+    ]
+    return " ".join(p for p in parts if p)
 
 
 def _fleet_lines(console: Console, result: LoopResult) -> None:

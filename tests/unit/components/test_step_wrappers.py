@@ -69,7 +69,10 @@ def test_every_wrapper_maps_artifacts_and_returns_its_outputs(fleet_dir, tmp_pat
 
     metrics = art(tmp_path, "metrics")
     report = evaluate_model.python_func(
-        split=split, model=model, target_precision=0.8, metrics=metrics
+        split=split,
+        model=model,
+        threshold_policy={"target_precision": 0.8},
+        metrics=metrics,
     )
     assert metrics.logged["roc_auc"] == json.loads(report)["overall"]["roc_auc"]
 

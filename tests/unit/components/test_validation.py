@@ -170,7 +170,9 @@ def test_label_column_instead_of_failure_log(dataset, tmp_path):
 def test_schema_errors_name_file_and_field(dataset, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("entity_column: pump_id\n")
-    with pytest.raises(SchemaError, match=r"bad.yaml: time_column: Field required"):
+    with pytest.raises(
+        SchemaError, match=r"bad.yaml: features: Field required; label: Field required"
+    ):
         validation.check(dataset, bad)
     bad.write_text("a: [\n")
     with pytest.raises(SchemaError, match="not valid YAML"):
@@ -280,11 +282,11 @@ def test_column_problems_do_not_hide_value_problems(dataset):
 
 def test_every_broken_schema_field_is_named(dataset, tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("entity_column: pump_id\nfeatures: []\n")
+    bad.write_text("entity_column: [1]\nfeatures: []\nrow_interval_seconds: -1\n")
     with pytest.raises(SchemaError) as info:
         validation.check(dataset, bad)
     message = str(info.value)
-    for field in ("time_column", "features", "label"):
+    for field in ("entity_column", "features", "row_interval_seconds"):
         assert f"{field}:" in message
 
 

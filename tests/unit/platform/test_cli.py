@@ -110,7 +110,7 @@ def test_validate_with_an_explicit_broken_schema(fleet_dir, tmp_path):
     result = run(
         "data", "validate", str(fleet_dir / "readings.parquet"), "--schema", str(schema)
     )
-    assert_one_line_error(result, "s.yaml: time_column: Field required")
+    assert_one_line_error(result, "s.yaml: features: Field required")
 
 
 def test_validate_missing_path():
@@ -281,3 +281,21 @@ def test_pipeline_run_rejects_missing_data(tmp_path):
     assert_one_line_error(
         run("pipeline", "run", "--data", str(tmp_path / "none")), "no such dataset"
     )
+
+
+def test_the_demo_summary_line_says_failures_lead_and_false_alarms():
+    from edgeloop.demo.summary import holdout_events
+
+    line = holdout_events(
+        {
+            "event_recall": 0.5,
+            "median_lead_hours": 45.3,
+            "false_alarms_per_asset_month": 0.25,
+        },
+        0.99971,
+    )
+    assert line == (
+        "holdout: 50% of failures alarmed (median lead 45 h), "
+        "0.2 false alarms per pump-month, threshold 0.9997"
+    )
+    assert "failures alarmed n/a" in holdout_events({}, None)
