@@ -84,6 +84,7 @@ bench: $(STAMP) system-deps
 	$(BIN)/python -m bench.loop
 	$(BIN)/python -m bench.images
 	$(BIN)/python -m bench.hardening
+	$(BIN)/python -m bench.explanations
 
 clean:
 	rm -rf build dist .pytest_cache .mypy_cache .ruff_cache .import_linter_cache local_outputs

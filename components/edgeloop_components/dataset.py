@@ -100,7 +100,9 @@ class DatasetSchema(_Model):
     row_interval_seconds: float = Field(60.0, gt=0)
     """Time between rows when there is no time column (an assumption, stated)."""
     features: list[FeatureColumn] = Field(min_length=1)
-    label: Label
+    label: Label | None = None
+    """Omitted: unlabeled history; the pipeline trains an anomaly model
+    (:mod:`edgeloop_components.anomaly`) instead of a failure classifier."""
     slices: list[str] = Field(default_factory=list)
     allow_extra_columns: bool = False
     thresholds: Thresholds = Field(default_factory=Thresholds)

@@ -39,6 +39,10 @@ class GatePolicy(BaseModel):
     """Optional floor on the share of failures alarmed in time."""
     max_false_alarms_per_asset_month: float | None = Field(None, ge=0)
     """Optional ceiling on false-alarm episodes per asset-month."""
+    max_alarm_rate_ratio: float = Field(3.0, ge=1)
+    """Anomaly models: the holdout alarm rate may be at most this × the target."""
+    min_stability: float = Field(0.8, ge=-1, le=1)
+    """Anomaly models: Spearman correlation of holdout scores with another seed."""
 
 
 def absolute_gates(report: dict[str, Any], policy: GatePolicy) -> list[GateResult]:
@@ -161,6 +165,37 @@ def champion_gates(
                 )
             )
     return gates
+
+
+def anomaly_gates(report: dict[str, Any], policy: GatePolicy) -> list[GateResult]:
+    """An anomaly model has no labels: gate its alarm rate and its stability."""
+    overall = report["overall"]
+    target = overall["target_alarm_rate"]
+    rate = overall["alarm_rate"]
+    ceiling = policy.max_alarm_rate_ratio * target
+    return [
+        GateResult(
+            name="alarm_rate",
+            passed=rate <= ceiling,
+            detail=(
+                f"holdout alarm rate {rate:.2%} <= {policy.max_alarm_rate_ratio:g}x "
+                f"target {target:.2%}"
+            ),
+        ),
+        GateResult(
+            name="stability",
+            passed=overall["stability"] >= policy.min_stability,
+            detail=(
+                f"Spearman of holdout scores vs another seed "
+                f"{overall['stability']:.3f} >= {policy.min_stability}"
+            ),
+        ),
+        GateResult(
+            name="vs_champion",
+            passed=True,
+            detail="unlabeled data: no labelled metric to compare with a champion",
+        ),
+    ]
 
 
 def parity_gate(max_abs_diff: float, policy: GatePolicy) -> GateResult:

@@ -16,6 +16,7 @@ from edgeloop_agent.contracts import (
     MANIFEST_FILE,
     MODEL_FILE,
     BundleManifest,
+    FeatureImportance,
     FeatureReference,
     FeatureSpec,
     GateResult,
@@ -80,6 +81,8 @@ def write_bundle(
     threshold: float,
     horizon_hours: float | None,
     threshold_policy: ThresholdPolicyRecord | None = None,
+    score: str | None = None,
+    importance: FeatureImportance | None = None,
     train_x: np.ndarray,
     sample: ReferenceSample,
     metrics: dict[str, float | None],
@@ -104,6 +107,11 @@ def write_bundle(
             threshold=min(1.0, max(0.0, threshold)),
             horizon_hours=horizon_hours,
             threshold_policy=threshold_policy,
+            **(
+                {"score": score, "positive_label": "anomaly"}
+                if score is not None
+                else {}
+            ),
         ),
         reference=tuple(reference_profile(train_x, spec.input_names())),
         reference_sample=sample,
@@ -111,6 +119,7 @@ def write_bundle(
         gates=tuple(gates),
         latency=tuple(latency),
         lineage=lineage,
+        importance=importance,
     )
     write_manifest(out_dir, manifest)
     return manifest

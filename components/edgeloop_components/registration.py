@@ -243,6 +243,8 @@ def register(
                 {k: v for k, v in final.metrics.items() if v is not None}
             )
             mlflow.log_artifacts(str(bundle_dir), BUNDLE_ARTIFACT_DIR)
+            if final.importance is not None:
+                mlflow.log_dict(final.importance.model_dump(), "importance.json")
             info = mlflow.onnx.log_model(
                 onnx.load(str(Path(bundle_dir) / MODEL_FILE)),
                 name="model",

@@ -95,6 +95,7 @@ def split(
         cutoff = start
     entity = table[entity_column].astype(str)
     late = times >= cutoff
+    labelled = LABEL_COLUMN in table
     out = table.copy()
     if entity.nunique() < 2:  # one machine: by time only, with a purge gap
         gap = purge if purge is not None else pd.Timedelta(0)
@@ -103,7 +104,9 @@ def split(
             trained, "train", np.where(late, "holdout", "unused")
         )
     else:
-        late_failures = set(entity[late & (table[LABEL_COLUMN] == 1)])
+        late_failures = (
+            set(entity[late & (table[LABEL_COLUMN] == 1)]) if labelled else set()
+        )
         held = holdout_entities(
             entity.tolist(), holdout_entity_fraction, seed, late_failures
         )
@@ -113,6 +116,12 @@ def split(
             trained, "train", np.where(is_held & late, "holdout", "unused")
         )
     for side in ("train", "holdout"):
+        if not labelled:  # an anomaly model needs rows on each side, not classes
+            if not (out[SPLIT_COLUMN] == side).any():
+                raise TrainingError(
+                    f"{side} split is empty; lower the holdout fractions or add data"
+                )
+            continue
         labels = out.loc[out[SPLIT_COLUMN] == side, LABEL_COLUMN]
         if labels.nunique() < 2:
             raise TrainingError(

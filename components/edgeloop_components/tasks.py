@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from edgeloop_agent.contracts import (
+    FeatureImportance,
     FeatureSpec,
     GateResult,
     LatencyProfile,
@@ -25,11 +26,13 @@ from edgeloop_agent.contracts import (
     ThresholdPolicyRecord,
 )
 from edgeloop_components import (
+    anomaly,
     dropout,
     evaluation,
     export,
     featurize,
     gating,
+    importance,
     packaging,
     profiling,
     registration,
@@ -55,6 +58,11 @@ SPEC = "feature_spec.json"
 TRAIN = "train.parquet"
 HOLDOUT = "holdout.parquet"
 REFERENCE_SAMPLE_ROWS = 200
+ANOMALY_METRICS = ("alarm_rate", "target_alarm_rate", "stability")
+ANOMALY_SCORE = (
+    "anomaly score: how unusual the readings are against the unlabeled history "
+    "(0.5 at the forest's boundary), not a failure probability"
+)
 
 
 def _spec(directory: Path) -> FeatureSpec:
@@ -64,8 +72,16 @@ def _spec(directory: Path) -> FeatureSpec:
 
 
 def _xy(frame: pd.DataFrame, spec: FeatureSpec) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs and labels (all 0 for unlabeled data, which only an anomaly model uses)."""
     x = frame[spec.input_names()].to_numpy(dtype=np.float32)
+    if validation.LABEL_COLUMN not in frame:
+        return x, np.zeros(len(frame), dtype=np.int8)
     return x, frame[validation.LABEL_COLUMN].to_numpy(dtype=np.int8)
+
+
+def is_anomaly_run(directory: Path) -> bool:
+    """No label in the schema: the run trains an anomaly model."""
+    return load_schema(directory / SCHEMA_FILE).label is None
 
 
 def ingest_validate(
@@ -167,6 +183,11 @@ def train_model(split_dir: Path, params: dict[str, Any], out_path: Path) -> None
     spec = _spec(split_dir)
     x, y = _xy(pd.read_parquet(split_dir / TRAIN), spec)
     train_params = training.TrainParams.model_validate(params)
+    if is_anomaly_run(split_dir):
+        anomaly.save(
+            anomaly.train(x, train_params.n_estimators, train_params.seed), out_path
+        )
+        return
     x, y = dropout.augment(x, y, spec, train_params.dropout_share, train_params.seed)
     model = training.train(x, y, train_params)
     training.save(model, out_path)
@@ -184,6 +205,8 @@ def evaluate_model(
     target precision.
     """
     threshold_policy = _threshold_policy(policy)
+    if is_anomaly_run(split_dir):
+        return _evaluate_anomaly(split_dir, model_path, threshold_policy)
     schema = load_schema(split_dir / SCHEMA_FILE)
     spec = _spec(split_dir)
     holdout = pd.read_parquet(split_dir / HOLDOUT)
@@ -198,12 +221,50 @@ def evaluate_model(
         holdout[schema.entity_column].to_numpy(),
         holdout[schema.time_column].to_numpy(),
     )
+    report["importance"] = importance.global_importance(model, x, spec)
     threshold = report["overall"].get("threshold")
     if threshold is not None:
         report["dropout"] = dropout.false_alarm_rates(
             lambda rows: training.predict(model, rows), x, y, threshold, spec
         )
     return report
+
+
+def _evaluate_anomaly(
+    split_dir: Path, model_path: Path, policy: thresholds.ThresholdPolicy
+) -> dict[str, Any]:
+    """No labels: the threshold from the target alarm rate, the holdout's alarm rate, stability."""
+    schema = load_schema(split_dir / SCHEMA_FILE)
+    spec = _spec(split_dir)
+    model = anomaly.load(model_path)
+    train_x, _ = _xy(pd.read_parquet(split_dir / TRAIN), spec)
+    holdout = pd.read_parquet(split_dir / HOLDOUT)
+    x, _ = _xy(holdout, spec)
+    threshold = anomaly.threshold_for(model.scores(train_x), policy.target_alarm_rate)
+    alarms = model.scores(x) >= threshold
+    slices: dict[str, Any] = {}
+    for column in schema.slices:
+        values = holdout[column].astype(str).to_numpy()
+        slices[column] = {
+            value: {
+                "rows": int((values == value).sum()),
+                "alarm_rate": float(alarms[values == value].mean()),
+            }
+            for value in sorted(set(values))
+        }
+    return {
+        "kind": "anomaly",
+        "target_precision": policy.target_precision,
+        "threshold_policy": policy.model_dump(),
+        "overall": {
+            "rows": len(x),
+            "threshold": threshold,
+            "target_alarm_rate": policy.target_alarm_rate,
+            "alarm_rate": float(alarms.mean()) if len(x) else 0.0,
+            "stability": anomaly.stability(model, train_x, x, seed=0),
+        },
+        "slices": slices,
+    }
 
 
 def _threshold_policy(policy: dict[str, Any] | float) -> thresholds.ThresholdPolicy:
@@ -222,6 +283,14 @@ def gate_vs_champion(
 ) -> dict[str, Any]:
     """Step 6: absolute floors, then the champion on the very same holdout rows."""
     gate_policy = gating.GatePolicy.model_validate(policy)
+    if report.get("kind") == "anomaly":  # no labels: nothing to score a champion on
+        gates = gating.anomaly_gates(report, gate_policy)
+        return {
+            "parent_champion": "",
+            "champion_report": None,
+            "gates": [g.model_dump() for g in gates],
+            "passed": gating.all_passed(gates),
+        }
     gates = gating.absolute_gates(report, gate_policy)
     champion_report, ref = None, ""
     with registration.champion_bundle(tracking_uri, model_name) as found:
@@ -279,9 +348,15 @@ def _score_champion(
 def export_onnx(model_path: Path, split_dir: Path, out_path: Path) -> float:
     """Step 7: ONNX export; returns max |p_onnx - p_xgb| on the holdout."""
     spec = _spec(split_dir)
+    x, _ = _xy(pd.read_parquet(split_dir / HOLDOUT), spec)
+    if is_anomaly_run(split_dir):
+        forest = anomaly.load(model_path)
+        anomaly.to_onnx(forest, len(spec.input_names()), out_path)
+        expected = forest.scores(x)
+        actual = export.onnx_scores(export.session(out_path), x)
+        return float(np.max(np.abs(actual - expected))) if len(x) else 0.0
     model = training.load(model_path)
     export.to_onnx(model, len(spec.input_names()), out_path)
-    x, _ = _xy(pd.read_parquet(split_dir / HOLDOUT), spec)
     return export.parity(training.load(model_path), out_path, x)
 
 
@@ -325,6 +400,7 @@ def assemble_bundle(
     )
     overall = report["overall"]
     label = schema.label
+    is_anomaly = report.get("kind") == "anomaly"
     manifest = packaging.write_bundle(
         out_dir,
         model_name=model_name,
@@ -338,7 +414,14 @@ def assemble_bundle(
         else None,
         train_x=train_x,
         sample=sample,
-        metrics={m: overall.get(m) for m in evaluation.METRICS},
+        metrics={
+            m: overall.get(m)
+            for m in (ANOMALY_METRICS if is_anomaly else evaluation.METRICS)
+        },
+        score=ANOMALY_SCORE if is_anomaly else None,
+        importance=FeatureImportance.model_validate(report["importance"])
+        if report.get("importance")
+        else None,
         gates=gates,
         latency=[LatencyProfile.model_validate(p) for p in latency],
         lineage=Lineage(
@@ -363,8 +446,17 @@ def _policy_record(report: dict[str, Any]) -> ThresholdPolicyRecord | None:
     if not policy or overall.get("threshold") is None:
         return None
     interval = overall.get("safe_interval")
+    if report.get("kind") == "anomaly":
+        return ThresholdPolicyRecord(
+            target_precision=policy["target_precision"],
+            max_false_alarms_per_asset_month=None,
+            target_alarm_rate=policy["target_alarm_rate"],
+            policy_met=True,
+        )
     return ThresholdPolicyRecord(
-        **policy,
+        target_precision=policy["target_precision"],
+        max_false_alarms_per_asset_month=policy.get("max_false_alarms_per_asset_month"),
+        min_lead_hours=policy.get("min_lead_hours", 0.0),
         policy_met=bool(overall.get("threshold_policy_met")),
         safe_interval=tuple(interval) if interval else None,
     )

@@ -37,6 +37,8 @@ class ThresholdPolicy(BaseModel):
     """Alarm episodes on healthy assets per asset per 30 days; ``None``: no budget."""
     min_lead_hours: float = Field(0.0, ge=0)
     """Lead time a failure must be alarmed by to count in ``event_recall``."""
+    target_alarm_rate: float = Field(0.005, gt=0, lt=1)
+    """Anomaly models (no labels): share of training rows that alarm."""
 
 
 @dataclass(frozen=True)

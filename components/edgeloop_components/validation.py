@@ -41,7 +41,8 @@ class ValidationReport:
     path: Path
     rows: int
     entities: int
-    positive_share: float
+    positive_share: float | None
+    """``None`` for unlabeled data."""
     data_hash: str
     warnings: list[str] = field(default_factory=list)
     frame: pd.DataFrame | None = None
@@ -179,6 +180,8 @@ def validate_dataset(
         raise DataValidationError(violations)
     assert times is not None  # a missing time column is a violation above
     frame = clean(frame, times, schema)
+    if schema.label is None:
+        return _unlabeled(readings_path, frame, schema, warnings, labels_path)
     label, label_files = _label(frame, schema, schema_dir, name, labels_path)
     frame[LABEL_COLUMN] = label
     classes = np.unique(label)
@@ -201,6 +204,34 @@ def validate_dataset(
         entities=entities,
         positive_share=float(label.mean()),
         data_hash=data_hash([readings_path, *label_files]),
+        warnings=warnings,
+        frame=frame,
+    )
+
+
+def _unlabeled(
+    readings_path: Path,
+    frame: pd.DataFrame,
+    schema: DatasetSchema,
+    warnings: list[str],
+    labels_path: Path | None,
+) -> ValidationReport:
+    """The report for sensor history without labels (an anomaly model's data)."""
+    name = readings_path.name
+    if labels_path is not None:
+        raise DataValidationError(
+            [f"{name}: a labels file was given but the schema has no label"]
+        )
+    warnings.append(
+        f"{name}: no label in the schema: the pipeline trains an anomaly model "
+        "(alarms on unusual readings, not failure probabilities; docs/pipeline.md)"
+    )
+    return ValidationReport(
+        path=readings_path,
+        rows=len(frame),
+        entities=int(frame[schema.entity_column].nunique()),
+        positive_share=None,
+        data_hash=data_hash([readings_path]),
         warnings=warnings,
         frame=frame,
     )

@@ -3,7 +3,7 @@
 Topic conventions (configurable, see ``MqttSettings``)::
 
     edgeloop/<site>/<entity>/readings   in   {"ts": "...", "values": {"vibration_rms": 2.1, ...}}
-    edgeloop/<site>/<entity>/score      out  {"ts", "entity", "score", "alarm", "degraded", "model_version"} (+ "missing")
+    edgeloop/<site>/<entity>/score      out  {"ts", "entity", "score", "alarm", "degraded", "model_version"} (+ "missing", + "explanation" on alarms)
     edgeloop/<site>/<entity>/alarm      out  same body, only when score >= the bundle's threshold
 
 This is how KubeEdge device mappers publish twin/property updates to the node's
@@ -134,8 +134,10 @@ class MqttBridge:
             return
         self.service.metrics.inc("edgeloop_mqtt_scored_total", by=len(rows))
         gaps = missing_sensors(np.stack(rows), scored.model.manifest.features.sensors)
-        for site, entity, stamp, score, alarm, gap in zip(
-            sites, entities, stamps, scored.scores, scored.alarms, gaps, strict=True
+        for row, (site, entity, stamp, score, alarm, gap) in enumerate(
+            zip(
+                sites, entities, stamps, scored.scores, scored.alarms, gaps, strict=True
+            )
         ):
             body = json.dumps(
                 {
@@ -147,6 +149,7 @@ class MqttBridge:
                     "model_version": scored.model.version,
                 }
                 | ({"missing": list(gap)} if gap else {})
+                | ({"explanation": scored.explanation(row)} if alarm else {})
             )
             self.client.publish(
                 self.settings.score_topic.format(site=site, entity=entity),

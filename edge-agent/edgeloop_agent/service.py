@@ -26,6 +26,7 @@ from edgeloop_agent.errors import InputError, ModelNotReadyError
 from edgeloop_agent.features import history_length, window_features
 from edgeloop_agent.metrics import Metrics
 from edgeloop_agent.outbox.store import Outbox
+from edgeloop_agent.scoring.explain import Contribution, Explainer
 from edgeloop_agent.scoring.model_store import LoadedModel
 from edgeloop_agent.scoring.onnx import ScoringError
 from edgeloop_agent.settings import AgentSettings
@@ -57,6 +58,7 @@ class _Serving:
     monitor: WindowMonitor
     sensors: tuple[str, ...]
     history: int
+    explainer: Explainer
 
 
 def missing_sensors(
@@ -85,6 +87,14 @@ class Scored:
     scores: NDArray[np.float64]
     alarms: NDArray[np.bool_]
     model: LoadedModel
+    explanations: tuple[tuple[Contribution, ...], ...] = ()
+    """Per row, the top sensors behind an alarm (empty for rows that did not alarm)."""
+
+    def explanation(self, row: int) -> list[dict[str, object]]:
+        """Row ``row``'s explanation as JSON-ready ``{"sensor", "contribution"}`` items."""
+        if row >= len(self.explanations):
+            return []
+        return [{"sensor": s, "contribution": c} for s, c in self.explanations[row]]
 
 
 class ScoringService:
@@ -131,6 +141,7 @@ class ScoringService:
             ),
             sensors=spec.sensors,
             history=history_length(spec),
+            explainer=Explainer.for_manifest(model.manifest),
         )
         with self._lock:
             old = self._serving
@@ -176,9 +187,7 @@ class ScoringService:
         scores = self._predict(serving, inputs)
         with self._lock:
             self._emit(serving.monitor.observe(inputs, scores))
-        return Scored(
-            scores, scores >= serving.model.manifest.output.threshold, serving.model
-        )
+        return self._scored(serving, inputs, scores)
 
     def score_readings(
         self,
@@ -212,9 +221,28 @@ class ScoringService:
             self._emit(
                 serving.monitor.observe(inputs, scores, values, list(entities), stamps)
             )
-        return Scored(
-            scores, scores >= serving.model.manifest.output.threshold, serving.model
+        return self._scored(serving, inputs, scores)
+
+    def _scored(
+        self,
+        serving: _Serving,
+        inputs: NDArray[np.float32],
+        scores: NDArray[np.float64],
+    ) -> Scored:
+        """Alarms by the bundle's threshold, each explained by its top sensors."""
+        alarms = scores >= serving.model.manifest.output.threshold
+        top = self.settings.scoring.explain_top
+        if not alarms.any() or top == 0:
+            return Scored(scores, alarms, serving.model)
+        rows = np.flatnonzero(alarms)
+        found = serving.explainer.explain(
+            lambda x: self._predict(serving, x), inputs[rows], scores[rows], top
         )
+        explanations: list[tuple[Contribution, ...]] = [()] * len(scores)
+        for row, explanation in zip(rows, found, strict=True):
+            explanations[row] = explanation
+        self.metrics.inc("edgeloop_explained_alarms_total", by=len(rows))
+        return Scored(scores, alarms, serving.model, tuple(explanations))
 
     def _predict(
         self, serving: _Serving, inputs: NDArray[np.float32]

@@ -94,6 +94,8 @@ class ScoringSettings(_Group):
     """Largest request body accepted; larger ones get HTTP 413 before parsing."""
     max_entities: int = Field(10_000, ge=1)
     """Entities (pumps) with a feature history kept in memory."""
+    explain_top: int = Field(3, ge=0, le=20)
+    """Sensors named on each alarm as its top contributors (0: no explanations)."""
 
 
 class DriftSettings(_Group):

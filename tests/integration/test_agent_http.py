@@ -564,3 +564,29 @@ def test_restart_with_no_network_serves_the_cached_model_at_once(
             f"{url}/predict", json={"readings": [{"entity": "p1", "values": SENSORS}]}
         ).json()
         assert answer["model_version"] == "1"
+
+
+def test_alarms_name_the_sensors_behind_them(agent, tmp_path):
+    """Each alarm carries its top sensors (occlusion on the node); others carry none."""
+    url, settings, bundle = agent
+    touchy = tmp_path / "touchy"
+    shutil.copytree(bundle, touchy)
+    data = json.loads((touchy / MANIFEST_FILE).read_text())
+    data["output"]["threshold"] = 0.0  # every reading alarms
+    (touchy / MANIFEST_FILE).write_text(json.dumps(data))
+    activate(url, settings, touchy, version="7")
+    hot = {**SENSORS, "vibration_rms": 30.0, "bearing_temp": 120.0}
+    body = {
+        "readings": [
+            {"entity": "p1", "values": hot if i % 2 else SENSORS} for i in range(24)
+        ]
+    }
+    results = httpx.post(f"{url}/predict", json=body).json()["results"]
+    assert all(r["alarm"] for r in results)
+    named = [r["explanation"] for r in results]
+    assert all(len(e) <= 3 for e in named) and any(named)
+    for explanation in named:
+        shares = [item["contribution"] for item in explanation]
+        assert shares == sorted(shares, reverse=True) and all(c > 0 for c in shares)
+        assert {item["sensor"] for item in explanation} <= set(SENSORS)
+    assert "edgeloop_explained_alarms_total 24" in httpx.get(f"{url}/metrics").text

@@ -151,6 +151,11 @@ def test_readings_in_scores_and_alarms_out_malformed_skipped(
     assert alarms and all(b["alarm"] for b in alarms)
     assert {b["entity"] for b in alarms} == {"p7"}
     assert len(alarms) == sum(1 for _, b in scores if b["alarm"])
+    # the hot pump's alarms name the sensors behind them; scores without alarm do not
+    assert all(b["explanation"] for b in alarms)
+    named = {item["sensor"] for b in alarms for item in b["explanation"]}
+    assert named & {"vibration_rms", "bearing_temp"}, named
+    assert not any("explanation" in b for _, b in scores if not b["alarm"])
 
 
 def _scores(listener: Listener) -> list[tuple[str, dict]]:

@@ -45,12 +45,15 @@ def train_edge_model(
     max_false_alarms_per_asset_month: float = 4.0,
     min_lead_hours: float = 0.0,
     dropout_share: float = 0.2,
+    target_alarm_rate: float = 0.005,
     primary_metric: str = "pr_auc",
     max_regression: float = 0.02,
     min_roc_auc: float = 0.7,
     min_pr_auc: float = 0.2,
     min_event_recall: float = -1.0,
     dropout_max_ratio: float = 2.0,
+    max_alarm_rate_ratio: float = 3.0,
+    min_stability: float = 0.8,
     parity_tolerance: float = 1e-5,
     profiles_path: str = "",
     auto_promote: bool = True,
@@ -80,6 +83,8 @@ def train_edge_model(
             30 days at most this (negative: no budget); docs/pipeline.md.
         min_lead_hours: lead time a failure must be alarmed by to count in event_recall.
         dropout_share: extra training rows with one sensor dropped (share of rows).
+        target_alarm_rate: unlabeled data (anomaly model): share of training rows
+            that alarm.
         primary_metric: metric compared with the champion.
         max_regression: largest allowed drop vs the champion, overall and per slice.
         min_roc_auc: absolute ROC-AUC floor.
@@ -88,6 +93,10 @@ def train_edge_model(
             (negative: no such gate).
         dropout_max_ratio: with one sensor dead, healthy rows may alarm at most
             this many times as often as with every sensor.
+        max_alarm_rate_ratio: anomaly model: holdout alarm rate at most this
+            times target_alarm_rate.
+        min_stability: anomaly model: Spearman of holdout scores against a
+            forest with another seed.
         parity_tolerance: largest allowed |p_onnx - p_xgb|.
         profiles_path: device profiles YAML; empty for the defaults.
         auto_promote: move champion when every gate passes.
@@ -123,6 +132,7 @@ def train_edge_model(
             "target_precision": target_precision,
             "max_false_alarms_per_asset_month": max_false_alarms_per_asset_month,
             "min_lead_hours": min_lead_hours,
+            "target_alarm_rate": target_alarm_rate,
         },
     )
     gate = gate_model(
@@ -138,6 +148,8 @@ def train_edge_model(
             "min_pr_auc": min_pr_auc,
             "min_event_recall": min_event_recall,
             "dropout_max_ratio": dropout_max_ratio,
+            "max_alarm_rate_ratio": max_alarm_rate_ratio,
+            "min_stability": min_stability,
         },
     )
     onnx = export_onnx(model=model.outputs["model"], split=split.outputs["split"])

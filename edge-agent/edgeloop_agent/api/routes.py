@@ -293,8 +293,9 @@ async def predict(request: Request) -> Response:
             "results": [
                 {"entity": e, "score": float(s), "alarm": bool(a), "degraded": bool(g)}
                 | ({"missing": list(g)} if g else {})
-                for e, s, a, g in zip(
-                    entities, scored.scores, scored.alarms, gaps, strict=True
+                | ({"explanation": scored.explanation(i)} if a else {})
+                for i, (e, s, a, g) in enumerate(
+                    zip(entities, scored.scores, scored.alarms, gaps, strict=True)
                 )
             ],
         }

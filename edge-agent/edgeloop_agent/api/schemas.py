@@ -57,6 +57,13 @@ class PredictRequest(_In):
     readings: list[Reading] = Field(min_length=1)
 
 
+class Contribution(BaseModel):
+    """One sensor's share of an alarm: how far the score drops when it looks ordinary."""
+
+    sensor: str
+    contribution: float
+
+
 class PredictResult(BaseModel):
     """Score of one reading."""
 
@@ -67,6 +74,9 @@ class PredictResult(BaseModel):
     """Some sensors were missing (``null``): scored without them."""
     missing: list[str] = Field(default_factory=list)
     """The missing sensors, present only when ``degraded``."""
+    explanation: list[Contribution] = Field(default_factory=list)
+    """On alarms only: the sensors that raised the score most, largest first
+    (occlusion against the bundle's reference medians, computed on the node)."""
 
 
 class PredictResponse(BaseModel):

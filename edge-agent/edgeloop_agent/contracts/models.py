@@ -90,6 +90,8 @@ class ThresholdPolicyRecord(_Strict):
     target_precision: float = Field(gt=0.0, le=1.0)
     max_false_alarms_per_asset_month: float | None = None
     min_lead_hours: float = 0.0
+    target_alarm_rate: float | None = None
+    """Anomaly models: the share of training rows the threshold lets alarm."""
     policy_met: bool
     """False: no threshold met the policy on the holdout; the best-F1 one was used."""
     safe_interval: tuple[float, float] | None = None
@@ -188,6 +190,15 @@ class Lineage(_Strict):
     trained_at: str = ""
 
 
+class FeatureImportance(_Strict):
+    """Global importance of one model version (see ``edgeloop_components.importance``)."""
+
+    by_sensor: dict[str, float]
+    """Mean |SHAP| on the holdout summed per sensor, as shares summing to 1."""
+    gain_by_input: dict[str, float] = Field(default_factory=dict)
+    mean_abs_shap_by_input: dict[str, float] = Field(default_factory=dict)
+
+
 class BundleManifest(_Strict):
     """``bundle.json``: everything an edge node needs besides ``model.onnx``."""
 
@@ -209,6 +220,8 @@ class BundleManifest(_Strict):
     gates: tuple[GateResult, ...] = ()
     latency: tuple[LatencyProfile, ...] = ()
     lineage: Lineage
+    importance: FeatureImportance | None = None
+    """Classifiers only: which sensors drive the model (anomaly models: ``None``)."""
 
     @model_validator(mode="after")
     def _consistent(self) -> BundleManifest:

@@ -162,7 +162,9 @@ def validate(
             "schema": parsed.name,
             "rows": report.rows,
             "entities": report.entities,
-            "positive_share": round(report.positive_share, 4),
+            "positive_share": None
+            if report.positive_share is None
+            else round(report.positive_share, 4),
             "data_hash": report.data_hash,
             "valid": True,
         },

@@ -38,6 +38,11 @@ def policy_line(policy: ThresholdPolicyRecord | None) -> str:
     """How the threshold was chosen, in one line (``-`` for bundles that predate it)."""
     if policy is None:
         return "-"
+    if policy.target_alarm_rate is not None:
+        return (
+            f"anomaly model: {policy.target_alarm_rate:.2%} of the training rows "
+            "alarm (no labels)"
+        )
     budget = policy.max_false_alarms_per_asset_month
     rule = f"precision >= {policy.target_precision:g}" + (
         f", <= {budget:g} false alarms/asset-month" if budget is not None else ""
