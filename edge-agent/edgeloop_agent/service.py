@@ -90,6 +90,12 @@ class Scored:
     explanations: tuple[tuple[Contribution, ...], ...] = ()
     """Per row, the top sensors behind an alarm (empty for rows that did not alarm)."""
 
+    def first_causes(self) -> list[str] | None:
+        """Per row, the sensor its explanation names first ('' without one)."""
+        if not self.explanations:
+            return None
+        return [e[0][0] if e else "" for e in self.explanations]
+
     def explanation(self, row: int) -> list[dict[str, object]]:
         """Row ``row``'s explanation as JSON-ready ``{"sensor", "contribution"}`` items."""
         if row >= len(self.explanations):
@@ -185,9 +191,12 @@ class ScoringService:
             )
         self._check_batch(len(inputs))
         scores = self._predict(serving, inputs)
+        scored = self._scored(serving, inputs, scores)
         with self._lock:
-            self._emit(serving.monitor.observe(inputs, scores))
-        return self._scored(serving, inputs, scores)
+            self._emit(
+                serving.monitor.observe(inputs, scores, causes=scored.first_causes())
+            )
+        return scored
 
     def score_readings(
         self,
@@ -218,10 +227,18 @@ class ScoringService:
             scores = self._predict(serving, inputs)
             if self.settings.outbox.upload_readings and self.outbox is not None:
                 self._keep_readings(serving, entities, values, stamps, scores)
+            scored = self._scored(serving, inputs, scores)
             self._emit(
-                serving.monitor.observe(inputs, scores, values, list(entities), stamps)
+                serving.monitor.observe(
+                    inputs,
+                    scores,
+                    values,
+                    list(entities),
+                    stamps,
+                    scored.first_causes(),
+                )
             )
-        return self._scored(serving, inputs, scores)
+        return scored
 
     def _scored(
         self,

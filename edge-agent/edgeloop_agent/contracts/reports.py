@@ -110,6 +110,9 @@ class DriftWindow(_Strict):
     score_counts: tuple[int, ...] = ()
     """Histogram of scores over ten equal bins on [0, 1]."""
     alarms: int = Field(0, ge=0)
+    alarm_causes: dict[ColumnName, int] = Field(default_factory=dict, max_length=256)
+    """Alarms of the window counted by the sensor their explanation named first
+    (occlusion on the node); alarms with no explanation are not counted."""
     quality: tuple[SensorQuality, ...] = ()
     merged_from: tuple[str, ...] = ()
     """Keys of windows merged into this one when the outbox was full."""
@@ -246,6 +249,11 @@ def merge_windows(
                 for x, y in zip(first.score_counts, second.score_counts, strict=True)
             ),
             "alarms": first.alarms + second.alarms,
+            "alarm_causes": {
+                sensor: first.alarm_causes.get(sensor, 0)
+                + second.alarm_causes.get(sensor, 0)
+                for sensor in {**first.alarm_causes, **second.alarm_causes}
+            },
             "quality": quality,
             "merged_from": tuple(first.merged_from or ())
             + tuple(second.merged_from or ())

@@ -49,6 +49,8 @@ class _Window:
     first_stamp: float | None = None
     """Time of the earliest reading that carried one (data time, not arrival)."""
     last_stamp: float | None = None
+    causes: dict[str, int] = field(default_factory=dict)
+    """Alarms by the sensor their explanation named first."""
 
 
 class WindowMonitor:
@@ -129,6 +131,7 @@ class WindowMonitor:
         raw: NDArray[np.float64] | None = None,
         entities: Sequence[str] | None = None,
         stamps: Sequence[float | None] | None = None,
+        causes: Sequence[str] | None = None,
     ) -> list[tuple[DriftWindow, RowSample | None]]:
         """Record scored rows; returns the reports of every window this closed.
 
@@ -149,6 +152,10 @@ class WindowMonitor:
             )
             if stamps is not None:
                 self._stamp(stamps[start:stop])
+            for cause in causes[start:stop] if causes is not None else ():
+                if cause:
+                    counted = self._window.causes
+                    counted[cause] = counted.get(cause, 0) + 1
             start = stop
             if self._window.rows >= self.settings.window_readings:
                 closed.append(self.close())
@@ -254,6 +261,7 @@ class WindowMonitor:
             drifted_share=drifted,
             score_counts=tuple(int(c) for c in score_counts),
             alarms=int((scores >= self.manifest.output.threshold).sum()),
+            alarm_causes=dict(sorted(w.causes.items())),
             quality=self._quality(n, w),
         )
         sample = self._sample(n, w, now)

@@ -16,6 +16,7 @@ import typer
 from typer.core import TyperGroup
 
 from edgeloop.cli import (
+    alarms,
     audit,
     data,
     demo,
@@ -89,6 +90,7 @@ app.add_typer(monitor.app, name="monitor")
 app.add_typer(labels.app, name="labels")
 app.add_typer(audit.app, name="audit")
 app.add_typer(loop.app, name="loop")
+app.add_typer(alarms.app, name="alarms")
 app.command("retrain")(triggers.retrain)
 app.command("demo")(demo.demo)
 

@@ -202,6 +202,12 @@ class IntakeFleet:
                 f"intake {self.url} unreachable: {exc}", delay=10
             ) from exc
 
+    def alarms(self, node: str = "", limit: int = 50) -> list[dict[str, Any]]:
+        """The newest windows that alarmed, with their causes (``GET /v1/alarms``)."""
+        params = {"limit": str(limit), **({"node": node} if node else {})}
+        rows: list[dict[str, Any]] = self._get("/v1/alarms", "alarms", **params)
+        return rows
+
     def drift_by_node(self, version: str) -> dict[str, float]:
         """Per node, the drifted share of its latest window on ``version`` (``GET /v1/drift``)."""
         body = self._get("/v1/drift", "drift", version=version)

@@ -1,5 +1,6 @@
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -129,3 +130,24 @@ def test_device_profiles_file(tmp_path):
     path.write_text("profiles:\n  - {name: rpi4, cores: zero}\n")
     with pytest.raises(SchemaError, match="invalid device profiles"):
         profiling.load_profiles(path)
+
+
+def test_global_importance_is_in_the_bundle_and_in_mlflow(registry_with_champion):
+    """Which sensors drive this version: gain and mean |SHAP|, per input and sensor."""
+    uri = registry_with_champion["uri"]
+    run = registry_with_champion["run"]
+    manifest = verify_bundle(run.bundle_dir)
+    assert manifest.importance is not None
+    shares = manifest.importance.by_sensor
+    assert set(shares) == set(manifest.features.sensors)
+    assert abs(sum(shares.values()) - 1) < 1e-3 and all(v >= 0 for v in shares.values())
+    names = manifest.features.input_names()
+    assert list(manifest.importance.gain_by_input) == names
+    assert max(manifest.importance.mean_abs_shap_by_input.values()) > 0
+    # the sensors the simulator's failures show up in carry the most weight
+    top = sorted(shares, key=lambda s: -shares[s])[:3]
+    assert set(top) & {"vibration_rms", "bearing_temp"}, shares
+    logged = MlflowClient(tracking_uri=uri).download_artifacts(
+        registry_with_champion["registered"]["run_id"], "importance.json"
+    )
+    assert json.loads(Path(logged).read_text())["by_sensor"] == shares

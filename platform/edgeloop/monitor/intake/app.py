@@ -209,6 +209,18 @@ def create_app(settings: PlatformSettings, store: IntakeStore | None = None) -> 
         """Per node, the drifted share of its latest window on a model version (the rollout drift gate's baseline)."""
         return {"version": version, "nodes": store.drift_by_node(version)}
 
+    @app.get(
+        "/v1/alarms",
+        dependencies=[Depends(reader)],
+        responses={401: {}, 403: {}, 422: {}},
+    )
+    def alarms(
+        node: Annotated[str, Query(max_length=253)] = "",
+        limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    ) -> list[dict[str, Any]]:
+        """The newest windows that alarmed, per node, with the sensors named behind the alarms."""
+        return store.recent_alarms(node, limit)
+
     app.openapi = with_bodies(  # type: ignore[method-assign]
         app.openapi, {("post", "/v1/reports"): ReportBatch}
     )

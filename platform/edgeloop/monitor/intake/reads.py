@@ -39,6 +39,7 @@ class StoreReads:
             )
             item["quality_flags"] = json.loads(item["quality_flags"] or "[]")
             item["drifted_inputs"] = json.loads(item["drifted_inputs"] or "[]")
+            item["alarm_causes"] = json.loads(item["alarm_causes"] or "{}")
             requests, errors = item.pop("requests") or 0, item.pop("errors") or 0
             item["error_rate"] = (
                 errors / (requests + errors) if requests + errors else 0.0
@@ -176,6 +177,44 @@ class StoreReads:
             node: float(json.loads(body)["body"]["drifted_share"])
             for node, body in sorted(rows)
         }
+
+    def recent_alarms(
+        self, node: str = "", limit: int = 50, scan: int = 5_000
+    ) -> list[dict[str, Any]]:
+        """The newest drift windows that raised alarms, with the sensors behind them.
+
+        Reads at most ``scan`` newest drift reports (bounded work whatever the
+        history), newest first; each row: node, site, version, window end,
+        alarms and ``alarm_causes`` (alarms by the sensor named first).
+        """
+        query = (
+            sa.select(reports.c.node, nodes.c.site, reports.c.body)
+            .select_from(reports.outerjoin(nodes, nodes.c.node == reports.c.node))
+            .where(reports.c.kind == "drift")
+            .order_by(reports.c.received_at.desc())
+            .limit(scan)
+        )
+        if node:
+            query = query.where(reports.c.node == node)
+        out: list[dict[str, Any]] = []
+        with self.engine.connect() as conn:
+            for who, site, body in conn.execute(query):
+                window = Report.model_validate_json(body).body
+                if not isinstance(window, DriftWindow) or not window.alarms:
+                    continue
+                out.append(
+                    {
+                        "node": who,
+                        "site": site or window.site,
+                        "model_version": window.model_version,
+                        "window_end": window.window_end.isoformat(),
+                        "alarms": window.alarms,
+                        "alarm_causes": window.alarm_causes,
+                    }
+                )
+                if len(out) >= limit:
+                    break
+        return out
 
     def count(self, kind: str | None = None, node: str | None = None) -> int:
         """Stored reports (of one kind, from one node)."""

@@ -324,6 +324,8 @@ class IntakeStore(StoreReads):
                     baseline_share=judged.drifted_share if judged else None,
                     drifted_inputs=json.dumps(list(judged.drifted) if judged else []),
                     quality_flags=json.dumps(quality_flags(body)),
+                    alarms=body.alarms,
+                    alarm_causes=json.dumps(body.alarm_causes, sort_keys=True),
                 )
         if current is None:
             conn.execute(nodes.insert().values(node=node, **values))

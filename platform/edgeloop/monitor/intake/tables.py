@@ -71,6 +71,9 @@ nodes = sa.Table(
     # can add them to an existing database
     sa.Column("outbox_dropped", sa.Integer, nullable=False, server_default="0"),
     sa.Column("dead_letters", sa.Integer, nullable=False, server_default="0"),
+    # latest drift window: its alarms and the sensors named first behind them
+    sa.Column("alarms", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("alarm_causes", sa.Text, nullable=False, server_default="{}"),
 )
 
 

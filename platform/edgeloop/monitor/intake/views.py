@@ -54,6 +54,10 @@ class NodeView(BaseModel):
     """Reports the node's full outbox dropped (its latest heartbeat)."""
     dead_letters: int = 0
     """Reports the node set aside because the intake would never take them."""
+    alarms: int = 0
+    """Alarms in the node's latest drift window."""
+    alarm_causes: dict[str, int] = {}
+    """Those alarms by the sensor their explanation named first."""
 
 
 class VersionDrift(BaseModel):
