@@ -24,57 +24,25 @@ import numpy as np
 import pandas as pd
 
 from bench.doc import write_section
-from edgeloop.demo.simulator import config as cfg
 from edgeloop.demo.simulator import generate
 from edgeloop_agent.contracts import read_manifest
 from edgeloop_agent.scoring.explain import Explainer
 from edgeloop_agent.scoring.onnx import OnnxScorer
-from edgeloop_components import importance, tasks, training
+from edgeloop_components import importance, training
+from tests.conftest import SMALL_FLEET, train_through_steps
 
 ROWS = 300
 TOP = 3
 
 
 def _train(root: Path) -> Path:
+    """The test suite's step runner on its small fleet (one definition of both)."""
     data = root / "fleet"
-    generate.write_fleet(
-        generate.simulate(
-            cfg.SimulationConfig(sites=3, pumps_per_site=4, days=40, seed=11)
-        ),
-        data,
+    generate.write_fleet(generate.simulate(SMALL_FLEET), data)
+    run = train_through_steps(
+        data, root / "work", f"sqlite:///{root}/m.db", n_estimators=200
     )
-    work = root / "work"
-    ingest = tasks.ingest_validate(str(data), "", work / "validated")
-    tasks.build_features(
-        work / "validated", [12], ["last", "mean", "std", "slope"], work / "features"
-    )
-    tasks.split_data(work / "features", 0.3, 0.4, 0, work / "split")
-    tasks.train_model(work / "split", {"n_estimators": 200}, work / "model.json")
-    report = tasks.evaluate_model(work / "split", work / "model.json", 0.8)
-    gate = tasks.gate_vs_champion(
-        work / "validated",
-        work / "split",
-        report,
-        f"sqlite:///{root}/m.db",
-        "bench",
-        {},
-    )
-    parity = tasks.export_onnx(work / "model.json", work / "split", work / "model.onnx")
-    tasks.assemble_bundle(
-        model_name="bench",
-        onnx_path=work / "model.onnx",
-        split_dir=work / "split",
-        report=report,
-        gate_result=gate,
-        parity=parity,
-        parity_tolerance=1e-5,
-        latency=[],
-        ingest=ingest,
-        code_revision="bench",
-        pipeline_run_id="bench",
-        out_dir=work / "bundle",
-    )
-    return work
+    return run.work
 
 
 def measure() -> dict[str, float]:
