@@ -52,6 +52,9 @@ class SiteLink:
         self._server: asyncio.Server | None = None
         self._pipes: set[asyncio.Task[None]] = set()
         self._stop = threading.Event()
+        # up() syncs at once from the caller's thread while the sync thread
+        # may be copying too: one copier at a time, or both race on the .tmp.
+        self._sync_lock = threading.Lock()
         self._sync = threading.Thread(
             target=self._sync_forever, name=f"sync-{site}", daemon=True
         )
@@ -140,6 +143,10 @@ class SiteLink:
         """Copy changed desired-model records to the site's nodes (when up)."""
         if not self.is_up:
             return
+        with self._sync_lock:
+            self._copy_changed()
+
+    def _copy_changed(self) -> None:
         for node in self._nodes:
             src = self._published / node / "desired-model.json"
             dst = self._edge / node / "desired-model.json"
