@@ -68,6 +68,7 @@ def platform_home(registry_with_champion, tmp_path, monkeypatch) -> PlatformSett
     return settings
 
 
+@pytest.mark.timeout(600)  # seven Evidently runs; 2-core CI machines vary a lot
 def test_monitor_run_stores_snapshots_per_cohort_and_window_and_exports_html(
     registry_with_champion, tmp_path, monkeypatch
 ):
@@ -222,3 +223,26 @@ def test_monitor_run_adds_pump_type_cohorts_from_an_asset_register(
         "pump_type=flowserve-hpx": 30,
         "pump_type=sulzer-msd": 30,
     }
+
+
+def _metric_kinds(snapshot) -> set[str]:
+    return {
+        str(m.get("metric_name", "")).split("(")[0]
+        for m in json.loads(snapshot.json())["metrics"]
+    }
+
+
+def test_scheduled_runs_are_drift_only_unless_the_summary_is_asked_for():
+    import pandas as pd
+
+    from edgeloop.monitor.evidently_runs import run_report
+
+    rng = np.random.default_rng(0)
+    reference = pd.DataFrame(rng.normal(size=(50, 2)), columns=["a", "b"])
+    meta = {"model": "m", "version": "1", "cohort": "c", "window": "w"}
+    drift_only = _metric_kinds(
+        run_report(reference[:20], reference, meta, summary=False)
+    )
+    assert drift_only == {"DriftedColumnsCount", "ValueDrift"}
+    full = _metric_kinds(run_report(reference[:20], reference, meta))
+    assert {"DriftedColumnsCount", "MeanValue", "MissingValueCount"} <= full

@@ -40,7 +40,7 @@ def run(
         help="Asset register (fleet.json with pumps: pump_id, pump_type): adds pump-type cohorts.",
     ),
 ) -> None:
-    """One pass: a drift + data-summary run per new (version, cohort, hour) of samples."""
+    """One pass: a drift run per new (version, cohort, hour) of samples (+ data summary with monitor.summary)."""
     from edgeloop.monitor.assets import pump_types
     from edgeloop.monitor.evidently_runs import MonitorWorkspace, monitor_pass
     from edgeloop.monitor.intake.store import IntakeStore
@@ -58,6 +58,7 @@ def run(
             name,
             after,
             pump_types=pump_types(assets) if assets is not None else None,
+            summary=settings.monitor.summary,
         )
     if newest is not None:
         marks[name] = newest.isoformat()

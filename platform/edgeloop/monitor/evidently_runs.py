@@ -105,15 +105,26 @@ def sample_groups(
 
 
 def run_report(
-    current: pd.DataFrame, reference: pd.DataFrame, metadata: dict[str, str]
+    current: pd.DataFrame,
+    reference: pd.DataFrame,
+    metadata: dict[str, str],
+    summary: bool = True,
 ) -> Any:
-    """Evidently's data-drift and data-summary presets on current vs reference."""
+    """Evidently's data-drift preset (plus its data-summary preset) on current vs reference.
+
+    The summary preset renders a handful of plotly figures per column and is
+    about 60 % of a run's time (docs/benchmarks.md), so the scheduled passes
+    leave it out unless ``monitor.summary`` asks for it; on-demand HTML
+    reports keep it.
+    """
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset, DataSummaryPreset
 
     columns = [c for c in reference.columns if c in current.columns]
     definition = DataDefinition(numerical_columns=columns)
-    report = Report([DataDriftPreset(), DataSummaryPreset()])
+    report = Report(
+        [DataDriftPreset(), DataSummaryPreset()] if summary else [DataDriftPreset()]
+    )
     return report.run(
         current_data=Dataset.from_pandas(current[columns], data_definition=definition),
         reference_data=Dataset.from_pandas(
@@ -197,10 +208,12 @@ def monitor_pass(
     after: datetime | None,
     bucket_s: int = 3600,
     pump_types: dict[str, str] | None = None,
+    summary: bool = False,
 ) -> tuple[list[RunRecord], datetime | None]:
     """Run reports for samples received after ``after``; returns the runs and the new mark.
 
-    Samples are grouped per version, cohort and ``bucket_s`` of data time.
+    Samples are grouped per version, cohort and ``bucket_s`` of data time;
+    ``summary`` adds the data-summary preset to every run.
     """
     with store.engine.connect() as conn:
         newest = conn.execute(
@@ -220,7 +233,7 @@ def monitor_pass(
             except (NotFoundError, ValueError):
                 continue
         meta = {"model": model, "version": version, "cohort": cohort, "window": window}
-        snapshot = run_report(current, references[version], meta)
+        snapshot = run_report(current, references[version], meta, summary=summary)
         snapshot_id = workspace.add(model, snapshot)
         records.append(
             RunRecord(
