@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -196,3 +197,53 @@ def test_token_cli_prints_a_working_token(intake, monkeypatch):
     assert store.node_for(token) == "gw-offshore-01a"
     bad = CliRunner().invoke(cli, ["intake", "token", "create", "has space"])
     assert bad.exit_code == 1 and "invalid node name" in bad.stderr
+
+
+class _HeldStore(IntakeStore):
+    """A store whose next ``accept`` waits until released: a slow commit, on demand."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.hold_node = ""
+
+    def accept(self, reports):
+        if reports and reports[0].node == self.hold_node:
+            self.entered.set()
+            self.release.wait(60)
+        return super().accept(reports)
+
+
+def test_a_slow_commit_does_not_stall_health_checks_or_other_nodes(tmp_path):
+    """Store work runs off the event loop (before: the loop waited for the commit)."""
+    settings = PlatformSettings(home=tmp_path / "home")
+    store = _HeldStore(settings.intake_database_url())
+    slow, fast = store.create_token("node-slow"), store.create_token("node-fast")
+    store.hold_node = "node-slow"
+    with serve_app(create_app(settings, store), free_port()) as url:
+        answers: list[httpx.Response] = []
+        held = threading.Thread(
+            target=lambda: answers.append(
+                post(url, slow, [heartbeat_report("node-slow", "node-slow:hb:1")])
+            )
+        )
+        held.start()
+        try:
+            assert store.entered.wait(30)
+            health = httpx.get(f"{url}/healthz", timeout=30)
+            other = httpx.post(
+                f"{url}/v1/reports",
+                content=ReportBatch(
+                    reports=(heartbeat_report("node-fast", "node-fast:hb:1"),)
+                ).model_dump_json(),
+                headers={"Authorization": f"Bearer {fast}"},
+                timeout=30,
+            )
+            still_held = not store.release.is_set()
+        finally:
+            store.release.set()
+            held.join(30)
+    assert still_held and health.status_code == 200
+    assert other.json() == {"accepted": 1, "duplicates": 0, "rejected": []}
+    assert answers[0].json() == {"accepted": 1, "duplicates": 0, "rejected": []}

@@ -20,11 +20,13 @@ import sqlalchemy.exc
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from edgeloop.core.settings import PlatformSettings
 from edgeloop.monitor.intake.checks import out_of_window
 from edgeloop.monitor.intake.quota import NodeQuota
 from edgeloop.monitor.intake.store import IntakeStore
+from edgeloop.monitor.intake.tokens import Identity
 from edgeloop.monitor.intake.views import NodeView
 from edgeloop_agent.contracts import Report, ReportBatch
 from edgeloop_agent.contracts.asgi_limits import BodyLimit
@@ -72,6 +74,13 @@ def _accept(
     return accepted, duplicates, rejected
 
 
+def _pin_and_accept(
+    store: IntakeStore, identity: Identity, batch: list[Report]
+) -> tuple[int, int, list[dict[str, str]]]:
+    """The token's site and cohort pinned on each report, then the batch stored."""
+    return _accept(store, store.pin_identity(identity, batch))
+
+
 def _reason(exc: Exception) -> str:
     text = str(exc).strip().splitlines()
     return f"{exc.__class__.__name__}: {text[0][:200] if text else ''}"
@@ -106,8 +115,12 @@ def create_app(settings: PlatformSettings, store: IntakeStore | None = None) -> 
     async def post_reports(request: Request) -> JSONResponse:
         """Accept a batch of reports from one node."""
         auth = request.headers.get("authorization", "")
+        # Database work runs in the threadpool, never on the event loop: one
+        # slow commit must not stall every other node's POST and /healthz.
         identity = (
-            store.identity_for(auth[7:]) if auth.lower().startswith("bearer ") else None
+            await run_in_threadpool(store.identity_for, auth[7:])
+            if auth.lower().startswith("bearer ")
+            else None
         )
         if identity is None:
             return _error(401, "unknown or missing bearer token")
@@ -156,8 +169,9 @@ def create_app(settings: PlatformSettings, store: IntakeStore | None = None) -> 
         if problem:
             return _error(422, problem)
         try:
-            reports = store.pin_identity(identity, list(batch.reports))
-            accepted, duplicates, rejected = _accept(store, reports)
+            accepted, duplicates, rejected = await run_in_threadpool(
+                _pin_and_accept, store, identity, list(batch.reports)
+            )
         except _UNAVAILABLE as exc:
             log.error("report store unavailable: %s", exc.__class__.__name__)
             return JSONResponse(
