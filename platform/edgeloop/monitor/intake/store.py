@@ -31,6 +31,7 @@ from edgeloop.monitor.intake.collect import write_report
 from edgeloop.monitor.intake.reads import StoreReads
 from edgeloop.monitor.intake.tables import (
     add_missing_columns,
+    add_missing_indexes,
     baselines,
     metadata,
     nodes,
@@ -70,6 +71,7 @@ class IntakeStore(StoreReads):
                 conn.exec_driver_sql("PRAGMA journal_mode=WAL")
         metadata.create_all(self.engine)
         add_missing_columns(self.engine)
+        add_missing_indexes(self.engine)
 
     @classmethod
     def from_settings(cls, settings: PlatformSettings) -> IntakeStore:

@@ -42,6 +42,10 @@ reports = sa.Table(
     # drift windows: share of inputs drifted against the node's own baseline
     sa.Column("baseline_share", sa.Float, nullable=True),
     sa.Column("drifted_inputs", sa.Text, nullable=False, default="[]"),
+    # every read selects by kind and orders or filters by arrival: "what is new
+    # since the last pass" must not scan (and parse) a month of history
+    sa.Index("ix_reports_kind_received", "kind", "received_at"),
+    sa.Index("ix_reports_kind_version", "kind", "model_version"),
 )
 baselines = sa.Table(
     "baselines",
@@ -97,6 +101,24 @@ def add_missing_columns(engine: sa.Engine) -> list[str]:
                 ddl = sa.schema.CreateColumn(column).compile(dialect=engine.dialect)
                 conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {ddl}")
                 added.append(f"{table.name}.{column.name}")
+    return added
+
+
+def add_missing_indexes(engine: sa.Engine) -> list[str]:
+    """Create indexes this version defines and an older database lacks.
+
+    ``create_all`` skips tables that exist, and with them their new indexes.
+    """
+    inspector = sa.inspect(engine)
+    added = []
+    for table in metadata.sorted_tables:
+        if not inspector.has_table(table.name):
+            continue
+        have = {i["name"] for i in inspector.get_indexes(table.name)}
+        for index in table.indexes:
+            if index.name not in have:
+                index.create(engine, checkfirst=True)
+                added.append(str(index.name))
     return added
 
 
