@@ -59,6 +59,13 @@ class BaselinePolicy(BaseModel):
     pooled_outlier_factor: float = Field(10.0, gt=1)
     """A node whose wobble on an input exceeds this many times the fleet's median
     is left out of the pooled statistic (and listed), so it cannot blind the rest."""
+    pooled_refresh_s: float = Field(30.0, gt=0)
+    """With many ready baselines, the pooled wobble is recomputed at most this
+    often (it reads every ready node's wobble: O(nodes)), not on every baseline
+    that completes; other intake replicas' new baselines are also seen within it."""
+    pooled_exact_below: int = Field(200, ge=0)
+    """Below this many ready baselines on a version, each baseline that completes
+    here re-pools at once (cheap at that size, and exact for small fleets)."""
 
 
 class IntakeSettings(BaseModel):

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -53,6 +55,17 @@ class _BaselineRow:
     dirty: bool = False
 
 
+@dataclass
+class _PooledCache:
+    """A version's pooled wobble, when it was computed, and over how many nodes."""
+
+    pooled: Pooled
+    at: float
+    ready: int
+    grown: bool = False
+    """A baseline on this version completed here since ``at``."""
+
+
 class IntakeStore(StoreReads):
     """All intake persistence behind one small interface (reads in :mod:`.reads`)."""
 
@@ -64,7 +77,8 @@ class IntakeStore(StoreReads):
     ) -> None:
         self.baseline = baseline or BaselinePolicy()
         self.collect_root = collect_root
-        self._pooled: dict[str, tuple[int, Pooled]] = {}
+        self._pooled: dict[str, _PooledCache] = {}
+        self._clock: Callable[[], float] = time.monotonic
         self.engine = sa.create_engine(url, future=True)
         if url.startswith("sqlite"):
             with self.engine.begin() as conn:
@@ -262,7 +276,11 @@ class IntakeStore(StoreReads):
             values = {
                 "state": json.dumps(entry.state.to_json()),
                 "ready": entry.state.ready(),
+                "typical": json.dumps(entry.state.typical),
             }
+            cached = self._pooled.get(version)
+            if entry.state.ready() and cached is not None:
+                cached.grown = True
             if entry.exists:
                 conn.execute(
                     baselines.update()
@@ -280,37 +298,48 @@ class IntakeStore(StoreReads):
                 )
 
     def _pooled_for(self, conn: sa.Connection, version: str) -> dict[str, float]:
-        """Each input's wobble across the fleet on ``version`` (cached per ready count)."""
-        ready = baselines.c.ready.is_(True) & (baselines.c.model_version == version)
-        count = int(
-            conn.execute(
-                sa.select(sa.func.count()).select_from(baselines).where(ready)
-            ).scalar_one()
-        )
+        """Each input's wobble across the fleet on ``version`` (cached).
+
+        Pooling reads every ready node's wobble, so it is not redone per POST:
+        a cached value is kept for ``pooled_refresh_s``, and is redone sooner
+        when a baseline completed here while fewer than ``pooled_exact_below``
+        were ready. At 10,000 nodes onboarding that is one read of the fleet
+        per interval instead of one per completed baseline (each of which
+        re-read and re-parsed every baseline before).
+        """
         cached = self._pooled.get(version)
-        if cached is not None and cached[0] == count:
-            return cached[1].typical
-        typicals = {
-            str(node): Baseline.from_json(json.loads(text)).typical
-            for node, text in conn.execute(
-                sa.select(baselines.c.node, baselines.c.state).where(ready)
+        now = self._clock()
+        if cached is not None and now - cached.at < self.baseline.pooled_refresh_s:
+            exact = cached.ready < self.baseline.pooled_exact_below
+            if not (cached.grown and exact):
+                return cached.pooled.typical
+        typicals: dict[str, dict[str, float]] = {}
+        for node, typical, state in conn.execute(
+            sa.select(baselines.c.node, baselines.c.typical, baselines.c.state).where(
+                baselines.c.ready.is_(True) & (baselines.c.model_version == version)
             )
-        }
+        ):
+            wobble = json.loads(typical) if typical and typical != "{}" else None
+            if wobble is None:  # written before the typical column existed
+                wobble = Baseline.from_json(json.loads(state)).typical
+            typicals[str(node)] = {k: float(v) for k, v in wobble.items()}
         pooled = pooled_typical(typicals, self.baseline)
-        if pooled.outliers:
+        if pooled.outliers and (
+            cached is None or cached.pooled.outliers != pooled.outliers
+        ):
             log.warning(
                 "version %s: baselines of %s left out of the fleet's wobble (outliers)",
                 version,
                 ", ".join(pooled.outliers),
             )
-        self._pooled[version] = (count, pooled)
+        self._pooled[version] = _PooledCache(pooled, now, len(typicals))
         return pooled.typical
 
     def pooled_outliers(self, version: str) -> tuple[str, ...]:
         """Nodes whose baseline was left out of ``version``'s pooled wobble."""
         with self.engine.connect() as conn:
             self._pooled_for(conn, version)
-        return self._pooled[version][1].outliers
+        return self._pooled[version].pooled.outliers
 
     def _update_node(
         self,

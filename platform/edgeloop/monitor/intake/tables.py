@@ -54,6 +54,9 @@ baselines = sa.Table(
     sa.Column("model_version", sa.String(64), primary_key=True),
     sa.Column("ready", sa.Boolean, nullable=False, default=False),
     sa.Column("state", sa.Text, nullable=False),
+    # the node's wobble per input once ready: what pooling reads, without
+    # parsing every node's window counts in ``state``
+    sa.Column("typical", sa.Text, nullable=False, server_default="{}"),
 )
 nodes = sa.Table(
     "nodes",
