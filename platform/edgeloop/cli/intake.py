@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from edgeloop.cli.output import emit
@@ -43,7 +45,9 @@ def serve(
 @token_app.command("create")
 def create(
     ctx: typer.Context,
-    node: str = typer.Argument(..., help="Node name the token is for."),
+    node: str | None = typer.Argument(
+        None, help="Node name the token is for (or --inventory for many)."
+    ),
     site: str = typer.Option(
         "", "--site", help="Pin the node's site (else its first report pins it)."
     ),
@@ -53,12 +57,42 @@ def create(
         "--reader",
         help="A reader token (GET /v1/fleet, /v1/cohorts) for NAME, not a node token.",
     ),
+    inventory: Path | None = typer.Option(
+        None,
+        "--inventory",
+        help="Every node of a fleet: CSV (node,site[,cohort]) or YAML/JSON list.",
+    ),
+    out: Path | None = typer.Option(
+        None,
+        "--out",
+        help="With --inventory: DIR/<site>/<node> token files and DIR/secrets/*.yaml.",
+    ),
+    reissue: bool = typer.Option(
+        False, "--reissue", help="With --inventory: replace tokens that exist."
+    ),
 ) -> None:
-    """Create (or replace) a node's token and print it once; only its hash is stored."""
+    """Create (or replace) a node's token and print it once; only its hash is stored.
+
+    With --inventory, every node without a token gets one in one transaction;
+    re-running is idempotent (existing tokens are kept unless --reissue).
+    """
     from edgeloop.core.errors import UsageError
     from edgeloop.core.settings import load_settings
     from edgeloop.monitor.intake.store import IntakeStore
 
+    if inventory is not None:
+        if node is not None or site or cohort or reader:
+            raise UsageError(
+                "--inventory takes node, site and cohort from the file; give no NODE, --site, --cohort or --reader"
+            )
+        if out is None:
+            raise UsageError("--inventory needs --out DIR for the token files")
+        _create_from_inventory(ctx, inventory, out, reissue)
+        return
+    if node is None:
+        raise UsageError("give a NODE name, or --inventory FILE --out DIR")
+    if out is not None or reissue:
+        raise UsageError("--out and --reissue go with --inventory")
     _check_node(node)
     store = IntakeStore.from_settings(load_settings())
     if reader and (site or cohort):
@@ -68,6 +102,36 @@ def create(
         emit(ctx, {"reader": node, "token": token})
         return
     emit(ctx, {"node": node, "token": token, "site": site or "(first report)"})
+
+
+def _create_from_inventory(
+    ctx: typer.Context, inventory: Path, out: Path, reissue: bool
+) -> None:
+    from edgeloop.cli.output import stderr
+    from edgeloop.core.settings import load_settings
+    from edgeloop.monitor.intake import inventory as fleet
+    from edgeloop.monitor.intake.store import IntakeStore
+
+    nodes = fleet.read_inventory(inventory)
+    store = IntakeStore.from_settings(load_settings())
+    issued = fleet.issue(store.engine, nodes, reissue)
+    manifests = fleet.write_tokens(out, nodes, issued)
+    missing = fleet.missing_files(out, nodes, issued)
+    if missing:
+        stderr().print(
+            f"warning: {len(missing)} node(s) kept a token issued elsewhere and have no file in "
+            f"{out} (first: {missing[0]}); their Secret lacks them: --reissue to replace them"
+        )
+    emit(
+        ctx,
+        {
+            "nodes": len(nodes),
+            "issued": len(issued.tokens),
+            "kept": len(issued.kept),
+            "sites": len(manifests),
+            "secrets": str(out / "secrets"),
+        },
+    )
 
 
 @token_app.command("rotate")

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from edgeloop.core.errors import PermanentError
+from edgeloop.core.token_secrets import site_token_secret
 from edgeloop.rollout import pod_security
 from edgeloop.rollout.render import config, k3s, kubeedge, labels, workloads
 from edgeloop.rollout.spec import EdgeRolloutSpec, TargetGroup
@@ -40,8 +40,7 @@ def token_secret(prefix: str, scope: str, site: str) -> str:
     """The Secret a group's agents mount: per site unless the scope is shared."""
     if not prefix or scope == "shared":
         return prefix
-    label = re.sub(r"[^a-z0-9-]+", "-", site.lower()).strip("-")
-    return f"{prefix}-{label}"[:253].rstrip("-")
+    return site_token_secret(prefix, site)
 
 
 def render_group(r: GroupRender) -> list[dict[str, Any]]:
