@@ -109,6 +109,10 @@ def test_two_replicas_take_duplicate_and_distinct_batches_without_errors(
         assert accepted == unique and duplicates == NODES * ROUNDS * 2
         assert store_a.count() == unique
         assert store_a.count("drift") == NODES * ROUNDS * 3
+        # the per-site aggregates were incremented by both replicas at once:
+        # every drift window counted once, none lost to a concurrent update
+        summary = store_b.drift_summary()
+        assert sum(row["windows"] for row in summary) == NODES * ROUNDS * 3
         assert {v.node for v in store_b.fleet()} == set(tokens)
     finally:
         store_a.engine.dispose()

@@ -12,6 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from edgeloop.monitor.intake import aggregates
 from edgeloop.monitor.intake.tables import nodes, quality_flags, reports
 from edgeloop.monitor.intake.views import NodeView, VersionDrift, WindowSummary
 from edgeloop_agent.contracts import DriftWindow, Report
@@ -50,46 +51,11 @@ class StoreReads:
     def drift_summary(self) -> list[dict[str, Any]]:
         """Per site and model version: windows, worst share vs baseline and vs reference, inputs that drifted.
 
-        This is the cohort view: window summaries of a site's nodes merged.
+        This is the cohort view: window summaries of a site's nodes merged,
+        read from the aggregates kept at ingest (independent of history).
         """
-        query = (
-            sa.select(
-                nodes.c.site,
-                reports.c.model_version,
-                reports.c.baseline_share,
-                reports.c.drifted_inputs,
-                reports.c.body,
-            )
-            .select_from(reports.join(nodes, nodes.c.node == reports.c.node))
-            .where(reports.c.kind == "drift")
-        )
         with self.engine.connect() as conn:
-            rows = conn.execute(query).all()
-        out: dict[tuple[str, str], dict[str, Any]] = {}
-        for site, version, share, inputs, body in rows:
-            entry = out.setdefault(
-                (site, version),
-                {
-                    "site": site,
-                    "version": version,
-                    "windows": 0,
-                    "judged": 0,
-                    "max_baseline_share": 0.0,
-                    "max_reference_share": 0.0,
-                    "drifted_inputs": set(),
-                },
-            )
-            entry["windows"] += 1
-            reference = json.loads(body)["body"]["drifted_share"]
-            entry["max_reference_share"] = max(entry["max_reference_share"], reference)
-            if share is not None:
-                entry["judged"] += 1
-                entry["max_baseline_share"] = max(entry["max_baseline_share"], share)
-                entry["drifted_inputs"].update(json.loads(inputs or "[]"))
-        return [
-            {**e, "drifted_inputs": sorted(e["drifted_inputs"])}
-            for _, e in sorted(out.items())
-        ]
+            return aggregates.summary(conn)
 
     def cohorts(self) -> list[dict[str, Any]]:
         """Per site: nodes, versions running, health, quality flags, merged drift per version."""

@@ -20,6 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from edgeloop.core.settings import PlatformSettings
+from edgeloop.monitor.intake import aggregates
 from edgeloop.monitor.intake import tokens as tokens_mod
 from edgeloop.monitor.intake.baseline import (
     Baseline,
@@ -86,6 +87,7 @@ class IntakeStore(StoreReads):
         metadata.create_all(self.engine)
         add_missing_columns(self.engine)
         add_missing_indexes(self.engine)
+        aggregates.backfill(self.engine)
 
     @classmethod
     def from_settings(cls, settings: PlatformSettings) -> IntakeStore:
@@ -191,6 +193,14 @@ class IntakeStore(StoreReads):
                     }
                     for r, j in zip(fresh, judged, strict=True)
                 ],
+            )
+            aggregates.apply(
+                conn,
+                aggregates.deltas(
+                    (r, j.drifted_share, j.drifted)
+                    for r, j in zip(fresh, judged, strict=True)
+                    if j is not None
+                ),
             )
             by_node: dict[str, list[tuple[Report, Judgement | None]]] = {}
             for r, j in zip(fresh, judged, strict=True):

@@ -47,6 +47,25 @@ reports = sa.Table(
     sa.Index("ix_reports_kind_received", "kind", "received_at"),
     sa.Index("ix_reports_kind_version", "kind", "model_version"),
 )
+# Per site and model version, drift windows aggregated at ingest, so the
+# cohort view reads O(sites x versions) rows, not every report ever received.
+site_drift = sa.Table(
+    "site_drift",
+    metadata,
+    sa.Column("site", sa.String(253), primary_key=True),
+    sa.Column("model_version", sa.String(64), primary_key=True),
+    sa.Column("windows", sa.Integer, nullable=False, default=0),
+    sa.Column("judged", sa.Integer, nullable=False, default=0),
+    sa.Column("max_baseline_share", sa.Float, nullable=False, default=0.0),
+    sa.Column("max_reference_share", sa.Float, nullable=False, default=0.0),
+)
+site_drift_inputs = sa.Table(
+    "site_drift_inputs",
+    metadata,
+    sa.Column("site", sa.String(253), primary_key=True),
+    sa.Column("model_version", sa.String(64), primary_key=True),
+    sa.Column("input", sa.String(253), primary_key=True),
+)
 baselines = sa.Table(
     "baselines",
     metadata,
