@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import pytest
 
@@ -117,3 +118,44 @@ def test_two_replicas_take_duplicate_and_distinct_batches_without_errors(
     finally:
         store_a.engine.dispose()
         store_b.engine.dispose()
+
+
+def test_two_replicas_prune_at_once_and_fold_each_heartbeat_once(
+    database_url, tmp_path
+) -> None:
+    """Retention on both replicas at the same moment: every old heartbeat is
+    removed once and counted once in the daily summaries (advisory lock)."""
+    import sqlalchemy as sa
+
+    from edgeloop.monitor.intake.tables import heartbeat_days, reports
+
+    from ..unit.platform.intake.test_retention import NOW, _heartbeat
+
+    _, first = replica(database_url, tmp_path / "a")
+    _, second = replica(database_url, tmp_path / "b")
+    nodes = [f"old-{i}" for i in range(6)]
+    sent = [
+        _heartbeat(node, NOW - timedelta(days=9, minutes=5 * m), m)
+        for node in nodes
+        for m in range(50)
+    ]
+    first.accept(sent)
+    with first.engine.begin() as conn:
+        conn.execute(
+            reports.update()
+            .where(reports.c.node.in_(nodes))
+            .values(received_at=NOW - timedelta(days=9))
+        )
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda s: s.prune(now=NOW), (first, second)))
+    assert sum(r.removed.get("heartbeat", 0) for r in results) == len(sent)
+    with first.engine.connect() as conn:
+        folded = conn.execute(
+            sa.select(sa.func.sum(heartbeat_days.c.heartbeats)).where(
+                heartbeat_days.c.node.in_(nodes)
+            )
+        ).scalar_one()
+    assert folded == len(sent)
+    assert second.accept(sent[:10]) == (0, 10)  # redelivered after pruning
+    first.engine.dispose()
+    second.engine.dispose()

@@ -42,6 +42,32 @@ def serve(
     )
 
 
+@app.command()
+def prune(ctx: typer.Context) -> None:
+    """Apply the retention policy once (EDGELOOP_INTAKE__RETENTION__*).
+
+    A serving intake does this every retention.interval_s; run it from a
+    CronJob instead when that is 0.
+    """
+    from edgeloop.core.settings import load_settings
+    from edgeloop.monitor.intake.store import IntakeStore
+
+    settings = load_settings()
+    store = IntakeStore.existing(settings)
+    if store is None:
+        emit(ctx, {"removed": 0, "note": "no intake database yet"})
+        return
+    result = store.prune()
+    emit(
+        ctx,
+        {
+            "removed": result.total(),
+            **{f"removed_{kind}": n for kind, n in sorted(result.removed.items())},
+            "heartbeat_days_summarised": result.heartbeat_days,
+        },
+    )
+
+
 @token_app.command("create")
 def create(
     ctx: typer.Context,

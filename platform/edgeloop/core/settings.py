@@ -68,6 +68,29 @@ class BaselinePolicy(BaseModel):
     here re-pools at once (cheap at that size, and exact for small fleets)."""
 
 
+class RetentionPolicy(BaseModel):
+    """How long the intake keeps each kind of report (``EDGELOOP_INTAKE__RETENTION__*``).
+
+    Heartbeats past their retention are folded into one row per node and day
+    (count, first/last time, version, requests, errors, worst p99) before they
+    are deleted; other kinds are deleted. Readings and samples are also kept as
+    Parquet under ``collect_dir`` (not touched by retention). 0 keeps forever.
+    """
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    heartbeat_days: float = Field(7.0, ge=0)
+    """Heartbeats are kept this long, then summarised per node and day."""
+    drift_days: float = Field(90.0, ge=0)
+    """Drift windows (the per-site aggregates at ingest are kept regardless)."""
+    sample_days: float = Field(30.0, ge=0)
+    """Row samples in the database (Evidently reads the new ones each pass)."""
+    readings_days: float = Field(2.0, ge=0)
+    """Readings batches in the database (their Parquet copy is the training data)."""
+    interval_s: float = Field(3600.0, ge=0)
+    """How often a serving intake prunes; 0: never (run ``edgeloop intake prune``)."""
+
+
 class IntakeSettings(BaseModel):
     """The intake service."""
 
@@ -113,6 +136,8 @@ class IntakeSettings(BaseModel):
     ahead); later ones get HTTP 422 instead of poisoning storage."""
     baseline: BaselinePolicy = Field(default_factory=BaselinePolicy)
     """How each node's drift baseline is built and judged."""
+    retention: RetentionPolicy = Field(default_factory=RetentionPolicy)
+    """How long each kind of report is kept in the database."""
     collect_dir: str = ""
     """Where received readings and samples are kept as Parquet partitions
     (model/site/day): a directory or ``s3://BUCKET/PREFIX`` (any S3 API through

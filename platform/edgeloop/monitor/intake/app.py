@@ -12,7 +12,10 @@ the per-site view (window summaries of a site's nodes merged).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -86,12 +89,53 @@ def _reason(exc: Exception) -> str:
     return f"{exc.__class__.__name__}: {text[0][:200] if text else ''}"
 
 
+async def _prune_forever(store: IntakeStore, interval_s: float) -> None:
+    """Apply retention now and then every ``interval_s``, off the event loop.
+
+    A failed pass is logged and retried at the next interval: retention must
+    never take the intake down.
+    """
+    while True:
+        try:
+            result = await run_in_threadpool(store.prune)
+            if result.total():
+                log.info(
+                    "retention removed %d reports (%s); %d node-days of heartbeats summarised",
+                    result.total(),
+                    ", ".join(f"{k} {n}" for k, n in sorted(result.removed.items())),
+                    result.heartbeat_days,
+                )
+        except Exception as exc:  # noqa: BLE001 - logged, retried next interval
+            log.warning("retention pass failed: %s", _reason(exc))
+        await asyncio.sleep(interval_s)
+
+
+def _retention_lifespan(store: IntakeStore, interval_s: float) -> Any:
+    """The app's lifespan: a retention task while it serves (none when 0)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if interval_s <= 0:
+            yield
+            return
+        task = asyncio.create_task(_prune_forever(store, interval_s))
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    return lifespan
+
+
 def create_app(settings: PlatformSettings, store: IntakeStore | None = None) -> FastAPI:
     """Build the intake app around a store (built from settings when not given)."""
     store = store or IntakeStore.from_settings(settings)
     limit = settings.intake.max_body_bytes
     docs = settings.intake.api_docs
     app = FastAPI(
+        lifespan=_retention_lifespan(store, settings.intake.retention.interval_s),
         title="edgeloop intake",
         description="Agent reports in; fleet status out.",
         docs_url="/docs" if docs else None,

@@ -19,8 +19,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from edgeloop.core.settings import PlatformSettings
-from edgeloop.monitor.intake import aggregates
+from edgeloop.core.settings import PlatformSettings, RetentionPolicy
+from edgeloop.monitor.intake import aggregates, retention
 from edgeloop.monitor.intake import tokens as tokens_mod
 from edgeloop.monitor.intake.baseline import (
     Baseline,
@@ -75,8 +75,10 @@ class IntakeStore(StoreReads):
         url: str,
         baseline: BaselinePolicy | None = None,
         collect_root: Path | str | None = None,
+        retention_policy: RetentionPolicy | None = None,
     ) -> None:
         self.baseline = baseline or BaselinePolicy()
+        self.retention = retention_policy or RetentionPolicy()
         self.collect_root = collect_root
         self._pooled: dict[str, _PooledCache] = {}
         self._clock: Callable[[], float] = time.monotonic
@@ -96,6 +98,7 @@ class IntakeStore(StoreReads):
             settings.intake_database_url(),
             settings.intake.baseline,
             settings.collect_root(),
+            settings.intake.retention,
         )
 
     @classmethod
@@ -163,6 +166,7 @@ class IntakeStore(StoreReads):
                 if report.key not in seen:
                     seen.add(report.key)
                     fresh.append(report)
+            fresh = self._not_pruned(conn, fresh)
             if not fresh:
                 return 0, len(batch)
             if self.collect_root is not None:  # files first: see collect.py
@@ -208,6 +212,25 @@ class IntakeStore(StoreReads):
             for node, items in by_node.items():
                 self._update_node(conn, node, items, now)
         return len(fresh), len(batch) - len(fresh)
+
+    def _not_pruned(self, conn: sa.Connection, fresh: list[Report]) -> list[Report]:
+        """Drop reports retention already removed (a late redelivery, see retention.py).
+
+        Read after the keys, so a pass that commits in between is seen here.
+        """
+        marks = retention.marks_for(conn, (r.node for r in fresh))
+        if not marks:
+            return fresh
+        return [
+            r
+            for r in fresh
+            if (mark := marks.get((r.node, r.body.kind))) is None
+            or retention.as_utc(r.created_at) > mark
+        ]
+
+    def prune(self, now: datetime | None = None) -> retention.PruneResult:
+        """Apply the retention policy once (the intake does it every ``interval_s``)."""
+        return retention.prune(self.engine, self.retention, now)
 
     def _lock_nodes(self, conn: sa.Connection, names: set[str]) -> None:
         """Serialise writes for these nodes across intake replicas (PostgreSQL).

@@ -66,6 +66,29 @@ site_drift_inputs = sa.Table(
     sa.Column("model_version", sa.String(64), primary_key=True),
     sa.Column("input", sa.String(253), primary_key=True),
 )
+# Retention (see retention.py): heartbeats past their retention, one row per
+# node and day; and per node and kind, the newest report time retention removed,
+# so a late redelivery of a removed report is known as a duplicate.
+heartbeat_days = sa.Table(
+    "heartbeat_days",
+    metadata,
+    sa.Column("node", sa.String(253), primary_key=True),
+    sa.Column("day", sa.String(10), primary_key=True),
+    sa.Column("heartbeats", sa.Integer, nullable=False),
+    sa.Column("first_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("model_version", sa.String(64), nullable=False, default=""),
+    sa.Column("requests", sa.Integer, nullable=False, default=0),
+    sa.Column("errors", sa.Integer, nullable=False, default=0),
+    sa.Column("max_p99_ms", sa.Float, nullable=True),
+)
+retention_marks = sa.Table(
+    "retention_marks",
+    metadata,
+    sa.Column("node", sa.String(253), primary_key=True),
+    sa.Column("kind", sa.String(16), primary_key=True),
+    sa.Column("through", sa.DateTime(timezone=True), nullable=False),
+)
 baselines = sa.Table(
     "baselines",
     metadata,
