@@ -202,6 +202,97 @@ def test_open_inference_protocol_client_interoperates(agent):
     http.close()  # the generated client never closes its connection pool
 
 
+@pytest.mark.parametrize("binary", [True, False], ids=["binary", "json"])
+def test_tritonclient_scores_in_binary_and_json_modes(agent, binary):
+    """Before: tritonclient's default (binary tensors after a JSON header) got
+    422 "Invalid JSON: trailing characters"; now both modes score the same."""
+    import tritonclient.http as triton
+
+    url, settings, bundle = agent
+    activate(url, settings, bundle)
+    manifest = verify_bundle(bundle)
+    rows = np.asarray(
+        [
+            [np.nan if v is None else v for v in r]
+            for r in manifest.reference_sample.inputs[:8]
+        ],
+        dtype=np.float32,
+    )
+    client = triton.InferenceServerClient(url.removeprefix("http://"))
+    try:
+        assert client.is_server_ready() and client.is_model_ready("pump-failure")
+        assert "binary_tensor_data" in client.get_server_metadata()["extensions"]
+        tensor = triton.InferInput("input", list(rows.shape), "FP32")
+        tensor.set_data_from_numpy(rows, binary_data=binary)
+        outputs = (
+            None  # tritonclient then asks for every output in binary
+            if binary
+            else [
+                triton.InferRequestedOutput("probabilities", binary_data=False),
+                triton.InferRequestedOutput("alarm", binary_data=False),
+            ]
+        )
+        result = client.infer("pump-failure", [tensor], outputs=outputs)
+    finally:
+        client.close()
+    probabilities = result.as_numpy("probabilities")
+    alarms = result.as_numpy("alarm")
+    assert probabilities.shape == (8, 2) and alarms.shape == (8,)
+    np.testing.assert_allclose(
+        probabilities[:, 1], manifest.reference_sample.scores[:8], atol=1e-6
+    )
+    assert (alarms == (probabilities[:, 1] >= manifest.output.threshold)).all()
+
+
+def test_binary_tensors_that_do_not_add_up_are_422(agent):
+    url, settings, bundle = agent
+    activate(url, settings, bundle)
+    endpoint = f"{url}/v2/models/pump-failure/infer"
+    values = np.full(64, 0.5, dtype="<f4").tobytes()
+
+    def send(size: int, blob: bytes, length: str | None = None) -> httpx.Response:
+        head = json.dumps(
+            {
+                "inputs": [
+                    {
+                        "name": "input",
+                        "shape": [2, 32],
+                        "datatype": "FP32",
+                        "parameters": {"binary_data_size": size},
+                    }
+                ]
+            }
+        ).encode()
+        header = str(len(head)) if length is None else length
+        return httpx.post(
+            endpoint,
+            content=head + blob,
+            headers={"Inference-Header-Content-Length": header},
+        )
+
+    ok = send(len(values), values)
+    assert ok.status_code == 200 and "Inference-Header-Content-Length" not in ok.headers
+    assert len(ok.json()["outputs"][0]["data"]) == 4
+    for response, words in (
+        (send(len(values), values[:-4]), "256 bytes declared, 252 sent"),
+        (send(len(values) - 2, values[:-2]), "not a whole number of FP32"),
+        (send(len(values), values, length="x"), "not a byte count"),
+        (send(len(values), values, length="99999"), "outside the body"),
+        (send(-1, values), "expected a byte count"),
+    ):
+        assert response.status_code == 422, response.text
+        assert words in response.json()["error"], response.json()
+    trailing = httpx.post(
+        endpoint,
+        content=b'{"inputs":[{"name":"input","shape":[1,32],"datatype":"FP32","data":'
+        + json.dumps([0.5] * 32).encode()
+        + b"}]}"
+        + values,
+        headers={"Inference-Header-Content-Length": "0"},
+    )
+    assert trailing.status_code == 422
+
+
 def test_predict_keeps_per_pump_history_and_reports_the_version(agent):
     url, settings, bundle = agent
     activate(url, settings, bundle)

@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
 from edgeloop_agent import __version__
+from edgeloop_agent.api import binary
 from edgeloop_agent.api.schemas import (
     ErrorBody,
     InferRequest,
@@ -78,7 +79,11 @@ def ready(request: Request) -> Response:
 @router.get("/v2", tags=["metadata"])
 def server_metadata() -> dict[str, Any]:
     """Server metadata (Open Inference Protocol)."""
-    return {"name": "edgeloop-agent", "version": __version__, "extensions": []}
+    return {
+        "name": "edgeloop-agent",
+        "version": __version__,
+        "extensions": ["binary_tensor_data"],
+    }
 
 
 def _metadata(model: LoadedModel) -> dict[str, Any]:
@@ -149,9 +154,9 @@ async def _parse(request: Request, model: type[_Body]) -> _Body:
     responses=_ERRORS,
 )
 async def infer(request: Request, name: str) -> Response:
-    """Score FP32 model inputs (Open Inference Protocol v2)."""
+    """Score FP32 model inputs (Open Inference Protocol v2, JSON or binary tensors)."""
     model = _model(request, name)
-    return _infer(request, model, await _parse(request, InferRequest))
+    return _infer(request, model, *await binary.parse_infer(request))
 
 
 @router.post(
@@ -162,7 +167,7 @@ async def infer(request: Request, name: str) -> Response:
 async def infer_version(request: Request, name: str, version: str) -> Response:
     """Score FP32 model inputs against an explicit version."""
     model = _model(request, name, version)
-    return _infer(request, model, await _parse(request, InferRequest))
+    return _infer(request, model, *await binary.parse_infer(request))
 
 
 def _numbers_only(data: list[Any]) -> None:
@@ -178,7 +183,9 @@ def _numbers_only(data: list[Any]) -> None:
             raise TypeError(f"not a number: {item!r}")
 
 
-def _infer(request: Request, model: LoadedModel, body: InferRequest) -> Response:
+def _infer(
+    request: Request, model: LoadedModel, body: InferRequest, blob: bytes = b""
+) -> Response:
     """Score one OIP v2 infer request on ``model``.
 
     Long: the Open Inference Protocol's request checks come in the order the spec lists them, each with its own error.
@@ -198,13 +205,19 @@ def _infer(request: Request, model: LoadedModel, body: InferRequest) -> Response
         raise InputError(
             f"inputs[0].shape: expected [batch, {n_inputs}], got {tensor.shape}"
         )
-    try:
-        _numbers_only(tensor.data)
-        array = np.asarray(tensor.data, dtype=np.float32).reshape(-1)
-    except (ValueError, TypeError) as exc:
-        raise InputError(
-            "inputs[0].data: expected numbers or null (flat or nested lists of equal length)"
-        ) from exc
+    array = binary.input_values(tensor, blob)
+    if array is None:
+        if tensor.data is None:
+            raise InputError(
+                "inputs[0].data: missing (or send it as binary: parameters.binary_data_size)"
+            )
+        try:
+            _numbers_only(tensor.data)
+            array = np.asarray(tensor.data, dtype=np.float32).reshape(-1)
+        except (ValueError, TypeError) as exc:
+            raise InputError(
+                "inputs[0].data: expected numbers or null (flat or nested lists of equal length)"
+            ) from exc
     if array.size != tensor.shape[0] * tensor.shape[1]:
         raise InputError(
             f"inputs[0].data: {array.size} values do not fill shape {tensor.shape}"
@@ -223,26 +236,13 @@ def _infer(request: Request, model: LoadedModel, body: InferRequest) -> Response
             f"outputs: unknown output '{sorted(unknown)[0]}'; available: probabilities, alarm"
         )
     scores = scored.scores.astype(np.float32)
-    outputs = []
+    tensors: list[tuple[str, str, list[int], np.ndarray]] = []
     if "probabilities" in wanted:
         probs = np.stack([1.0 - scores, scores], axis=1)
-        outputs.append(
-            {
-                "name": "probabilities",
-                "datatype": "FP32",
-                "shape": [len(scores), 2],
-                "data": probs.reshape(-1).tolist(),
-            }
-        )
+        tensors.append(("probabilities", "FP32", [len(scores), 2], probs))
     if "alarm" in wanted:
-        outputs.append(
-            {
-                "name": "alarm",
-                "datatype": "BOOL",
-                "shape": [len(scores)],
-                "data": scored.alarms.tolist(),
-            }
-        )
+        tensors.append(("alarm", "BOOL", [len(scores)], scored.alarms))
+    outputs, blobs = binary.outputs(body, tensors)
     _record(request, start)
     answer: dict[str, Any] = {
         "model_name": model.name,
@@ -251,6 +251,8 @@ def _infer(request: Request, model: LoadedModel, body: InferRequest) -> Response
     }
     if body.id is not None:
         answer["id"] = body.id
+    if blobs:
+        return binary.response(answer, blobs)
     return _json(answer)
 
 

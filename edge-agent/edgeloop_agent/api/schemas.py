@@ -15,12 +15,17 @@ class _In(BaseModel):
 
 
 class InferInput(_In):
-    """One input tensor; ``data`` is row-major, flat or nested."""
+    """One input tensor; ``data`` is row-major, flat or nested.
+
+    With the binary tensor extension ``data`` is absent and
+    ``parameters.binary_data_size`` says how many bytes of the body after the
+    JSON header (``Inference-Header-Content-Length``) hold it, little-endian.
+    """
 
     name: str
     shape: list[int] = Field(min_length=1, max_length=4)
     datatype: Literal["FP32", "FP64"]
-    data: list[Any]
+    data: list[Any] | None = None
     parameters: dict[str, Any] | None = None
 
 
