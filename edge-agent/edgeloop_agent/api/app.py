@@ -17,6 +17,7 @@ from fastapi import FastAPI
 
 from edgeloop_agent import __version__
 from edgeloop_agent.api import errors, routes
+from edgeloop_agent.api.fast_path import FastScoring
 from edgeloop_agent.contracts import BundleError
 from edgeloop_agent.contracts.asgi_limits import BodyLimit
 from edgeloop_agent.contracts.openapi import with_bodies
@@ -39,6 +40,7 @@ def create_app(
     outbox: Outbox | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
     background: bool = True,
+    fast_path: bool = True,
 ) -> FastAPI:
     """Build the agent app.
 
@@ -49,6 +51,7 @@ def create_app(
         outbox: report queue; built from settings otherwise.
         transport: httpx transport for the forwarder (tests use MockTransport).
         background: run the watcher/forwarder/ticker/MQTT tasks in the lifespan.
+        fast_path: scoring requests skip FastAPI's routing (off: to compare).
 
     Long: the app factory wires settings, store, lifecycle, outbox, MQTT and routes in start-up order.
     """
@@ -128,6 +131,8 @@ def create_app(
     app.include_router(routes.router)
     app.openapi = with_bodies(app.openapi, routes.BODIES)  # type: ignore[method-assign]
     errors.install(app)
+    if fast_path:
+        app.add_middleware(FastScoring)  # inside BodyLimit (added after)
     app.add_middleware(
         BodyLimit,
         limit=settings.scoring.max_body_bytes,

@@ -25,17 +25,9 @@ def _location(loc: tuple[object, ...]) -> str:
     return ".".join(parts) or "body"
 
 
-def install(app: FastAPI) -> None:
-    """Register handlers: our errors keep their status; validation is 422."""
-
-    async def agent_error(request: Request, exc: Exception) -> JSONResponse:
-        status = getattr(exc, "status_code", 500)
-        message = getattr(exc, "message", str(exc))
-        _count(app, request, status)
-        return JSONResponse({"error": message}, status_code=status)
-
-    async def validation_error(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, RequestValidationError)
+def respond(app: FastAPI, request: Request, exc: Exception) -> JSONResponse:
+    """The JSON error answer for one of our errors or a validation error."""
+    if isinstance(exc, RequestValidationError):
         errors = exc.errors()
         first = errors[0] if errors else {"loc": ("body",), "msg": "invalid request"}
         _count(app, request, 422)
@@ -48,7 +40,21 @@ def install(app: FastAPI) -> None:
             },
             status_code=422,
         )
+    status = getattr(exc, "status_code", 500)
+    message = getattr(exc, "message", str(exc))
+    _count(app, request, status)
+    return JSONResponse({"error": message}, status_code=status)
 
-    app.add_exception_handler(AgentError, agent_error)
-    app.add_exception_handler(ContractError, agent_error)
-    app.add_exception_handler(RequestValidationError, validation_error)
+
+HANDLED = (AgentError, ContractError, RequestValidationError)
+"""What :func:`respond` answers; anything else is a 500 from the server."""
+
+
+def install(app: FastAPI) -> None:
+    """Register handlers: our errors keep their status; validation is 422."""
+
+    async def handler(request: Request, exc: Exception) -> JSONResponse:
+        return respond(app, request, exc)
+
+    for kind in HANDLED:
+        app.add_exception_handler(kind, handler)

@@ -1,0 +1,191 @@
+"""Scoring requests skip FastAPI's routing and answer exactly as the routed stack does.
+
+Two real agents on 127.0.0.1 serve the same bundle, one with the fast path
+and one without; every request below (good, malformed, wrong model or
+version, too large, binary) must get the same status and body from both.
+"""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import numpy as np
+import pytest
+import starlette.routing
+
+from edgeloop_agent.api.app import create_app
+from edgeloop_agent.api.fast_path import match
+from edgeloop_agent.api.routes import infer, infer_version, predict
+
+from ..conftest import free_port
+from ..servers import serve_app
+from .test_agent_http import SENSORS, activate, settings_for
+
+
+def test_the_scoring_paths_and_only_they_match() -> None:
+    assert match("/predict") == (predict, {})
+    assert match("/v2/models/pump-failure/infer") == (infer, {"name": "pump-failure"})
+    assert match("/v2/models/m/versions/3/infer") == (
+        infer_version,
+        {"name": "m", "version": "3"},
+    )
+    for other in (
+        "/predict/",
+        "/v2/models//infer",
+        "/v2/models/m/versions//infer",
+        "/v2/models/m/ready",
+        "/v2/models/m/x/3/infer",
+        "/v1/models/m/infer",
+        "/metrics",
+    ):
+        assert match(other) is None, other
+
+
+def _requests(bundle_inputs: int) -> list[tuple[str, str, bytes, dict[str, str]]]:
+    row = [0.5] * bundle_inputs
+    infer_body = {
+        "id": "r1",
+        "inputs": [
+            {
+                "name": "input",
+                "shape": [2, bundle_inputs],
+                "datatype": "FP32",
+                "data": [row, row],
+            }
+        ],
+    }
+    binary_head = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "input",
+                    "shape": [1, bundle_inputs],
+                    "datatype": "FP32",
+                    "parameters": {"binary_data_size": 4 * bundle_inputs},
+                }
+            ],
+            "parameters": {"binary_data_output": True},
+        }
+    ).encode()
+    blob = np.full(bundle_inputs, 0.5, dtype="<f4").tobytes()
+    reading = {"readings": [{"entity": "p1", "values": SENSORS}]}
+    plain = {"content-type": "application/json"}
+    return [
+        ("POST", "/predict", json.dumps(reading).encode(), plain),
+        ("POST", "/predict", b'{"readings": [{"entity": "p1", "values": {}}]}', plain),
+        ("POST", "/predict", b"{not json", plain),
+        (
+            "POST",
+            "/predict",
+            json.dumps({"readings": [reading["readings"][0]] * 101}).encode(),
+            plain,
+        ),
+        ("POST", "/predict", b"x" * 300_000, plain),
+        (
+            "POST",
+            "/v2/models/pump-failure/infer",
+            json.dumps(infer_body).encode(),
+            plain,
+        ),
+        (
+            "POST",
+            "/v2/models/edge-model/versions/1/infer",
+            json.dumps(infer_body).encode(),
+            plain,
+        ),
+        (
+            "POST",
+            "/v2/models/edge-model/versions/9/infer",
+            json.dumps(infer_body).encode(),
+            plain,
+        ),
+        ("POST", "/v2/models/other/infer", json.dumps(infer_body).encode(), plain),
+        ("POST", "/v2/models/pump-failure/infer", b'{"inputs": []}', plain),
+        (
+            "POST",
+            "/v2/models/pump-failure/infer",
+            binary_head + blob,
+            {"Inference-Header-Content-Length": str(len(binary_head))},
+        ),
+        ("GET", "/v2/models/pump-failure/infer", b"", {}),
+    ]
+
+
+@pytest.fixture()
+def two_agents(tmp_path, registry_with_champion):
+    import shutil
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(registry_with_champion["run"].bundle_dir, bundle)
+    urls = []
+    with (
+        serve_app(
+            create_app(settings_for(tmp_path / "fast"), fast_path=True),
+            free_port(),
+            lifespan="on",
+        ) as fast,
+        serve_app(
+            create_app(settings_for(tmp_path / "routed"), fast_path=False),
+            free_port(),
+            lifespan="on",
+        ) as routed,
+    ):
+        for url, name in ((fast, "fast"), (routed, "routed")):
+            settings = settings_for(tmp_path / name)
+            settings.model.desired_model_path.parent.mkdir(parents=True, exist_ok=True)
+            activate(url, settings, bundle)
+            urls.append(url)
+        yield urls[0], urls[1]
+
+
+def test_fast_and_routed_agents_answer_alike(two_agents, monkeypatch) -> None:
+    fast, routed = two_agents
+    routed_calls = []
+    real = starlette.routing.Router.__call__
+
+    async def counting(self, scope, receive, send):
+        routed_calls.append(scope["path"])
+        await real(self, scope, receive, send)
+
+    monkeypatch.setattr(starlette.routing.Router, "__call__", counting)
+    inputs = httpx.get(f"{fast}/v2/models/pump-failure").json()["inputs"][0]["shape"][1]
+    for method, path, body, headers in _requests(inputs):
+        answers = []
+        for base in (fast, routed):
+            routed_calls.clear()
+            response = httpx.request(method, base + path, content=body, headers=headers)
+            answers.append(
+                (
+                    response.status_code,
+                    response.headers.get("content-type"),
+                    response.headers.get("inference-header-content-length"),
+                    response.content,
+                    list(routed_calls),
+                )
+            )
+        (f_status, f_type, f_len, f_body, f_routed) = answers[0]
+        (r_status, r_type, r_len, r_body, r_routed) = answers[1]
+        assert (f_status, f_type, f_len) == (r_status, r_type, r_len), path
+        if f_type and f_type.startswith("application/json"):
+            assert json.loads(f_body) == json.loads(r_body), (path, f_body, r_body)
+        else:
+            assert f_body == r_body, path
+        stopped_by_body_limit = len(body) > 200_000  # answered before any route
+        assert r_routed == ([] if stopped_by_body_limit else [path])
+        assert f_routed == ([] if method == "POST" else [path]), (path, f_status)
+    assert (
+        httpx.get(f"{fast}/openapi.json").json()
+        == httpx.get(f"{routed}/openapi.json").json()
+    )
+    errors = [
+        line
+        for line in httpx.get(f"{fast}/metrics").text.splitlines()
+        if line.startswith("edgeloop_request_errors_total")
+    ]
+    same = [
+        line
+        for line in httpx.get(f"{routed}/metrics").text.splitlines()
+        if line.startswith("edgeloop_request_errors_total")
+    ]
+    assert errors == same and errors  # the fast path counts errors the same way
