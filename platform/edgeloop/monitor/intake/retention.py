@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -59,14 +60,22 @@ def cutoffs(policy: RetentionPolicy, now: datetime) -> dict[str, datetime]:
 
 
 def prune(
-    engine: sa.Engine, policy: RetentionPolicy, now: datetime | None = None
+    engine: sa.Engine,
+    policy: RetentionPolicy,
+    now: datetime | None = None,
+    writes: AbstractContextManager[Any] | None = None,
 ) -> PruneResult:
-    """Apply the policy once; safe to run from several replicas at once."""
+    """Apply the policy once; safe to run from several replicas at once.
+
+    ``writes``: the store's writer lock (SQLite), taken per chunk, so ingest
+    goes on between chunks of a long pass.
+    """
     now = now or datetime.now(UTC)
     result = PruneResult()
     for kind, cutoff in cutoffs(policy, now).items():
         while True:
-            removed, days = _prune_chunk(engine, kind, cutoff)
+            with writes or nullcontext():
+                removed, days = _prune_chunk(engine, kind, cutoff)
             if removed:
                 result.removed[kind] = result.removed.get(kind, 0) + removed
             result.heartbeat_days += days

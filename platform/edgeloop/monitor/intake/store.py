@@ -8,8 +8,10 @@ same transaction as the report that changed it).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -82,8 +84,18 @@ class IntakeStore(StoreReads):
         self.collect_root = collect_root
         self._pooled: dict[str, _PooledCache] = {}
         self._clock: Callable[[], float] = time.monotonic
-        self.engine = sa.create_engine(url, future=True)
-        if url.startswith("sqlite"):
+        sqlite = url.startswith("sqlite")
+        # SQLite has one writer: batches taken in the threadpool at once would
+        # wait on its file lock and fail after its 5 s busy timeout (HTTP 503
+        # under load). Here they queue on a lock instead; the timeout covers
+        # other processes (the CLI) writing at the same time.
+        self._writes: contextlib.AbstractContextManager[Any] = (
+            threading.Lock() if sqlite else contextlib.nullcontext()
+        )
+        self.engine = sa.create_engine(
+            url, future=True, connect_args={"timeout": 60} if sqlite else {}
+        )
+        if sqlite:
             with self.engine.begin() as conn:
                 conn.exec_driver_sql("PRAGMA journal_mode=WAL")
         metadata.create_all(self.engine)
@@ -150,6 +162,10 @@ class IntakeStore(StoreReads):
         one lookup of every key, one multi-row insert, one baseline write per
         (node, version) and one node-view write per node.
         """
+        with self._writes:
+            return self._accept(batch)
+
+    def _accept(self, batch: list[Report]) -> tuple[int, int]:
         now = datetime.now(UTC)
         with self.engine.begin() as conn:
             self._lock_nodes(conn, {r.node for r in batch})
@@ -230,7 +246,7 @@ class IntakeStore(StoreReads):
 
     def prune(self, now: datetime | None = None) -> retention.PruneResult:
         """Apply the retention policy once (the intake does it every ``interval_s``)."""
-        return retention.prune(self.engine, self.retention, now)
+        return retention.prune(self.engine, self.retention, now, self._writes)
 
     def _lock_nodes(self, conn: sa.Connection, names: set[str]) -> None:
         """Serialise writes for these nodes across intake replicas (PostgreSQL).
