@@ -85,6 +85,7 @@ bench: $(STAMP) system-deps
 	$(BIN)/python -m bench.images
 	$(BIN)/python -m bench.hardening
 	$(BIN)/python -m bench.explanations
+	$(BIN)/python -m bench.fleet --nodes 1000 10000 --sites 100 1000
 
 clean:
 	rm -rf build dist .pytest_cache .mypy_cache .ruff_cache .import_linter_cache local_outputs
