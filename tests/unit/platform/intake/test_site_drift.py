@@ -128,3 +128,54 @@ def test_an_older_database_gets_its_aggregates_on_open(tmp_path):
         conn.execute(site_drift_inputs.delete())
     store.engine.dispose()
     assert IntakeStore(url).drift_summary() == expected
+
+
+def test_the_cohort_view_counts_nodes_as_the_fleet_view_says(tmp_path) -> None:
+    """cohorts() reads a few columns instead of building every NodeView; same answer."""
+    from edgeloop.monitor.intake.tables import nodes
+
+    store = IntakeStore(f"sqlite:///{tmp_path / 'i.db'}")
+    with store.engine.begin() as conn:
+        conn.execute(
+            nodes.insert(),
+            [
+                {
+                    "node": f"n{i:03d}",
+                    "site": ["a", "b", ""][i % 3],
+                    "active_version": ["1", "2", ""][i % 4 % 3],
+                    "healthy": i % 5 != 0,
+                    "quality_flags": json.dumps(["f0:stuck"] if i % 7 == 0 else []),
+                    "drifted_inputs": json.dumps(["load"] if i % 6 == 0 else []),
+                }
+                for i in range(60)
+            ],
+        )
+    expected: dict[str, dict] = {}
+    for node in store.fleet():
+        site = node.site or "(none)"
+        e = expected.setdefault(
+            site,
+            {
+                "site": site,
+                "nodes": 0,
+                "healthy": 0,
+                "versions": {},
+                "quality_flagged": [],
+                "drifting_nodes": [],
+            },
+        )
+        e["nodes"] += 1
+        e["healthy"] += int(node.healthy)
+        version = node.active_version or "-"
+        e["versions"][version] = e["versions"].get(version, 0) + 1
+        if node.quality_flags:
+            e["quality_flagged"].append(node.node)
+        if node.drifted_inputs:
+            e["drifting_nodes"].append(node.node)
+    got = store.cohorts()
+    assert [{k: v for k, v in c.items() if k != "drift"} for c in got] == [
+        expected[s] for s in sorted(expected)
+    ]
+    assert any(c["quality_flagged"] for c in got) and any(
+        c["drifting_nodes"] for c in got
+    )
