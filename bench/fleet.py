@@ -39,6 +39,7 @@ import httpx
 import numpy as np
 
 from bench.doc import write_section
+from bench.load import free_port
 from edgeloop_agent.contracts import (
     DriftWindow,
     FeatureWindow,
@@ -55,14 +56,6 @@ BINS = 10
 CALM = np.full(BINS, 1 / BINS)
 SHIFTED = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 0.05, 0.1, 0.2, 0.3, 0.35])
 T0 = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=20)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _cpu_s(pid: int) -> float:
@@ -212,7 +205,7 @@ def run_fleet(
             "EDGELOOP_INTAKE__RETENTION__INTERVAL_S": "0",
         }
         tokens, token_s = _tokens(home, nodes, env)
-        port = _free_port()
+        port = free_port()
         binary = str(Path(sys.executable).with_name("edgeloop"))
         proc = spawn_logged(
             [
