@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -263,4 +263,13 @@ def load_settings(**overrides: object) -> PlatformSettings:
     from edgeloop.core import secret_files
 
     secret_files.apply()
-    return PlatformSettings(**overrides)  # type: ignore[arg-type]
+    try:
+        return PlatformSettings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:  # a bad variable is the user's, not a bug
+        from edgeloop.core.errors import UsageError
+
+        first = exc.errors()[0]
+        name = "EDGELOOP_" + "__".join(str(p) for p in first["loc"]).upper()
+        raise UsageError(
+            f"setting {name}: {first['msg']} (got {str(first.get('input'))[:60]!r})"
+        ) from None

@@ -222,3 +222,16 @@ def test_the_cli_prunes_once(tmp_path, monkeypatch, output) -> None:
     assert store.count("heartbeat") == 0
     if output == "json":
         assert '"removed_heartbeat": 3' in done.output
+
+
+def test_a_bad_retention_setting_is_one_line_naming_the_variable(
+    tmp_path, monkeypatch
+) -> None:
+    monkeypatch.setenv("EDGELOOP_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("EDGELOOP_INTAKE__RETENTION__HEARTBEAT_DAYS", "-1")
+    done = CliRunner().invoke(cli, ["intake", "prune"])
+    assert done.exit_code == 1
+    assert done.stderr.strip().splitlines() == [
+        "error: setting EDGELOOP_INTAKE__RETENTION__HEARTBEAT_DAYS: "
+        "Input should be greater than or equal to 0 (got '-1')"
+    ]
