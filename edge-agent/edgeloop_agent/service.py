@@ -117,6 +117,8 @@ class ScoringService:
         self.settings = settings
         self.metrics = metrics or Metrics()
         self.outbox = outbox
+        if outbox is not None:
+            self.metrics.watch_outbox(outbox)
         self._clock = clock
         self._on_report = on_report
         self._serving: _Serving | None = None
@@ -157,13 +159,7 @@ class ScoringService:
             if old is None or old.sensors != new.sensors:
                 self._histories.clear()
             self._serving = new
-        self.metrics.set(
-            "edgeloop_model_info",
-            1,
-            model=model.name,
-            version=model.version,
-            digest=model.digest[:12],
-        )
+        self.metrics.serving(model.name, model.version, model.digest[:12])
         self.metrics.inc("edgeloop_model_activations_total", version=model.version)
         log.info(
             "serving %s:%s (bundle %s…)", model.name, model.version, model.digest[:12]
@@ -248,6 +244,12 @@ class ScoringService:
     ) -> Scored:
         """Alarms by the bundle's threshold, each explained by its top sensors."""
         alarms = scores >= serving.model.manifest.output.threshold
+        version = serving.model.version
+        self.metrics.inc("edgeloop_scored_rows_total", len(scores), version=version)
+        if alarms.any():
+            self.metrics.inc(
+                "edgeloop_alarms_total", int(alarms.sum()), version=version
+            )
         top = self.settings.scoring.explain_top
         if not alarms.any() or top == 0:
             return Scored(scores, alarms, serving.model)
@@ -352,6 +354,9 @@ class ScoringService:
             self.outbox.put(window)
             if sample is not None:
                 self.outbox.put(sample)
+            self.metrics.inc(
+                "edgeloop_drift_windows_total", version=window.model_version
+            )
             self.metrics.set(
                 "edgeloop_drifted_share",
                 window.drifted_share,
@@ -380,8 +385,6 @@ class ScoringService:
             self.outbox.put(self.heartbeat())
             if self._on_report:
                 self._on_report()
-        if self.outbox is not None:
-            self.metrics.set("edgeloop_outbox_depth", self.outbox.depth())
 
     def close(self) -> None:
         """Shutdown: queue the open window and the pending readings (durable in the outbox).
@@ -415,8 +418,8 @@ class ScoringService:
             model_name=model.name if model else "",
             model_version=model.version if model else "",
             bundle_sha256=model.digest if model else "",
-            requests=int(self.metrics.counter("edgeloop_requests_total")),
-            errors=int(self.metrics.counter("edgeloop_request_errors_total")),
+            requests=self.metrics.requests_ok,
+            errors=self.metrics.requests_failed,
             latency_p50_ms=p50,
             latency_p99_ms=p99,
             outbox_depth=self.outbox.depth() if self.outbox else 0,

@@ -25,6 +25,7 @@ from edgeloop_agent.scoring.model_store import ModelStore
 
 from ..conftest import free_port
 from ..integration.test_agent_http import running_agent, settings_for, wait_for
+from ..metrics_text import metric
 from ..unit.platform.test_cli import assert_one_line_error, registry_env, run
 
 pytestmark = pytest.mark.containers
@@ -188,7 +189,9 @@ def test_agent_serves_from_oci_and_keeps_its_model_on_a_bad_reference(
         )
         settings.model.desired_model_path.write_text(bad.model_dump_json())
         wait_for(
-            lambda: "edgeloop_model_failures_total" in httpx.get(f"{url}/metrics").text,
+            lambda: metric(
+                httpx.get(f"{url}/metrics").text, "edgeloop_model_failures_total"
+            ),
             what="the bad reference counted",
         )
         meta = httpx.get(f"{url}/v2/models/pump-failure").json()

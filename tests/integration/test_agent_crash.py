@@ -16,6 +16,7 @@ from edgeloop.demo.processes import spawn_logged
 from edgeloop_agent.contracts import DesiredModel, bundle_digest
 
 from ..conftest import free_port
+from ..metrics_text import metric
 from ..receiver import Received, receiver_app
 from ..servers import serve_app
 from .test_agent_http import SENSORS, wait_for
@@ -104,7 +105,10 @@ def test_kill_dash_nine_mid_flush_loses_and_duplicates_nothing(
                 what="all reports",
             )
             wait_for(
-                lambda: "edgeloop_outbox_depth 0" in httpx.get(f"{url}/metrics").text,
+                lambda: (
+                    metric(httpx.get(f"{url}/metrics").text, "edgeloop_outbox_depth")
+                    == 0
+                ),
                 what="empty outbox",
             )
         finally:

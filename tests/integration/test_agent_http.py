@@ -30,6 +30,7 @@ from edgeloop_agent.settings import (
 )
 
 from ..conftest import free_port
+from ..metrics_text import metric
 from ..receiver import Received, receiver_app
 from ..servers import serve_app
 
@@ -314,7 +315,8 @@ def test_predict_keeps_per_pump_history_and_reports_the_version(agent):
     assert gap["degraded"] is True and gap["missing"] == ["flow_rate"]
     assert answer["results"][0]["degraded"] is False
     assert "missing" not in answer["results"][0]
-    assert "edgeloop_degraded_readings_total 1" in httpx.get(f"{url}/metrics").text
+    text = httpx.get(f"{url}/metrics").text
+    assert metric(text, "edgeloop_degraded_readings_total") == 1
 
 
 @pytest.mark.parametrize(
@@ -584,14 +586,18 @@ def test_reports_reach_the_intake_with_the_node_token(agent, receiver):
     assert len(drift["body"]["features"]) == 32 and len(drift["body"]["quality"]) == 8
     metrics = httpx.get(f"{url}/metrics").text
     for name in (
-        "edgeloop_requests_total",
-        "edgeloop_request_seconds_bucket",
-        "edgeloop_model_info",
+        "edgeloop_request_duration_seconds_bucket",
         "edgeloop_outbox_depth",
+        "edgeloop_outbox_oldest_age_seconds",
         "edgeloop_feature_psi",
-        "edgeloop_drifted_share",
+        "process_resident_memory_bytes",
     ):
-        assert name in metrics
+        assert metric(metrics, name) is not None, name
+    assert metric(metrics, "edgeloop_requests_total", endpoint="predict", code="200")
+    assert metric(metrics, "edgeloop_model_info", version="1") == 1
+    assert metric(metrics, "edgeloop_drift_windows_total", version="1")
+    assert 0 <= metric(metrics, "edgeloop_drifted_share", version="1") <= 1
+    assert "# HELP edgeloop_requests_total " in metrics
     assert httpx.get(f"{url}/openapi.json").json()["info"]["title"] == "edgeloop agent"
     assert httpx.get(f"{url}/docs").status_code == 200
 
@@ -680,4 +686,5 @@ def test_alarms_name_the_sensors_behind_them(agent, tmp_path):
         shares = [item["contribution"] for item in explanation]
         assert shares == sorted(shares, reverse=True) and all(c > 0 for c in shares)
         assert {item["sensor"] for item in explanation} <= set(SENSORS)
-    assert "edgeloop_explained_alarms_total 24" in httpx.get(f"{url}/metrics").text
+    text = httpx.get(f"{url}/metrics").text
+    assert metric(text, "edgeloop_explained_alarms_total") == 24

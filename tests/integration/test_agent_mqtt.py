@@ -17,6 +17,7 @@ from edgeloop_agent.api.app import create_app
 from edgeloop_agent.settings import MqttSettings
 
 from ..conftest import free_port
+from ..metrics_text import metric
 from ..servers import serve_app
 from .test_agent_http import SENSORS, activate, settings_for, wait_for
 
@@ -98,7 +99,10 @@ def test_readings_in_scores_and_alarms_out_malformed_skipped(
             import httpx
 
             wait_for(
-                lambda: "edgeloop_mqtt_connected 1" in httpx.get(f"{url}/metrics").text,
+                lambda: (
+                    metric(httpx.get(f"{url}/metrics").text, "edgeloop_mqtt_connected")
+                    == 1
+                ),
                 what="bridge",
             )
             for i in range(20):
@@ -142,8 +146,8 @@ def test_readings_in_scores_and_alarms_out_malformed_skipped(
         0.0 <= body["score"] <= 1.0 and body["model_version"] == "1"
         for _, body in scores
     )
-    assert "edgeloop_mqtt_malformed_total 2" in metrics
-    assert "edgeloop_mqtt_scored_total 33" in metrics
+    assert metric(metrics, "edgeloop_mqtt_malformed_total") == 2
+    assert metric(metrics, "edgeloop_mqtt_scored_total") == 33
     (dropout,) = [b for t, b in scores if t == "edgeloop/offshore-01/p3/score"]
     assert dropout["degraded"] is True and dropout["missing"] == ["ambient_temp"]
     assert not any(b["degraded"] for t, b in scores if "/p3/" not in t)

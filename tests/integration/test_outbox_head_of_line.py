@@ -24,6 +24,7 @@ from edgeloop_agent.outbox.store import Outbox
 from edgeloop_agent.settings import OutboxSettings
 
 from ..conftest import free_port
+from ..metrics_text import metric
 from ..receiver import Received, receiver_app
 from ..servers import serve_app
 from ..unit.edge_agent.test_outbox import heartbeat, sample
@@ -88,12 +89,7 @@ def test_a_10000_row_predict_reaches_the_intake_in_reports_under_its_limit(
         events = {}
         for _ in range(600):
             text = httpx.get(f"{agent_url}/metrics").text
-            depth = next(
-                line
-                for line in text.splitlines()
-                if line.startswith("edgeloop_outbox_depth")
-            )
-            if depth.endswith(" 0") and store.fleet():
+            if metric(text, "edgeloop_outbox_depth") == 0 and store.fleet():
                 events = text
                 break
             time.sleep(0.1)

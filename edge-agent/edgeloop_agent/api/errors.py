@@ -16,8 +16,10 @@ def _count(app: FastAPI, request: Request, status: int) -> None:
     or metadata probes (which answer 503 until a model is active).
     """
     path = request.url.path
-    if path == "/predict" or path.endswith("/infer"):
-        app.state.metrics.inc("edgeloop_request_errors_total", status=str(status))
+    if path == "/predict":
+        app.state.metrics.request("predict", status)
+    elif path.endswith("/infer"):
+        app.state.metrics.request("infer", status)
 
 
 def _location(loc: tuple[object, ...]) -> str:

@@ -24,6 +24,7 @@ from edgeloop_agent.api.schemas import (
     PredictResponse,
 )
 from edgeloop_agent.errors import InputError, ModelNotFoundError, ModelNotReadyError
+from edgeloop_agent.metrics import CONTENT_TYPE
 from edgeloop_agent.readings import parse_values
 from edgeloop_agent.scoring.model_store import LoadedModel
 from edgeloop_agent.service import ScoringService, missing_sensors
@@ -305,17 +306,11 @@ async def predict(request: Request) -> Response:
 
 
 def _record(request: Request, start: float) -> None:
-    metrics = request.app.state.metrics
-    metrics.inc("edgeloop_requests_total")
-    metrics.observe_latency(time.perf_counter() - start)
+    endpoint = "predict" if request.url.path == "/predict" else "infer"
+    request.app.state.metrics.request(endpoint, 200, time.perf_counter() - start)
 
 
 @router.get("/metrics", tags=["metrics"])
 def metrics(request: Request) -> Response:
-    """Prometheus metrics."""
-    service = _service(request)
-    if service.outbox is not None:
-        service.metrics.set("edgeloop_outbox_depth", service.outbox.depth())
-        for name, value in service.outbox.stats().items():
-            service.metrics.set("edgeloop_outbox_events", value, event=name)
-    return Response(service.metrics.render(), media_type="text/plain; version=0.0.4")
+    """Prometheus metrics (text exposition 0.0.4): scoring, drift, outbox, process."""
+    return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE)

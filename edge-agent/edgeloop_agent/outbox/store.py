@@ -212,6 +212,14 @@ class Outbox:
         with self._lock:
             return int(self._db.execute("SELECT COUNT(*) FROM reports").fetchone()[0])
 
+    def oldest_created(self) -> datetime | None:
+        """When the oldest waiting report was created (``None`` when empty)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT json_extract(body, '$.created_at') FROM reports ORDER BY id LIMIT 1"
+            ).fetchone()
+        return datetime.fromisoformat(row[0]) if row and row[0] else None
+
     def stats(self) -> dict[str, int]:
         """Counters by name (``dropped_*``, ``merged_drift``, ``split_readings``, ``dead_*``)."""
         with self._lock:

@@ -8,7 +8,6 @@ from ``/metrics`` so the demo knows when a node has processed what it was sent.
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import httpx
@@ -65,15 +64,14 @@ def send_mqtt(publisher: Any, node: str, items: list[dict[str, Any]]) -> None:
         info.wait_for_publish(timeout=30)
 
 
-_COUNTER = re.compile(r"^(edgeloop_[a-z_]+?)(?:\{[^}]*\})?\s+([0-9.e+-]+)$")
-
-
 def scored(client: httpx.Client, url: str, metric: str) -> float:
-    """Sum of one counter in the agent's ``/metrics`` (0 when absent)."""
+    """Sum of one metric's samples in the agent's ``/metrics`` (0 when absent)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
     text = client.get(f"{url}/metrics", timeout=5).text
-    total = 0.0
-    for line in text.splitlines():
-        match = _COUNTER.match(line)
-        if match and match.group(1) == metric:
-            total += float(match.group(2))
-    return total
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == metric
+    )

@@ -95,25 +95,27 @@ class FileFleet:
         return {e.node: e.labels for e in self._entries}
 
 
-_COUNTED = ("edgeloop_requests_total", "edgeloop_request_errors_total")
-
-
 def request_totals(metrics_text: str) -> dict[str, float]:
-    """Requests and errors summed over labels, from Prometheus text exposition.
+    """Scoring requests and the failed ones, from the agent's Prometheus text.
 
-    Parsed with ``prometheus_client``'s own parser (``# HELP``/``# TYPE``, label
-    escaping, exponents), so an agent that exposes standard metrics reads the same.
+    ``edgeloop_requests_total`` counts every scoring request with its HTTP
+    status in ``code``; errors are the 4xx and 5xx among them. Parsed with
+    ``prometheus_client``'s own parser (``# HELP``/``# TYPE``, label escaping,
+    exponents), so an agent that exposes standard metrics reads the same.
 
     Raises:
         ValueError: not Prometheus text format.
     """
     from prometheus_client.parser import text_string_to_metric_families
 
-    totals = dict.fromkeys(_COUNTED, 0.0)
+    totals = {"requests": 0.0, "errors": 0.0}
     for family in text_string_to_metric_families(metrics_text):
         for sample in family.samples:
-            if sample.name in totals:
-                totals[sample.name] += float(sample.value)
+            if sample.name != "edgeloop_requests_total":
+                continue
+            totals["requests"] += float(sample.value)
+            if int(sample.labels.get("code", "200")) >= 400:
+                totals["errors"] += float(sample.value)
     return totals
 
 
@@ -150,9 +152,8 @@ class AgentProbe:
             totals = request_totals(metrics)
         except (httpx.HTTPError, ValueError, KeyError, IndexError):
             return NodeObservation(node=node, last_seen=None)
-        requests = totals["edgeloop_requests_total"]
-        errors = totals["edgeloop_request_errors_total"]
-        error_rate = errors / (requests + errors) if requests + errors else 0.0
+        requests, errors = totals["requests"], totals["errors"]
+        error_rate = errors / requests if requests else 0.0
         return NodeObservation(
             node=node,
             last_seen=self._clock(),

@@ -1,6 +1,5 @@
 import math
 
-import numpy as np
 import pytest
 
 from edgeloop_agent.errors import InputError
@@ -42,12 +41,26 @@ def test_metrics_render_is_prometheus_text():
     from edgeloop_agent.metrics import Metrics
 
     m = Metrics()
-    m.inc("edgeloop_requests_total")
-    m.set("edgeloop_model_info", 1, model="m", version='v"1')
-    m.observe_latency(0.002)
-    text = m.render()
-    assert "# TYPE edgeloop_requests_total counter\nedgeloop_requests_total 1" in text
-    assert 'edgeloop_model_info{model="m",version="v\\"1"} 1' in text
-    assert 'edgeloop_request_seconds_bucket{le="0.0025"} 1' in text
+    m.request("predict", 200, 0.002)
+    m.request("predict", 422)
+    m.serving("m", 'v"1', "abc")
+    m.serving("m", "v2", "def")  # the info metric names only the model now served
+    for _ in range(1_234_567):
+        m.inc("edgeloop_alarms_total", version="v2")
+    text = m.render().decode()
+    assert "# HELP edgeloop_requests_total Scoring requests" in text
+    assert "# TYPE edgeloop_requests_total counter" in text
+    assert 'edgeloop_requests_total{code="200",endpoint="predict"} 1.0' in text
+    assert 'edgeloop_requests_total{code="422",endpoint="predict"} 1.0' in text
+    assert 'edgeloop_alarms_total{version="v2"} 1.234567e+06' in text  # exact
+    assert 'v\\"1' not in text
+    assert 'edgeloop_model_info{digest="def",model="m",version="v2"} 1.0' in text
+    assert (
+        'edgeloop_request_duration_seconds_bucket{endpoint="predict",le="0.0025"} 1.0'
+        in text
+    )
+    assert "process_resident_memory_bytes " in text
     assert m.percentiles() == (2.0, 2.0)
-    assert np.isfinite(m.counter("edgeloop_requests_total"))
+    assert (m.requests_ok, m.requests_failed) == (1, 1)
+    assert m.value("edgeloop_alarms_total", version="v2") == 1_234_567
+    assert b"edgeloop_alarms_total{" not in Metrics().render()  # nothing shared
