@@ -281,24 +281,41 @@ def test_unreachable_kfp_is_retryable_and_named(tmp_path, host):
         KfpBackend(settings).state("r1")
 
 
-def test_health_endpoint_answers_while_the_service_runs(tmp_path):
+def test_health_and_metrics_answer_while_the_service_runs(tmp_path):
     import httpx
 
     from edgeloop.loop.health import serve_health
 
     from ..conftest import free_port
+    from ..metrics_text import metric
 
+    settings = make_settings(tmp_path)
+    kfp, clock = ScriptedKfp(), Clock()
+    svc = service(settings, kfp, "pod-7", clock)
+    svc.tick()
+    request(settings, "drift at desert", T0 + 1)
+    clock.now = T0 + 5
+    assert svc.tick().started
+    kfp.states["run-1"] = "failed"
+    clock.now = T0 + 6
+    svc.tick()
     port = free_port()
-    server = serve_health(
-        port, service(make_settings(tmp_path), ScriptedKfp(), "pod-7"), "127.0.0.1"
-    )
+    server = serve_health(port, svc, "127.0.0.1")
     try:
         ok = httpx.get(f"http://127.0.0.1:{port}/healthz")
         assert ok.status_code == 200 and ok.json()["holder"] == "pod-7"
-        assert httpx.get(f"http://127.0.0.1:{port}/metrics").status_code == 404
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+        assert httpx.get(f"http://127.0.0.1:{port}/other").status_code == 404
     finally:
         server.shutdown()
         server.server_close()
+    fired = metric(text, "edgeloop_trigger_decisions_total", fired="true")
+    assert fired == 1  # the manual request, once
+    assert metric(text, "edgeloop_retraining_runs_total", state="started") == 1
+    assert metric(text, "edgeloop_retraining_runs_total", state="failed") == 1
+    assert metric(text, "edgeloop_loop_ticks_total", leader="true") == 3
+    assert metric(text, "edgeloop_loop_leader") == 1
+    assert metric(text, "edgeloop_loop_last_tick_timestamp_seconds") > 0
 
 
 def test_a_live_leader_keeps_its_lease_through_a_long_tick(tmp_path):

@@ -115,6 +115,13 @@ class IntakeSettings(BaseModel):
     reader token (``edgeloop intake token create NAME --reader``)."""
     api_docs: bool = True
     """Serve ``/docs`` and ``/openapi.json`` (the chart turns them off)."""
+    open_metrics: bool = True
+    """Serve ``/metrics`` (Prometheus: fleet gauges, ingest counters) without a
+    token. Off: a scrape needs a reader token (the chart's ServiceMonitor then
+    sends ``monitoring.serviceMonitor.readerTokenSecret``)."""
+    silent_after_s: float = Field(900.0, gt=0)
+    """``edgeloop_fleet_silent_nodes`` counts nodes whose newest heartbeat is
+    older than this (the agents' heartbeat interval is 60 s by default)."""
     url: str = ""
     """The intake this process reads the fleet from (controller, operator, loop
     service, CLI), e.g. ``http://edgeloop-intake.edgeloop:8000``. Empty: no fleet

@@ -1,4 +1,4 @@
-"""``GET /healthz`` for the loop service's probes, served from a thread.
+"""``GET /healthz`` for the loop service's probes and ``GET /metrics``, served from a thread.
 
 The service itself has no HTTP API; its ticks may run a local training for
 many minutes. A thread answering the probe keeps a long tick from getting the
@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 STARTED = time.time()
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 def serve_health(port: int, service: Any, host: str = "0.0.0.0") -> ThreadingHTTPServer:  # noqa: S104 - a pod's probe port
@@ -21,8 +22,11 @@ def serve_health(port: int, service: Any, host: str = "0.0.0.0") -> ThreadingHTT
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            if self.path == "/metrics":
+                self._answer(service.metrics.render(), CONTENT_TYPE)
+                return
             if self.path != "/healthz":
-                self.send_error(404, "only /healthz here")
+                self.send_error(404, "only /healthz and /metrics here")
                 return
             body = json.dumps(
                 {
@@ -31,8 +35,11 @@ def serve_health(port: int, service: Any, host: str = "0.0.0.0") -> ThreadingHTT
                     "up_s": round(time.time() - STARTED),
                 }
             ).encode()
+            self._answer(body, "application/json")
+
+        def _answer(self, body: bytes, content_type: str) -> None:
             self.send_response(200)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)

@@ -31,6 +31,7 @@ from edgeloop.core.settings import PlatformSettings
 from edgeloop.loop.backends import Backend
 from edgeloop.loop.lease import LeaderLock
 from edgeloop.loop.ledger import RunLedger, RunRow
+from edgeloop.loop.metrics import LoopMetrics
 from edgeloop.loop.tables import marks
 from edgeloop.monitor.intake import collect
 from edgeloop.provenance.audit import AuditLog
@@ -104,9 +105,17 @@ class LoopService:
         self.audit = AuditLog(settings.audit_path())
         self.clock = clock
         self._db = db
+        self.metrics = LoopMetrics()
 
     def tick(self) -> Tick:
         """One round; errors of one part are reported, never stop the service."""
+        counted: list[Decision] = []
+        tick = self._tick(counted)
+        self.metrics.record(tick, counted)
+        return tick
+
+    def _tick(self, counted: list[Decision]) -> Tick:
+        """``counted`` gets the suppressed decisions and the fired ones handled now."""
         now = datetime.fromtimestamp(self.clock(), UTC)
         try:
             leading = self.lock.acquire(now)
@@ -121,6 +130,7 @@ class LoopService:
         engine = self.engine_factory()
         decisions = self._evaluate(engine, now, tick)
         fresh = self._unhandled(engine, now)
+        counted += [d for d in decisions if not d.fired] + fresh
         tick.evaluated = [f"{d.kind}: {d.reason}" for d in decisions]
         tick.fired = [decision_key(d) for d in fresh]
         if fresh and active is not None:

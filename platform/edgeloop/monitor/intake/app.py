@@ -21,11 +21,12 @@ from typing import Annotated, Any
 
 import sqlalchemy.exc
 from fastapi import Depends, FastAPI, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from edgeloop.core.settings import PlatformSettings
+from edgeloop.monitor.intake import metrics as intake_metrics
 from edgeloop.monitor.intake.checks import out_of_window
 from edgeloop.monitor.intake.quota import NodeQuota
 from edgeloop.monitor.intake.store import IntakeStore
@@ -151,6 +152,8 @@ def create_app(settings: PlatformSettings, store: IntakeStore | None = None) -> 
     app.add_middleware(
         BodyLimit, limit=limit, body_timeout_s=settings.intake.body_timeout_s
     )
+    registry = intake_metrics.registry_for(store.engine, settings.intake.silent_after_s)
+    ingest = intake_metrics.IngestMetrics(registry)
 
     @app.post(
         "/v1/reports",
@@ -158,6 +161,11 @@ def create_app(settings: PlatformSettings, store: IntakeStore | None = None) -> 
     )
     async def post_reports(request: Request) -> JSONResponse:
         """Accept a batch of reports from one node."""
+        response = await _post_reports(request)
+        ingest.answered(response.status_code)
+        return response
+
+    async def _post_reports(request: Request) -> JSONResponse:
         auth = request.headers.get("authorization", "")
         # Database work runs in the threadpool, never on the event loop: one
         # slow commit must not stall every other node's POST and /healthz.
@@ -223,6 +231,9 @@ def create_app(settings: PlatformSettings, store: IntakeStore | None = None) -> 
                 status_code=503,
                 headers={"Retry-After": "10"},
             )
+        ingest.stored(
+            list(batch.reports), accepted, duplicates, len(rejected), datetime.now(UTC)
+        )
         return JSONResponse(
             {"accepted": accepted, "duplicates": duplicates, "rejected": rejected}
         )
@@ -282,6 +293,23 @@ def create_app(settings: PlatformSettings, store: IntakeStore | None = None) -> 
     app.openapi = with_bodies(  # type: ignore[method-assign]
         app.openapi, {("post", "/v1/reports"): ReportBatch}
     )
+
+    def scraper(request: Request) -> None:
+        """``/metrics`` is open unless ``intake.open_metrics`` is off."""
+        if not settings.intake.open_metrics:
+            reader(request)
+
+    @app.get(
+        "/metrics",
+        dependencies=[Depends(scraper)],
+        responses={401: {}, 403: {}},
+        response_class=Response,
+    )
+    def metrics() -> Response:
+        """Prometheus metrics: fleet gauges (read now), ingest counters, process."""
+        return Response(
+            intake_metrics.render(registry), media_type=intake_metrics.CONTENT_TYPE
+        )
 
     @app.get("/healthz")
     def healthz() -> dict[str, bool]:
