@@ -154,6 +154,7 @@ def create_app(settings: PlatformSettings, store: IntakeStore | None = None) -> 
     )
     registry = intake_metrics.registry_for(store.engine, settings.intake.silent_after_s)
     ingest = intake_metrics.IngestMetrics(registry)
+    store.on_version_change = ingest.version_changed
 
     @app.post(
         "/v1/reports",

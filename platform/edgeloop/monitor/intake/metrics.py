@@ -75,6 +75,22 @@ class IngestMetrics:
             registry=registry,
         )
 
+        self.version_changes = Counter(
+            "edgeloop_intake_version_changes",
+            "Nodes whose heartbeat names another model version than before; "
+            "direction=down: an older registry version (a rollback), up: newer, other: not comparable",
+            ("site", "direction"),
+            registry=registry,
+        )
+
+    def version_changed(self, site: str, old: str, new: str) -> None:
+        """One node moved from ``old`` to ``new`` (registry versions compare as integers)."""
+        if old.isdigit() and new.isdigit():
+            direction = "down" if int(new) < int(old) else "up"
+        else:
+            direction = "other"
+        self.version_changes.labels(site=site or "(none)", direction=direction).inc()
+
     def answered(self, code: int) -> None:
         """One POST answered with ``code``."""
         self.posts.labels(code=str(code)).inc()

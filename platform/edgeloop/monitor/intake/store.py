@@ -84,6 +84,9 @@ class IntakeStore(StoreReads):
         self.collect_root = collect_root
         self._pooled: dict[str, _PooledCache] = {}
         self._clock: Callable[[], float] = time.monotonic
+        self.on_version_change: Callable[[str, str, str], None] | None = None
+        """Called with (site, old, new) when a node's heartbeat names another
+        version than before (the intake's rollback metric)."""
         sqlite = url.startswith("sqlite")
         # SQLite has one writer: batches taken in the threadpool at once would
         # wait on its file lock and fail after its 5 s busy timeout (HTTP 503
@@ -404,7 +407,9 @@ class IntakeStore(StoreReads):
         order (which froze the node's view until the clock caught up).
         """
         current = conn.execute(
-            sa.select(nodes.c.last_seen).where(nodes.c.node == node)
+            sa.select(nodes.c.last_seen, nodes.c.active_version).where(
+                nodes.c.node == node
+            )
         ).first()
         last_seen = None if current is None or current[0] is None else current[0]
         if last_seen is not None and last_seen.tzinfo is None:
@@ -441,3 +446,6 @@ class IntakeStore(StoreReads):
             conn.execute(nodes.insert().values(node=node, **values))
         elif values:
             conn.execute(nodes.update().where(nodes.c.node == node).values(**values))
+            was, now_serving = current[1] or "", values.get("active_version", "")
+            if was and now_serving and was != now_serving and self.on_version_change:
+                self.on_version_change(values.get("site", ""), was, now_serving)

@@ -92,7 +92,6 @@ def test_fleet_gauges_and_ingest_counters(intake):
     now = datetime.now(UTC)
     app = create_app(settings, store)
     with serve_app(app, free_port()) as url:
-        assert _post(url, tokens["n1"], [_heartbeat("n1", "s1", now, "1")]).is_success
         # n2 was offline: its heartbeat from two hours ago arrives now (lag)
         old = [_heartbeat("n2", "s1", now - timedelta(hours=2), "1")]
         assert _post(url, tokens["n2"], old).is_success
@@ -101,6 +100,11 @@ def test_fleet_gauges_and_ingest_counters(intake):
         assert _post(url, tokens["n3"], n3).is_success
         assert _post(url, "not-a-token", n3).status_code == 401
         assert _post(url, tokens["n1"], n3).status_code == 403
+        # n1 rolls back from version 3 to 1 and later rolls forward to 3 again
+        for minutes, version in ((-3, "3"), (-2, "1"), (-1, "3")):
+            beat = [_heartbeat("n1", "s1", now + timedelta(minutes=minutes), version)]
+            assert _post(url, tokens["n1"], beat).is_success
+        assert _post(url, tokens["n1"], [_heartbeat("n1", "s1", now, "1")]).is_success
         with store.engine.begin() as conn:  # judged against its baseline: drifting
             conn.execute(
                 nodes.update()
@@ -126,19 +130,22 @@ def test_fleet_gauges_and_ingest_counters(intake):
         )
         assert found == pytest.approx(share)
 
-    assert metric(text, "edgeloop_intake_posts_total", code="200") == 4
+    assert metric(text, "edgeloop_intake_posts_total", code="200") == 7
     assert metric(text, "edgeloop_intake_posts_total", code="401") == 1
     assert metric(text, "edgeloop_intake_posts_total", code="403") == 1
     accepted = {"kind": "heartbeat", "outcome": "accepted"}
-    assert metric(text, "edgeloop_intake_reports_total", **accepted) == 2
+    assert metric(text, "edgeloop_intake_reports_total", **accepted) == 5
     duplicate = {"kind": "heartbeat", "outcome": "duplicate"}
     assert metric(text, "edgeloop_intake_reports_total", **duplicate) == 1
     assert metric(text, "edgeloop_intake_reports_total", kind="mixed") == 2
     # n2's two-hour-old heartbeat is in the lag histogram's 6 h bucket, not the 1 h one
     lag = "edgeloop_intake_report_lag_seconds_bucket"
-    assert metric(text, lag, kind="heartbeat", le="3600.0") == 2
-    assert metric(text, lag, kind="heartbeat", le="21600.0") == 3
-    assert metric(text, "edgeloop_intake_batch_reports_count") == 4
+    assert metric(text, lag, kind="heartbeat", le="3600.0") == 5
+    assert metric(text, lag, kind="heartbeat", le="21600.0") == 6
+    assert metric(text, "edgeloop_intake_batch_reports_count") == 7
+    changes = "edgeloop_intake_version_changes_total"
+    assert metric(text, changes, site="s1", direction="down") == 2  # 3 -> 1, twice
+    assert metric(text, changes, site="s1", direction="up") == 1
     assert metric(text, "process_resident_memory_bytes")
     assert "# HELP edgeloop_fleet_silent_nodes Nodes whose newest heartbeat" in text
 
