@@ -155,6 +155,7 @@ def create_app(settings: PlatformSettings, store: IntakeStore | None = None) -> 
     registry = intake_metrics.registry_for(store.engine, settings.intake.silent_after_s)
     ingest = intake_metrics.IngestMetrics(registry)
     store.on_version_change = ingest.version_changed
+    store.on_stored = ingest.stored
 
     @app.post(
         "/v1/reports",
@@ -232,9 +233,7 @@ def create_app(settings: PlatformSettings, store: IntakeStore | None = None) -> 
                 status_code=503,
                 headers={"Retry-After": "10"},
             )
-        ingest.stored(
-            list(batch.reports), accepted, duplicates, len(rejected), datetime.now(UTC)
-        )
+        ingest.answered_batch(list(batch.reports), duplicates, len(rejected))
         return JSONResponse(
             {"accepted": accepted, "duplicates": duplicates, "rejected": rejected}
         )

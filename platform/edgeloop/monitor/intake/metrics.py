@@ -34,6 +34,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from edgeloop.monitor.intake.tables import nodes
+from edgeloop_agent.contracts import DriftWindow
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
@@ -57,7 +58,7 @@ class IngestMetrics:
         )
         self.reports = Counter(
             "edgeloop_intake_reports",
-            "Reports in accepted POSTs, by kind and outcome (accepted, duplicate, rejected)",
+            "Reports by kind and outcome: accepted (new), duplicate (seen before), rejected (the store could not take it)",
             ("kind", "outcome"),
             registry=registry,
         )
@@ -75,6 +76,12 @@ class IngestMetrics:
             registry=registry,
         )
 
+        self.alarms = Counter(
+            "edgeloop_intake_alarms",
+            "Alarms the nodes raised, from their drift windows, by site and model version",
+            ("site", "version"),
+            registry=registry,
+        )
         self.version_changes = Counter(
             "edgeloop_intake_version_changes",
             "Nodes whose heartbeat names another model version than before; "
@@ -95,38 +102,38 @@ class IngestMetrics:
         """One POST answered with ``code``."""
         self.posts.labels(code=str(code)).inc()
 
-    def stored(
-        self,
-        batch: list[Report],
-        accepted: int,
-        duplicates: int,
-        rejected: int,
-        now: datetime,
-    ) -> None:
-        """A batch the store took: outcome counts and the lag of each report.
+    def stored(self, fresh: list[Report], received: datetime) -> None:
+        """Reports the store added (after commit): per kind, their lag, their alarms."""
+        for report in fresh:
+            kind = report.body.kind
+            self.reports.labels(kind=kind, outcome="accepted").inc()
+            created = report.created_at
+            if created.tzinfo is None:
+                created = created.replace(tzinfo=UTC)
+            self.lag.labels(kind=kind).observe(
+                max(0.0, (received - created).total_seconds())
+            )
+            if isinstance(report.body, DriftWindow) and report.body.alarms:
+                self.alarms.labels(
+                    site=report.body.site or "(none)",
+                    version=report.body.model_version,
+                ).inc(report.body.alarms)
 
-        The store answers counts, not which report was which, so outcomes are
-        counted per batch under the batch's kind when it has one kind (nodes
-        send one kind per batch most of the time) and ``mixed`` otherwise.
+    def answered_batch(
+        self, batch: list[Report], duplicates: int, rejected: int
+    ) -> None:
+        """A batch the store took: its size, and what it did not add.
+
+        The store answers how many were duplicates or rejected, not which, so
+        they are counted under the batch's kind when it has one (nodes send one
+        kind per batch most of the time) and ``mixed`` otherwise.
         """
+        self.batch.observe(len(batch))
         kinds = {r.body.kind for r in batch}
         kind = kinds.pop() if len(kinds) == 1 else "mixed"
-        for outcome, count in (
-            ("accepted", accepted),
-            ("duplicate", duplicates),
-            ("rejected", rejected),
-        ):
+        for outcome, count in (("duplicate", duplicates), ("rejected", rejected)):
             if count:
                 self.reports.labels(kind=kind, outcome=outcome).inc(count)
-        self.batch.observe(len(batch))
-        if accepted:
-            for report in batch:
-                created = report.created_at
-                if created.tzinfo is None:
-                    created = created.replace(tzinfo=UTC)
-                self.lag.labels(kind=report.body.kind).observe(
-                    max(0.0, (now - created).total_seconds())
-                )
 
 
 class FleetCollector(Collector):
@@ -173,6 +180,7 @@ def _fleet_families(
     dead: dict[str, int] = {}
     dropped: dict[str, int] = {}
     worst: dict[tuple[str, str, str], float] = {}
+    per_input: dict[tuple[str, str], int] = {}
     sites: set[str] = set()
     for site_name, active, seen, healthy, share, baseline, inputs, dl, drops in rows:
         site = str(site_name or "(none)")
@@ -183,8 +191,11 @@ def _fleet_families(
             silent[site] = silent.get(site, 0) + 1
         if not healthy:
             unhealthy[site] = unhealthy.get(site, 0) + 1
-        if inputs and json.loads(str(inputs)):
+        names = json.loads(str(inputs)) if inputs else []
+        if names:
             drifting[site] = drifting.get(site, 0) + 1
+        for name in names:
+            per_input[site, str(name)] = per_input.get((site, str(name)), 0) + 1
         dead[site] = dead.get(site, 0) + int(dl or 0)
         dropped[site] = dropped.get(site, 0) + int(drops or 0)
         for against, value in (("reference", share), ("baseline", baseline)):
@@ -239,6 +250,14 @@ def _fleet_families(
     )
     for (site, version, against), value in sorted(worst.items()):
         family.add_metric([site, version, against], value)
+    yield family
+    family = GaugeMetricFamily(
+        "edgeloop_site_drifted_inputs",
+        "Nodes of a site whose latest window found this input drifted against their baseline (the drift heatmap)",
+        labels=("site", "input"),
+    )
+    for (site, name), count in sorted(per_input.items()):
+        family.add_metric([site, name], count)
     yield family
 
 

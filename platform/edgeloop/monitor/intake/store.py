@@ -84,6 +84,8 @@ class IntakeStore(StoreReads):
         self.collect_root = collect_root
         self._pooled: dict[str, _PooledCache] = {}
         self._clock: Callable[[], float] = time.monotonic
+        self.on_stored: Callable[[list[Report], datetime], None] | None = None
+        """Called with the reports a batch added and the receive time, after commit."""
         self.on_version_change: Callable[[str, str, str], None] | None = None
         """Called with (site, old, new) when a node's heartbeat names another
         version than before (the intake's rollback metric)."""
@@ -230,6 +232,8 @@ class IntakeStore(StoreReads):
                 by_node.setdefault(r.node, []).append((r, j))
             for node, items in by_node.items():
                 self._update_node(conn, node, items, now)
+        if self.on_stored is not None:  # committed: each counted once
+            self.on_stored(fresh, now)
         return len(fresh), len(batch) - len(fresh)
 
     def _not_pruned(self, conn: sa.Connection, fresh: list[Report]) -> list[Report]:

@@ -57,6 +57,7 @@ def _drift(node: str, site: str, at: datetime, version: str, share: float) -> Re
         features=(FeatureWindow(name="load", counts=(40, 30, 30), psi=0.5),),
         psi_threshold=0.2,
         drifted_share=share,
+        alarms=3,
     )
     return Report(
         key=f"{node}:drift:{int(at.timestamp() * 1e6)}",
@@ -109,7 +110,7 @@ def test_fleet_gauges_and_ingest_counters(intake):
             conn.execute(
                 nodes.update()
                 .where(nodes.c.node == "n3")
-                .values(drifted_inputs='["load"]', baseline_share=0.5)
+                .values(drifted_inputs='["load", "vibration"]', baseline_share=0.5)
             )
         scrape = httpx.get(f"{url}/metrics")
     assert scrape.status_code == 200
@@ -134,14 +135,19 @@ def test_fleet_gauges_and_ingest_counters(intake):
     assert metric(text, "edgeloop_intake_posts_total", code="401") == 1
     assert metric(text, "edgeloop_intake_posts_total", code="403") == 1
     accepted = {"kind": "heartbeat", "outcome": "accepted"}
-    assert metric(text, "edgeloop_intake_reports_total", **accepted) == 5
+    assert metric(text, "edgeloop_intake_reports_total", **accepted) == 6
     duplicate = {"kind": "heartbeat", "outcome": "duplicate"}
     assert metric(text, "edgeloop_intake_reports_total", **duplicate) == 1
-    assert metric(text, "edgeloop_intake_reports_total", kind="mixed") == 2
+    drift = {"kind": "drift", "outcome": "accepted"}
+    assert metric(text, "edgeloop_intake_reports_total", **drift) == 1
+    assert metric(text, "edgeloop_intake_alarms_total", site="s2", version="2") == 3
+    inputs = "edgeloop_site_drifted_inputs"
+    assert metric(text, inputs, site="s2", input="vibration") == 1
     # n2's two-hour-old heartbeat is in the lag histogram's 6 h bucket, not the 1 h one
     lag = "edgeloop_intake_report_lag_seconds_bucket"
     assert metric(text, lag, kind="heartbeat", le="3600.0") == 5
     assert metric(text, lag, kind="heartbeat", le="21600.0") == 6
+    assert metric(text, lag, kind="drift", le="60.0") == 1
     assert metric(text, "edgeloop_intake_batch_reports_count") == 7
     changes = "edgeloop_intake_version_changes_total"
     assert metric(text, changes, site="s1", direction="down") == 2  # 3 -> 1, twice
