@@ -9,7 +9,7 @@ per service (no module-level globals).
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, get_args
 
 from prometheus_client import (
     CollectorRegistry,
@@ -19,6 +19,8 @@ from prometheus_client import (
     ProcessCollector,
     generate_latest,
 )
+
+from edgeloop.triggers.policy import Kind
 
 if TYPE_CHECKING:
     from edgeloop.loop.service import Tick
@@ -61,6 +63,13 @@ class LoopMetrics:
             "1 while this replica holds the lease",
             registry=self.registry,
         )
+        # every series exists from the start at 0: increase() over a counter
+        # that first appears at 1 is 0, and the alert on it would never fire
+        for kind in get_args(Kind):
+            for fired in ("true", "false"):
+                self.decisions.labels(kind=kind, fired=fired)
+        for state in ("started", "succeeded", "failed", "abandoned"):
+            self.runs.labels(state=state)
         self.last_tick = Gauge(
             "edgeloop_loop_last_tick_timestamp_seconds",
             "When the last tick ended (Unix time): a stalled service stops moving it",

@@ -90,6 +90,11 @@ class IngestMetrics:
             registry=registry,
         )
 
+        # series exist at 0 before their first event, so increase() and rate()
+        # see the first one (a counter that appears at 1 shows no increase)
+        for code in ("200", "401", "403", "413", "422", "429", "503"):
+            self.posts.labels(code=code)
+
     def version_changed(self, site: str, old: str, new: str) -> None:
         """One node moved from ``old`` to ``new`` (registry versions compare as integers)."""
         if old.isdigit() and new.isdigit():
@@ -113,11 +118,13 @@ class IngestMetrics:
             self.lag.labels(kind=kind).observe(
                 max(0.0, (received - created).total_seconds())
             )
-            if isinstance(report.body, DriftWindow) and report.body.alarms:
-                self.alarms.labels(
-                    site=report.body.site or "(none)",
-                    version=report.body.model_version,
-                ).inc(report.body.alarms)
+            site = report.body.site or "(none)"
+            if isinstance(report.body, DriftWindow):  # the series at 0 first
+                self.alarms.labels(site=site, version=report.body.model_version).inc(
+                    report.body.alarms
+                )
+            elif kind == "heartbeat":
+                self.version_changes.labels(site=site, direction="down")
 
     def answered_batch(
         self, batch: list[Report], duplicates: int, rejected: int
