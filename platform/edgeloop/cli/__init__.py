@@ -1,8 +1,9 @@
 """The ``edgeloop`` command line: one Typer sub-app per noun.
 
 Commands parse arguments, call a service function and render its result with
-``--output table|json``. Every error the platform raises on purpose reaches the
-user as one line on stderr and exit code 1; usage errors exit 2 (click's).
+``--output table|json`` (accepted after the verb too: :mod:`.habits`). Every
+error the platform raises on purpose reaches the user as one line on stderr and
+exit code 1; usage errors are one line with a hint and exit 2.
 """
 
 from __future__ import annotations
@@ -48,6 +49,15 @@ def click_exceptions() -> type[BaseException]:
 class _Group(TyperGroup):
     """Root group that turns our errors into one readable line and exit code 1."""
 
+    def main(self, args: Any = None, *rest: Any, **kw: Any) -> Any:
+        """Global flags anywhere (``models list -o json``), usage errors as one line."""
+        from edgeloop.cli.habits import run_main
+
+        def click_main(argv: list[str], **options: Any) -> Any:
+            return super(_Group, self).main(argv, *rest, **options)
+
+        return run_main(self, click_main, args, **kw)
+
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
@@ -77,7 +87,8 @@ app = typer.Typer(
     help="edgeloop: train, gate, roll out, score offline, watch drift, retrain.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    # --install-completion / --show-completion for bash, zsh, fish, powershell
+    add_completion=True,
 )
 app.add_typer(data.app, name="data")
 app.add_typer(pipeline.app, name="pipeline")
@@ -95,6 +106,14 @@ app.command("retrain")(triggers.retrain)
 app.command("demo")(demo.demo)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"edgeloop {version('edgeloop')}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
     ctx: typer.Context,
@@ -105,6 +124,13 @@ def _root(
         0, "--verbose", "-v", count=True, help="More log output (-vv for debug)."
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only results and errors."),
+    version: bool = typer.Option(
+        False,
+        "--version",
+        is_eager=True,
+        callback=_print_version,
+        help="Print edgeloop's version and exit.",
+    ),
 ) -> None:
     """Configure logging and the output format once for every command."""
     level = (
