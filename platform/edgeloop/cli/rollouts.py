@@ -53,6 +53,12 @@ REPO_PATH = typer.Option(
     "edgeloop", "--repo-path", help="GitOps sink: folder inside the repository."
 )
 PUSH = typer.Option(False, "--push", help="GitOps sink: push after committing.")
+GIT_AUTHOR = typer.Option(
+    "",
+    "--git-author",
+    envvar="EDGELOOP_GIT_AUTHOR",
+    help="GitOps sink: commit as 'Name <email>' (default: the repository's user.name/user.email).",
+)
 
 
 def _store() -> StatusStore:
@@ -91,7 +97,12 @@ def _fleet(fleet: Path | None, agents: Path | None, intake: str | None = None) -
 
 
 def _sink(
-    kind: str, nodes_dir: Path | None, repo: Path | None, repo_path: str, push: bool
+    kind: str,
+    nodes_dir: Path | None,
+    repo: Path | None,
+    repo_path: str,
+    push: bool,
+    author: str = "",
 ) -> Any:
     from edgeloop.rollout.sinks import GitOpsSink, LocalSink
 
@@ -102,7 +113,7 @@ def _sink(
     if kind == "gitops":
         if repo is None:
             raise UsageError("--sink gitops needs --repo DIR")
-        return GitOpsSink(repo, repo_path, push)
+        return GitOpsSink(repo, repo_path, push, author=author)
     raise UsageError(f"unknown sink {kind!r}: use local or gitops")
 
 
@@ -154,13 +165,14 @@ def apply(
     repo: Path | None = REPO,
     repo_path: str = REPO_PATH,
     push: bool = PUSH,
+    git_author: str = GIT_AUTHOR,
 ) -> None:
     """One reconcile: plan, render, validate, write to the sink, record status."""
     _reconcile_and_save(
         ctx,
         _load(file),
         _fleet(fleet, agents, intake),
-        _sink(sink, nodes_dir, repo, repo_path, push),
+        _sink(sink, nodes_dir, repo, repo_path, push, git_author),
     )
 
 
@@ -264,6 +276,7 @@ def promote(
     repo: Path | None = REPO,
     repo_path: str = REPO_PATH,
     push: bool = PUSH,
+    git_author: str = GIT_AUTHOR,
 ) -> None:
     """Skip the current wave's soak (and approval) and reconcile now; failing gates still stop it."""
     from edgeloop.rollout.controller import manual
@@ -273,7 +286,7 @@ def promote(
         ctx,
         rollout,
         _fleet(fleet, agents, intake),
-        _sink(sink, nodes_dir, repo, repo_path, push),
+        _sink(sink, nodes_dir, repo, repo_path, push, git_author),
         promote=True,
     )
 
@@ -292,6 +305,7 @@ def run(
     repo: Path | None = REPO,
     repo_path: str = REPO_PATH,
     push: bool = PUSH,
+    git_author: str = GIT_AUTHOR,
     interval: float = typer.Option(30.0, min=0.1, help="Seconds between reconciles."),
     once: bool = typer.Option(
         False, "--once", help="Reconcile every file once and exit."
@@ -308,7 +322,7 @@ def run(
     if not rollouts.is_dir():
         raise UsageError(f"{rollouts}: not a directory")
     reconciler = _reconciler(
-        _fleet(fleet, agents, intake), _sink(sink, nodes_dir, repo, repo_path, push)
+        _fleet(fleet, agents, intake), _sink(sink, nodes_dir, repo, repo_path, push, git_author)
     )
     console = stderr()
     loop = ControllerLoop(

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any, Protocol
 
-from edgeloop.core.errors import PermanentError, RetryableError
+from edgeloop.core.errors import PermanentError, RetryableError, UsageError
 from edgeloop.core.paths import inside
 from edgeloop.rollout.render import config
 from edgeloop.rollout.render.yaml import dump
@@ -101,11 +102,13 @@ class GitOpsSink:
         path: str = "edgeloop",
         push: bool = False,
         remote: str = "origin",
+        author: str = "",
     ) -> None:
         self.repo = Path(repo)
         self.path = path
         self.push = push
         self.remote = remote
+        self.identity = _identity(author)
 
     def _git(self, *args: str) -> str:
         try:
@@ -171,21 +174,33 @@ class GitOpsSink:
         self._git("add", "-A", "--", relative)
         if not self._git("status", "--porcelain", "--", relative).strip():
             return False
-        self._git(
-            "-c",
-            "user.name=edgeloop",
-            "-c",
-            "user.email=edgeloop@localhost",
-            "commit",
-            "-q",
-            "-m",
-            message,
-            "--",
-            relative,
-        )
+        # the repository's own identity (or the one given); never one git
+        # guesses from the host name
+        try:
+            self._git(*self.identity, "commit", "-q", "-m", message, "--", relative)
+        except PermanentError as exc:
+            if "auto-detection is disabled" not in str(exc):
+                raise
+            raise PermanentError(
+                f"no git identity to commit with in {self.repo}: set user.name and "
+                "user.email there (git config), or give --git-author 'Name <email>' "
+                "(EDGELOOP_GIT_AUTHOR)"
+            ) from exc
         if self.push:
             self._git("push", self.remote, "HEAD")
         return True
+
+
+def _identity(author: str) -> list[str]:
+    """``git -c`` options: use only configured identities, or ``author`` if given."""
+    options = ["-c", "user.useConfigOnly=true"]
+    if not author:
+        return options
+    match = re.fullmatch(r"\s*([^<>]+?)\s*<([^<>\s]+@[^<>\s]+)>\s*", author)
+    if match is None:
+        raise UsageError(f"git author {author!r}: expected 'Name <email>'")
+    name, email = match.groups()
+    return [*options, "-c", f"user.name={name}", "-c", f"user.email={email}"]
 
 
 def commit_message(
