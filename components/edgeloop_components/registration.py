@@ -3,8 +3,9 @@
 A registered version carries the ONNX flavor (with signature) as its model,
 the whole bundle directory as run artifacts under ``bundle/``, and tags that
 pin the bundle (``edgeloop.bundle_uri``, ``edgeloop.bundle_sha256``) and record
-lineage. Aliases: every new version becomes ``challenger``; ``champion`` moves
-only when every gate passed and the promotion policy allows it.
+lineage, on a training run that logs its dataset (``log_input``) and lineage
+tags. Aliases: a promoted version becomes ``champion``; one that is not becomes
+``challenger``. An alias moves, it is never on two roles of one version.
 
 MLflow returns version numbers as ints from sqlite and as strings over REST
 (STACK.md); everything here normalises them with ``int()``.
@@ -12,7 +13,9 @@ MLflow returns version numbers as ints from sqlite and as strings over REST
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,9 +27,10 @@ import mlflow
 import numpy as np
 import onnx
 from mlflow import MlflowClient
+from mlflow.data.meta_dataset import MetaDataset
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
-from mlflow.types.schema import Schema, TensorSpec
+from mlflow.types.schema import ColSpec, Schema, TensorSpec
 
 from edgeloop_agent.contracts import (
     MANIFEST_FILE,
@@ -238,7 +242,9 @@ def register(
         ) as run:
             final = _finalise(bundle_dir, manifest, run.info.run_id, name, previous)
             digest = bundle_digest(bundle_dir)
-            mlflow.log_params({k: str(v)[:500] for k, v in (params or {}).items()})
+            mlflow.log_params(_params(params or {}))
+            mlflow.set_tags(_run_tags(final, params or {}))
+            mlflow.log_input(_dataset(final), context="training")
             mlflow.log_metrics(
                 {k: v for k, v in final.metrics.items() if v is not None}
             )
@@ -258,14 +264,116 @@ def register(
         tags = _version_tags(final, bundle_uri, digest, gates_passed)
         for key, value in tags.items():
             mlc.set_model_version_tag(name, str(version), key, value)
-        mlc.set_registered_model_alias(name, CHALLENGER, str(version))
+        mlc.update_model_version(name, str(version), _description(final, gates_passed))
+        if not mlc.get_registered_model(name).description:
+            mlc.update_registered_model(name, _model_description(final))
         promoted = gates_passed and auto_promote
         if promoted:
+            # an alias moves, never doubles: the new champion is nobody's challenger
             mlc.set_registered_model_alias(name, CHAMPION, str(version))
+            drop_alias_if_on(mlc, name, CHALLENGER, version)
+        else:
+            mlc.set_registered_model_alias(name, CHALLENGER, str(version))
     except MlflowException as exc:
         raise _registry_error(exc, f"registry {tracking_uri}: {exc.message}") from exc
     return Registered(
         name, version, run.info.run_id, bundle_uri, digest, promoted, previous
+    )
+
+
+def drop_alias_if_on(mlc: MlflowClient, name: str, alias: str, version: int) -> None:
+    """Remove ``alias`` when it points at ``version`` (promoted past it)."""
+    aliases = mlc.get_registered_model(name).aliases or {}
+    if alias in aliases and int(aliases[alias]) == int(version):
+        mlc.delete_registered_model_alias(name, alias)
+
+
+def _params(params: dict[str, Any]) -> dict[str, str]:
+    """Pipeline parameters as MLflow params: ``300.0`` from KFP's JSON stays ``300``."""
+    out = {}
+    for key, value in params.items():
+        if isinstance(value, float) and value.is_integer() and key in _INT_PARAMS:
+            value = int(value)
+        out[key] = str(value)[:500]
+    return out
+
+
+_INT_PARAMS = {"n_estimators", "max_depth", "seed"}
+
+
+def _run_tags(manifest: BundleManifest, params: dict[str, Any]) -> dict[str, str]:
+    """Lineage on the training run, where MLflow's UI shows and searches it."""
+    lin = manifest.lineage
+    tags = {
+        TAG_PREFIX + "code_revision": lin.code_revision,
+        TAG_PREFIX + "pipeline_run_id": lin.pipeline_run_id,
+        TAG_PREFIX + "parent_version": lin.parent_champion or "none",
+        TAG_PREFIX + "data_hash": lin.data_hash,
+        TAG_PREFIX + "trigger": str(params.get("trigger") or "manual"),
+    }
+    if re.fullmatch(r"[0-9a-f]{7,40}", lin.code_revision):
+        tags["mlflow.source.git.commit"] = lin.code_revision
+    return tags
+
+
+def _dataset(manifest: BundleManifest) -> MetaDataset:
+    """The training data as an MLflow dataset: name, digest, source URI, schema."""
+    from mlflow.data.dataset_source_registry import get_dataset_source_from_json
+    from mlflow.data.http_dataset_source import HTTPDatasetSource
+
+    uri = manifest.lineage.dataset_uri or "unknown"
+    source: Any
+    if uri.startswith(("http://", "https://")):
+        source = HTTPDatasetSource(uri)  # type: ignore[no-untyped-call]
+    else:  # MLflow makes these classes at import time: reached by source type
+        kind = "s3" if uri.startswith("s3://") else "local"
+        source = get_dataset_source_from_json(json.dumps({"uri": uri}), kind)
+    schema = Schema([ColSpec("double", sensor.name) for sensor in manifest.sensors])
+    name = Path(uri.rstrip("/")).name or "training-data"
+    return MetaDataset(  # type: ignore[abstract]  # MLflow's own class: works
+        source, name=name, digest=manifest.lineage.data_hash[:36], schema=schema
+    )
+
+
+def _description(manifest: BundleManifest, gates_passed: bool) -> str:
+    """One paragraph per version: data, gates, threshold and its policy."""
+    lin = manifest.lineage
+    gates = ", ".join(
+        f"{g.name} {'passed' if g.passed else 'FAILED'}" for g in manifest.gates
+    )
+    out = manifest.output
+    policy = out.threshold_policy
+    if policy is None:
+        rule = "a fixed threshold"
+    elif policy.target_alarm_rate is not None:
+        rule = f"an alarm rate of {policy.target_alarm_rate:g} on training data"
+    else:
+        budget = policy.max_false_alarms_per_asset_month
+        rule = f"precision at least {policy.target_precision:g}" + (
+            f" and at most {budget:g} false alarms per asset-month"
+            if budget is not None and budget >= 0
+            else ""
+        )
+    parent = lin.parent_champion or "no champion (the first version)"
+    return (
+        f"Trained on {lin.dataset_uri or 'an unnamed dataset'} (data {lin.data_hash[:12]}, "
+        f"{len(manifest.sensors)} sensors) by pipeline run {lin.pipeline_run_id} at "
+        f"code revision {lin.code_revision}, gated against {parent}: "
+        f"{'every gate passed' if gates_passed else 'NOT promotable'} ({gates or 'no gates'}). "
+        f"Alarms at score >= {out.threshold:.4g}, chosen for {rule}."
+    )
+
+
+def _model_description(manifest: BundleManifest) -> str:
+    """What the registered model predicts (set once, when it has none)."""
+    out = manifest.output
+    horizon = f" within {out.horizon_hours:g} h" if out.horizon_hours else ""
+    return (
+        f"{manifest.model_name}: the score is the {out.score}{horizon} for one "
+        f"{manifest.entity_column or 'asset'}, from the sensors "
+        f"{', '.join(s.name for s in manifest.sensors)} (ONNX, served by the "
+        "edgeloop agent). Versions carry their bundle (bundle/), gates, threshold "
+        "policy and lineage; the champion alias is what the fleet runs."
     )
 
 

@@ -212,6 +212,11 @@ class Registry:
             aliases = self._client.get_registered_model(ref.name).aliases or {}
             previous = int(aliases[alias]) if alias in aliases else None
             self._client.set_registered_model_alias(ref.name, alias, str(ref.version))
+            if alias == "champion" and str(aliases.get("challenger")) == str(
+                ref.version
+            ):
+                # promoted past its challenger role: an alias is never doubled
+                self._client.delete_registered_model_alias(ref.name, "challenger")
         return {
             "name": ref.name,
             "alias": alias,

@@ -78,6 +78,24 @@ def test_registered_version_has_aliases_tags_and_verified_bundle(
         json.loads((bundle / "bundle.json").read_text())["lineage"]["mlflow_run_id"]
         == reg["run_id"]
     )
+    # MLflow shows the lineage: the dataset, tags, int params, descriptions
+    manifest = verify_bundle(bundle)
+    run = mlc.get_run(reg["run_id"])
+    (dataset,) = [d.dataset for d in run.inputs.dataset_inputs]
+    assert dataset.digest == manifest.lineage.data_hash[:36]
+    assert json.loads(dataset.source)["uri"] == manifest.lineage.dataset_uri
+    assert [c["name"] for c in json.loads(dataset.schema)["mlflow_colspec"]] == [
+        s.name for s in manifest.sensors
+    ]
+    tags = run.data.tags
+    assert tags["edgeloop.code_revision"] == manifest.lineage.code_revision
+    assert tags["edgeloop.pipeline_run_id"] == manifest.lineage.pipeline_run_id
+    assert tags["edgeloop.parent_version"] == "none"
+    assert (
+        "by pipeline run" in mv.description and "Alarms at score >=" in mv.description
+    )
+    assert "edgeloop agent" in mlc.get_registered_model("pump-failure").description
+    assert "challenger" not in mlc.get_registered_model("pump-failure").aliases
 
 
 def test_failed_gate_registers_but_never_moves_champion(
@@ -118,6 +136,13 @@ def test_challenger_passing_gates_becomes_champion_with_parent(
     )
     assert result["promoted"] and result["previous_champion"] == 1
     assert verify_bundle(run.bundle_dir).lineage.parent_champion == "pump-failure:1"
+    mlc = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    # the champion alias moved to 2; no alias names 2 twice
+    aliases = mlc.get_registered_model("pump-failure").aliases
+    assert {k: int(v) for k, v in aliases.items()} == {"champion": 2}
+    assert mlc.get_run(result["run_id"]).data.tags["edgeloop.parent_version"] == (
+        "pump-failure:1"
+    )
 
 
 def test_device_profiles_file(tmp_path):
@@ -151,3 +176,16 @@ def test_global_importance_is_in_the_bundle_and_in_mlflow(registry_with_champion
         registry_with_champion["registered"]["run_id"], "importance.json"
     )
     assert json.loads(Path(logged).read_text())["by_sensor"] == shares
+
+
+def test_int_params_stay_ints_after_kfps_json():
+    """KFP passes a dict parameter through JSON numbers: 300 arrives as 300.0."""
+    logged = registration._params(
+        {"n_estimators": 300.0, "max_depth": 4.0, "learning_rate": 0.1, "seed": 0.0}
+    )
+    assert logged == {
+        "n_estimators": "300",
+        "max_depth": "4",
+        "learning_rate": "0.1",
+        "seed": "0",
+    }

@@ -128,12 +128,12 @@ def test_models_list_and_show(registry_env):
         "versions": 1,
         "latest": 1,
         "champion": 1,
-        "challenger": 1,
+        "challenger": None,  # promoted: champion only, never both
     }
     shown = json.loads(
         run("-o", "json", "models", "show", "pump-failure@champion").stdout
     )
-    assert shown["version"] == 1 and shown["aliases"] == ["challenger", "champion"]
+    assert shown["version"] == 1 and shown["aliases"] == ["champion"]
     assert shown["bundle_sha256"] == registry_env["registered"]["bundle_sha256"]
     assert (
         shown["bundle_uri"].startswith("runs:/") and shown["metrics"]["roc_auc"] > 0.5
@@ -166,6 +166,16 @@ def test_models_promote_moves_alias_and_reports_previous(registry_env):
         ]
         == 1
     )
+    # promoting a challenger to champion takes its challenger alias away
+    assert (
+        run("models", "promote", "pump-failure:1", "--alias", "challenger").exit_code
+        == 0
+    )
+    assert (
+        run("models", "promote", "pump-failure:1", "--alias", "champion").exit_code == 0
+    )
+    shown = json.loads(run("-o", "json", "models", "show", "pump-failure:1").stdout)
+    assert shown["aliases"] == ["champion", "staging"]
 
 
 def test_models_lineage(registry_env):
