@@ -309,8 +309,9 @@ def _run_tags(manifest: BundleManifest, params: dict[str, Any]) -> dict[str, str
         TAG_PREFIX + "pipeline_run_id": lin.pipeline_run_id,
         TAG_PREFIX + "parent_version": lin.parent_champion or "none",
         TAG_PREFIX + "data_hash": lin.data_hash,
-        TAG_PREFIX + "trigger": str(params.get("trigger") or "manual"),
     }
+    if params.get("trigger"):  # runs the loop service started name their trigger
+        tags[TAG_PREFIX + "trigger"] = str(params["trigger"])
     if re.fullmatch(r"[0-9a-f]{7,40}", lin.code_revision):
         tags["mlflow.source.git.commit"] = lin.code_revision
     return tags

@@ -322,7 +322,8 @@ def run(
     if not rollouts.is_dir():
         raise UsageError(f"{rollouts}: not a directory")
     reconciler = _reconciler(
-        _fleet(fleet, agents, intake), _sink(sink, nodes_dir, repo, repo_path, push, git_author)
+        _fleet(fleet, agents, intake),
+        _sink(sink, nodes_dir, repo, repo_path, push, git_author),
     )
     console = stderr()
     loop = ControllerLoop(
