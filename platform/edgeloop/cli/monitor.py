@@ -130,8 +130,11 @@ def ui(ctx: typer.Context, port: int = typer.Option(8765, min=1, max=65535)) -> 
     if workspace.startswith(("http://", "https://")):
         emit(ctx, {"workspace": workspace, "command": "", "url": workspace})
         return
+    from edgeloop.core.commands import path, tool
+
     command = (
-        f".venv/bin/evidently ui --workspace {workspace} --host 127.0.0.1 --port {port}"
+        f"{tool('evidently')} ui --workspace {path(workspace)} "
+        f"--host 127.0.0.1 --port {port}"
     )
     emit(
         ctx,

@@ -7,6 +7,7 @@ the registry) and prints it.
 
 from __future__ import annotations
 
+import shlex
 from typing import Any
 
 from rich.console import Console
@@ -78,14 +79,18 @@ def print_first_model(
         f"pipeline run {lin['pipeline_run_id']} mlflow run {lin['mlflow_run_id']} "
         f"parent {lin['parent_champion'] or '(first model)'}"
     )
+    from edgeloop.core.commands import path, tool
+
     db = summary["tracking_uri"]
     console.print("Open the MLflow UI on this store with:")
     console.print(
-        f"  .venv/bin/mlflow ui --backend-store-uri {db} --host 127.0.0.1 --port 5000"
+        f"  {tool('mlflow')} ui --backend-store-uri {shlex.quote(db)} "
+        "--host 127.0.0.1 --port 5000"
     )
     console.print(
         f"  then browse http://127.0.0.1:5000 (models: {summary['model'].split(':')[0]})"
     )
     console.print(
-        f"  or: EDGELOOP_HOME={settings.home} .venv/bin/edgeloop models show {summary['model']}"
+        f"  or: EDGELOOP_HOME={path(settings.home)} {tool('edgeloop')} "
+        f"models show {summary['model']}"
     )

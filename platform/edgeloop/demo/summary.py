@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shlex
+from pathlib import Path
+
 from rich.console import Console
 from rich.table import Table
 
@@ -124,15 +127,24 @@ def _fleet_lines(console: Console, result: LoopResult) -> None:
 
 def _look_closer(console: Console, result: LoopResult) -> None:
     """The commands that open what the loop left behind."""
-    home = result.home
-    console.rule("look closer")
-    console.print(f"  export EDGELOOP_HOME={home}")
-    console.print("  edgeloop models lineage pump-failure@champion   # the whole chain")
+    from edgeloop.core.commands import path, tool
+
+    home = Path(result.home).absolute()
+    edgeloop = tool("edgeloop")
+    console.rule("look closer (paste into any shell)")
+    console.print(f"  export EDGELOOP_HOME={path(home)}")
     console.print(
-        "  edgeloop triggers list; edgeloop audit list; edgeloop audit verify"
+        f"  {edgeloop} models lineage pump-failure@champion   # the whole chain"
     )
     console.print(
-        f"  mlflow ui --backend-store-uri sqlite:///{home}/mlflow.db   # MLflow UI"
+        f"  {edgeloop} triggers list; {edgeloop} audit list; {edgeloop} audit verify"
     )
-    console.print(f"  evidently ui --workspace {home}/evidently   # Evidently UI")
+    console.print(
+        f"  {tool('mlflow')} ui --backend-store-uri "
+        f"{shlex.quote(f'sqlite:///{home}/mlflow.db')} --host 127.0.0.1 --port 5000   # MLflow UI"
+    )
+    console.print(
+        f"  {tool('evidently')} ui --workspace {path(home / 'evidently')} "
+        "--host 127.0.0.1 --port 8765   # Evidently UI"
+    )
     console.print(f"finished in {result.elapsed_s:.0f} s")
