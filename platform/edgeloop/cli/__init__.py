@@ -38,6 +38,7 @@ class OutputFormat(StrEnum):
     """How results are printed."""
 
     table = "table"
+    wide = "wide"
     json = "json"
 
 
@@ -124,6 +125,9 @@ def _root(
         0, "--verbose", "-v", count=True, help="More log output (-vv for debug)."
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only results and errors."),
+    wide: bool = typer.Option(
+        False, "--wide", help="Tables show every cell in full (same as -o wide)."
+    ),
     version: bool = typer.Option(
         False,
         "--version",
@@ -141,7 +145,7 @@ def _root(
     logging.basicConfig(
         level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
-    ctx.obj = State(output=output.value, quiet=quiet, verbose=verbose)
+    ctx.obj = State(output=output.value, quiet=quiet, verbose=verbose, wide=wide)
 
 
 def main() -> None:

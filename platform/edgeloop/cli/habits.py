@@ -25,7 +25,7 @@ _USAGE: type[Exception] = _exceptions.UsageError
 _CLICK: type[Exception] = _exceptions.ClickException
 _NO_ARGS: type[Exception] = _exceptions.NoArgsIsHelpError
 
-_FLAGS = {"-q", "--quiet", "--verbose"}
+_FLAGS = {"-q", "--quiet", "--verbose", "--wide"}
 _VERBOSE = re.compile(r"^-v+$")
 _WITH_VALUE = {"-o", "--output"}
 
@@ -47,7 +47,7 @@ def hoist_global_options(args: Sequence[str]) -> list[str]:
             break
         if arg in _WITH_VALUE:
             if i + 1 == len(items) or items[i + 1] == "--":
-                raise ValueError(f"option '{arg}' needs a value: table or json")
+                raise ValueError(f"option '{arg}' needs a value: table, wide or json")
             front.extend(items[i : i + 2])
             i += 2
             continue

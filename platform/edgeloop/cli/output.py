@@ -23,6 +23,8 @@ class State:
     output: str = "table"
     quiet: bool = False
     verbose: int = 0
+    wide: bool = False
+    """Tables show every cell in full (``-o wide`` or ``--wide``)."""
 
 
 def state(ctx: typer.Context) -> State:
@@ -46,39 +48,87 @@ def error_line(message: str) -> None:
     typer.echo(f"error: {first}", err=True)
 
 
+NARROW_CELL = 36
+"""Longest cell of a table before it is elided in the middle (not with ``--wide``)."""
+
+
+def elide(text: str, limit: int = NARROW_CELL) -> str:
+    """``text`` cut in the middle to ``limit`` characters: names keep both ends."""
+    if len(text) <= limit:
+        return text
+    head = (limit - 1) // 2
+    return text[:head] + "…" + text[len(text) - (limit - 1 - head) :]
+
+
 def _cell(value: Any) -> str:
+    """A value as one table cell: nested data as ``key=value`` pairs, never JSON."""
     if value is None:
         return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if isinstance(value, float):
         return f"{value:.4g}"
     if isinstance(value, (list, tuple)):
+        if value and all(isinstance(v, dict) for v in value):
+            return f"{len(value)} items"
         return ", ".join(_cell(v) for v in value)
     if isinstance(value, dict):
-        return json.dumps(value, default=str, sort_keys=True)
+        return ", ".join(f"{k}={_cell(v)}" for k, v in flatten(value).items())
     return str(value)
 
 
+def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested mappings as dotted keys; lists of mappings as ``key[i].field``."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out.update(flatten(value, f"{name}."))
+        elif (
+            isinstance(value, (list, tuple))
+            and value
+            and all(isinstance(v, dict) for v in value)
+        ):
+            for i, item in enumerate(value):
+                out.update(flatten(item, f"{name}[{i}]."))
+        else:
+            out[name] = value
+    return out
+
+
 def emit(ctx: typer.Context, data: Any, title: str | None = None) -> None:
-    """Print a result: a list of dicts as a table, a dict as key/value rows."""
-    if state(ctx).output == "json":
+    """Print a result: a list of dicts as a table, a dict as key/value rows.
+
+    Tables stay readable at 80 columns: nested data is flattened into dotted
+    keys (key/value tables) or ``key=value`` pairs (row tables), never JSON in
+    a cell, and long cells are elided in the middle unless ``--wide``.
+    """
+    options = state(ctx)
+    if options.output == "json":
         typer.echo(json.dumps(data, indent=2, default=str, sort_keys=True))
         return
-    console = Console(highlight=False, soft_wrap=True)
+    wide = options.wide or options.output == "wide"
+
+    def cell(value: Any) -> str:
+        text = _cell(value)
+        return text if wide else elide(text)
+
+    console = Console(highlight=False, soft_wrap=wide)
     if isinstance(data, list):
-        columns = list(dict.fromkeys(k for row in data for k in row))
-        table = Table(title=title, show_lines=False)
-        for column in columns:
-            table.add_column(column)
-        for row in data:
-            table.add_row(*(_cell(row.get(c)) for c in columns))
         if not data:
             console.print(f"{title or 'result'}: none")
             return
+        columns = list(dict.fromkeys(k for row in data for k in row))
+        table = Table(title=title, show_lines=False)
+        for column in columns:
+            table.add_column(column, overflow="fold")
+        for row in data:
+            table.add_row(*(cell(row.get(c)) for c in columns))
         console.print(table)
         return
     table = Table(title=title, show_header=False)
-    table.add_column("key", style="bold")
+    table.add_column("key", style="bold", overflow="fold")
     table.add_column("value", overflow="fold")
-    for key, value in data.items():
-        table.add_row(str(key), _cell(value))
+    for key, value in flatten(data).items():
+        table.add_row(str(key), cell(value))
     console.print(table)

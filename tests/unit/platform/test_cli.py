@@ -309,3 +309,34 @@ def test_the_demo_summary_line_says_failures_lead_and_false_alarms():
         "0.2 false alarms per pump-month, threshold 0.9997"
     )
     assert "failures alarmed n/a" in holdout_events({}, None)
+
+
+def test_lineage_table_fits_80_columns_without_json_in_cells(registry_env):
+    narrow = CliRunner(env={"COLUMNS": "80"})
+    table = narrow.invoke(app, ["models", "lineage", "pump-failure"])
+    assert table.exit_code == 0, table.output
+    lines = table.stdout.splitlines()
+    assert lines and max(len(line) for line in lines) <= 80
+    assert '{"' not in table.stdout and "[{" not in table.stdout
+    assert "gates[0].name" in table.stdout  # nested data as dotted keys
+    data_hash = registry_env["run"].ingest["data_hash"]
+    assert data_hash not in table.stdout and data_hash[:17] in table.stdout  # elided
+    wide = CliRunner(env={"COLUMNS": "400"}).invoke(
+        app, ["models", "lineage", "pump-failure", "--wide"]
+    )
+    assert wide.exit_code == 0 and data_hash in wide.stdout
+    assert (
+        wide.stdout
+        == CliRunner(env={"COLUMNS": "400"})
+        .invoke(app, ["models", "lineage", "pump-failure", "-o", "wide"])
+        .stdout
+    )
+
+
+def test_long_names_are_elided_in_the_middle():
+    from edgeloop.cli.output import elide
+
+    name = "offshore-platform-north-sea-07-gateway-113"
+    short = elide(name, 21)
+    assert len(short) == 21 and short.startswith("offshore-") and short.endswith("113")
+    assert elide("desert-02", 21) == "desert-02"

@@ -76,11 +76,11 @@ def test_version_and_completion():
         ),
         (
             ["models", "list", "-o"],
-            "error: option '-o' needs a value: table or json (see 'edgeloop --help')",
+            "error: option '-o' needs a value: table, wide or json (see 'edgeloop --help')",
         ),
         (
             ["-o", "yaml", "models", "list"],
-            "error: Invalid value for '--output' / '-o': 'yaml' is not one of 'table', 'json'. (see 'edgeloop --help')",
+            "error: Invalid value for '--output' / '-o': 'yaml' is not one of 'table', 'wide', 'json'. (see 'edgeloop --help')",
         ),
     ],
 )
