@@ -191,7 +191,18 @@ def _reconcile_and_save(
     emit(ctx, summarise(outcome))
 
 
-def _by_name(name: str, directory: Path) -> Path:
+NAME = typer.Argument(None, help="Rollout name (<name>.yaml in --dir); or give -f.")
+BY_FILE = typer.Option(None, "--file", "-f", help="The EdgeRollout YAML file itself.")
+
+
+def _by_name(name: str | None, directory: Path, file: Path | None = None) -> Path:
+    if (name is None) == (file is None):
+        raise UsageError("give a rollout name or -f FILE (one of them)")
+    if file is not None:
+        if not file.is_file():
+            raise UsageError(f"{file}: no such rollout file")
+        return file
+    assert name is not None
     path = directory / f"{name}.yaml"
     if not path.exists():
         raise UsageError(
@@ -206,32 +217,49 @@ DIR = typer.Option(
 
 
 @app.command()
-def status(ctx: typer.Context, name: str, dir: Path = DIR) -> None:
+def status(
+    ctx: typer.Context,
+    name: str | None = NAME,
+    dir: Path = DIR,
+    file: Path | None = BY_FILE,
+) -> None:
     """Phase, wave, per-wave counts and conditions."""
-    rollout = _load(_by_name(name, dir))
+    rollout = _load(_by_name(name, dir, file))
     emit(ctx, json.loads(rollout.status.model_dump_json(exclude={"history"})))
 
 
 @app.command()
-def history(ctx: typer.Context, name: str, dir: Path = DIR) -> None:
+def history(
+    ctx: typer.Context,
+    name: str | None = NAME,
+    dir: Path = DIR,
+    file: Path | None = BY_FILE,
+) -> None:
     """Every decision with its reason."""
-    rollout = _load(_by_name(name, dir))
+    rollout = _load(_by_name(name, dir, file))
     emit(
         ctx,
         [d.model_dump(mode="json") for d in rollout.status.history],
-        title=f"{name} history",
+        title=f"{rollout.metadata.name} history",
     )
 
 
-def _manual(ctx: typer.Context, name: str, dir: Path, action: str, reason: str) -> None:
+def _manual(
+    ctx: typer.Context,
+    name: str | None,
+    dir: Path,
+    action: str,
+    reason: str,
+    file: Path | None = None,
+) -> None:
     from edgeloop.rollout.controller import manual
 
-    rollout = manual(_load(_by_name(name, dir)), action, time.time(), reason)
+    rollout = manual(_load(_by_name(name, dir, file)), action, time.time(), reason)
     _store().save(rollout)
     emit(
         ctx,
         {
-            "rollout": name,
+            "rollout": rollout.metadata.name,
             "action": action,
             "phase": rollout.status.phase,
             "wave": rollout.status.wave,
@@ -243,25 +271,39 @@ REASON = typer.Option("", "--reason", help="Recorded in the history.")
 
 
 @app.command()
-def pause(ctx: typer.Context, name: str, dir: Path = DIR, reason: str = REASON) -> None:
+def pause(
+    ctx: typer.Context,
+    name: str | None = NAME,
+    dir: Path = DIR,
+    reason: str = REASON,
+    file: Path | None = BY_FILE,
+) -> None:
     """Hold the rollout where it is."""
-    _manual(ctx, name, dir, "pause", reason)
+    _manual(ctx, name, dir, "pause", reason, file)
 
 
 @app.command()
 def resume(
-    ctx: typer.Context, name: str, dir: Path = DIR, reason: str = REASON
+    ctx: typer.Context,
+    name: str | None = NAME,
+    dir: Path = DIR,
+    reason: str = REASON,
+    file: Path | None = BY_FILE,
 ) -> None:
     """Continue a paused rollout."""
-    _manual(ctx, name, dir, "resume", reason)
+    _manual(ctx, name, dir, "resume", reason, file)
 
 
 @app.command()
 def rollback(
-    ctx: typer.Context, name: str, dir: Path = DIR, reason: str = REASON
+    ctx: typer.Context,
+    name: str | None = NAME,
+    dir: Path = DIR,
+    reason: str = REASON,
+    file: Path | None = BY_FILE,
 ) -> None:
     """Send every wave back to the last-known-good version (applied at the next reconcile)."""
-    _manual(ctx, name, dir, "rollback", reason)
+    _manual(ctx, name, dir, "rollback", reason, file)
 
 
 @app.command()

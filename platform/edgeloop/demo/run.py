@@ -27,6 +27,7 @@ from typing import Literal
 
 import httpx
 import pandas as pd
+import yaml
 from rich.console import Console
 
 from edgeloop.core.settings import BaselinePolicy, PlatformSettings
@@ -57,6 +58,7 @@ from edgeloop.rollout.controller import Reconciler, StatusStore
 from edgeloop.rollout.fleet import IntakeFleet
 from edgeloop.rollout.registry_view import registry_view
 from edgeloop.rollout.sinks import LocalSink
+from edgeloop.rollout.spec import EdgeRollout
 from edgeloop.triggers.engine import TriggerEngine
 from edgeloop.triggers.policy import Decision, TriggerPolicy
 
@@ -93,8 +95,10 @@ def run_loop(
     with ExitStack() as stack:
         agents_stack = ExitStack()
         up = _start(loop, stack, agents_stack, nodes, store, live, node_of)
+        spec = edge_rollout(nodes)
+        _keep_rollout_file(loop.home, spec)
         rollout = fleet_ops.roll_out(
-            loop.mark, up.reconciler, up.statuses, edge_rollout(nodes), str(v1.version)
+            loop.mark, up.reconciler, up.statuses, spec, str(v1.version)
         )
         engine = _trigger_engine(loop, store)
         days = sorted(live["timestamp"].dt.floor("D").unique())
@@ -217,6 +221,18 @@ def _start(
     )
     statuses = StatusStore(loop.home / "rollouts", loop.audit)
     return Running(agents, links, reconciler, statuses, store, client, feeder)
+
+
+def rollout_file(home: Path, name: str = "pumps") -> Path:
+    """Where the demo leaves its EdgeRollout (``edgeloop rollout status -f`` reads it)."""
+    return Path(home) / "edgerollouts" / f"{name}.yaml"
+
+
+def _keep_rollout_file(home: Path, rollout: EdgeRollout) -> None:
+    path = rollout_file(home, rollout.metadata.name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    body = rollout.model_dump(mode="json", exclude={"status"}, exclude_none=True)
+    path.write_text(yaml.safe_dump(body, sort_keys=False), encoding="utf-8")
 
 
 def _trigger_engine(loop: Loop, store: IntakeStore) -> TriggerEngine:

@@ -139,6 +139,10 @@ def _look_closer(console: Console, result: LoopResult) -> None:
     console.print(
         f"  {edgeloop} triggers list; {edgeloop} audit list; {edgeloop} audit verify"
     )
+    rollout = home / "edgerollouts" / "pumps.yaml"
+    console.print(
+        f"  {edgeloop} rollout history -f {path(rollout)}   # every wave decision"
+    )
     console.print(
         f"  {tool('mlflow')} ui --backend-store-uri "
         f"{shlex.quote(f'sqlite:///{home}/mlflow.db')} --host 127.0.0.1 --port 5000   # MLflow UI"

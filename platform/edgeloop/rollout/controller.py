@@ -7,6 +7,8 @@ under ``$EDGELOOP_HOME/rollouts/`` (:class:`StatusStore`).
 
 from __future__ import annotations
 
+import hashlib
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -39,9 +41,23 @@ def load_rollout(path: Path) -> EdgeRollout:
         raise invalid(path, exc) from exc
 
 
+def identity(rollout: EdgeRollout) -> str:
+    """Which rollout a status belongs to: its UID, else its model under its name.
+
+    Keyed by namespace/name alone, an unrelated rollout reusing a name (another
+    model, or the object deleted and created again in the cluster) would read
+    and continue the other's history.
+    """
+    uid = str((rollout.metadata.model_extra or {}).get("uid") or "")
+    if re.fullmatch(r"[0-9a-f][0-9a-f\-]{7,63}", uid):
+        return uid
+    basis = f"{rollout.metadata.namespace}/{rollout.metadata.name}/{rollout.spec.model.name}"
+    return "m-" + hashlib.sha256(basis.encode()).hexdigest()[:12]
+
+
 @dataclass
 class StatusStore:
-    """Rollout status (and manual flags) in ``<dir>/<namespace>__<name>.json``.
+    """Rollout status (and manual flags) in ``<dir>/<namespace>__<name>__<identity>.json``.
 
     With an audit log, every new history decision is also appended there (the
     status file keeps the current view; the audit log keeps everything).
@@ -53,7 +69,7 @@ class StatusStore:
     def _path(self, rollout: EdgeRollout) -> Path:
         return inside(
             self.directory,
-            f"{rollout.metadata.namespace}__{rollout.metadata.name}.json",
+            f"{rollout.metadata.namespace}__{rollout.metadata.name}__{identity(rollout)}.json",
         )
 
     def load(self, rollout: EdgeRollout) -> EdgeRollout:

@@ -5,13 +5,18 @@ from __future__ import annotations
 import json
 import shlex
 import subprocess
+from datetime import UTC, datetime
 
 from rich.console import Console
 from typer.testing import CliRunner
 
 from edgeloop.cli import app
+from edgeloop.demo.run import _keep_rollout_file
+from edgeloop.demo.scenario import SITES, edge_rollout
 from edgeloop.demo.state import LoopResult
 from edgeloop.demo.summary import _look_closer
+from edgeloop.rollout.controller import StatusStore
+from edgeloop.rollout.spec import Decision
 
 
 def _fresh_shell(line: str, cwd) -> subprocess.CompletedProcess[str]:
@@ -28,6 +33,16 @@ def _fresh_shell(line: str, cwd) -> subprocess.CompletedProcess[str]:
 def test_the_demos_look_closer_commands_run_in_a_fresh_shell(tmp_path):
     home = tmp_path / "demo-loop"
     home.mkdir()
+    # the demo leaves its EdgeRollout in its home, with a decision in the status
+    spec = edge_rollout({site: [f"{site}-n1"] for site in SITES})
+    _keep_rollout_file(home, spec)
+    done = spec.model_copy(deep=True)
+    done.status.history.append(
+        Decision(
+            at=datetime.now(UTC), wave="canary", action="advance", reason="gates ok"
+        )
+    )
+    StatusStore(home / "rollouts").save(done)
     console = Console(record=True, width=400)
     _look_closer(console, LoopResult(home=str(home)))
     lines = [
@@ -35,12 +50,15 @@ def test_the_demos_look_closer_commands_run_in_a_fresh_shell(tmp_path):
         for line in console.export_text().splitlines()
         if line.startswith("  ")
     ]
-    export, lineage, listings, mlflow_ui, evidently_ui = lines
+    export, lineage, listings, history, mlflow_ui, evidently_ui = lines
     assert export == f"export EDGELOOP_HOME={shlex.quote(str(home))}"
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     done = _fresh_shell(f"{export}; {listings}", elsewhere)
     assert done.returncode == 0, done.stderr
+    decisions = _fresh_shell(f"{export}; {history}", elsewhere)
+    assert decisions.returncode == 0, decisions.stderr
+    assert "gates ok" in decisions.stdout
     for ui in (mlflow_ui, evidently_ui):
         executable = shlex.split(ui)[0]
         assert executable.startswith("/"), ui
