@@ -6,10 +6,14 @@ Topic conventions (configurable, see ``MqttSettings``)::
     edgeloop/<site>/<entity>/score      out  {"ts", "entity", "score", "alarm", "degraded", "model_version"} (+ "missing", + "explanation" on alarms)
     edgeloop/<site>/<entity>/alarm      out  same body, only when score >= the bundle's threshold
 
-This is how KubeEdge device mappers publish twin/property updates to the node's
-local broker. Messages are queued by paho's network thread and scored by one
-worker thread in micro-batches across pumps; a malformed payload is counted,
-logged and skipped and never stops the loop.
+KubeEdge device mappers publish differently: one twin property per message on
+``$hw/events/device/<device-id>/twin/update`` (KubeEdge's EventBus format).
+With ``mqtt.twins`` on, those are assembled into readings per device
+(:mod:`edgeloop_agent.twins`) and scored like the others, with sensors that
+were not updated within ``twin_staleness_s`` as dropouts. Messages are queued
+by paho's network thread and scored by one worker thread in micro-batches
+across pumps; a malformed payload is counted, logged and skipped and never
+stops the loop.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from edgeloop_agent.errors import AgentError, ContractError
 from edgeloop_agent.readings import parse_values
 from edgeloop_agent.service import ScoringService, missing_sensors
 from edgeloop_agent.settings import AgentSettings
+from edgeloop_agent.twins import TwinAssembler, TwinError, device_of
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +59,11 @@ class MqttBridge:
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.client.reconnect_delay_set(min_delay=1, max_delay=30)
+        self.twins = TwinAssembler(
+            self.settings.devices,
+            self.settings.properties,
+            self.settings.twin_staleness_s,
+        )
 
     def start(self) -> None:
         """Connect (retrying in the background if the broker is down) and start scoring."""
@@ -75,6 +85,8 @@ class MqttBridge:
             log.warning("MQTT connect refused: %s", reason)
             return
         client.subscribe(self.settings.readings_topic, qos=self.settings.qos)
+        if self.settings.twins:
+            client.subscribe(self.settings.twin_topic, qos=self.settings.qos)
         self.service.metrics.set("edgeloop_mqtt_connected", 1)
 
     def _on_message(
@@ -90,6 +102,8 @@ class MqttBridge:
             try:
                 first = self._queue.get(timeout=0.2)
             except queue.Empty:
+                if self.settings.twins:
+                    self._score([])  # readings whose twin updates went stale
                 continue
             batch = [first]
             deadline = time.monotonic() + self.settings.batch_wait_s
@@ -114,15 +128,22 @@ class MqttBridge:
         entities, sites, stamps, rows = [], [], [], []
         for topic, payload in batch:
             try:
-                site, entity, stamp, values = _parse(topic, payload, sensors)
+                found = self._readings(topic, payload, sensors)
             except (AgentError, ContractError, ValueError) as exc:
                 self.service.metrics.inc("edgeloop_mqtt_malformed_total")
                 log.warning("skipping malformed MQTT message on %s: %s", topic, exc)
                 continue
-            entities.append(entity)
-            sites.append(site)
-            stamps.append(stamp)
-            rows.append(values)
+            for site, entity, stamp, values in found:
+                entities.append(entity)
+                sites.append(site)
+                stamps.append(stamp)
+                rows.append(values)
+        if self.settings.twins:
+            for late in self.twins.due(sensors):
+                entities.append(late.entity)
+                sites.append(self.node.site)
+                stamps.append(late.ts)
+                rows.append(parse_values(late.values, sensors))
         if not rows:
             return
         try:
@@ -162,6 +183,22 @@ class MqttBridge:
                     body,
                     qos=self.settings.qos,
                 )
+
+    def _readings(
+        self, topic: str, payload: bytes, sensors: tuple[str, ...]
+    ) -> list[tuple[str, str, Any, np.ndarray]]:
+        """Readings in one message: edgeloop's own (one), or a twin update's (0 or 1)."""
+        device = device_of(topic) if self.settings.twins else None
+        if device is None:
+            return [_parse(topic, payload, sensors)]
+        try:
+            done = self.twins.update(device, payload, sensors)
+        except TwinError as exc:
+            raise ValueError(str(exc)) from exc
+        return [
+            (self.node.site, a.entity, a.ts, parse_values(a.values, sensors))
+            for a in done
+        ]
 
 
 def _epoch(stamp: Any) -> float | None:

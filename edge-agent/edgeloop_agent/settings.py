@@ -175,6 +175,18 @@ class MqttSettings(_Group):
     """Readings scored together at most (micro-batching across pumps)."""
     batch_wait_s: float = Field(0.05, ge=0)
     """How long the scorer waits to fill a micro-batch."""
+    twins: bool = False
+    """Also take KubeEdge device-twin updates (``twin_topic``), one property
+    per message, assembled into a reading per device (``edgeloop_agent.twins``)."""
+    twin_topic: str = "$hw/events/device/+/twin/update"
+    devices: dict[str, str] = Field(default_factory=dict)
+    """KubeEdge device id -> entity (pump) name; a device not listed is its own entity.
+    From the environment as JSON: ``EDGELOOP_AGENT_MQTT__DEVICES='{"pump-07-dev": "p7"}'``."""
+    properties: dict[str, str] = Field(default_factory=dict)
+    """Twin property -> model sensor; a property not listed keeps its name."""
+    twin_staleness_s: float = Field(30.0, gt=0)
+    """A reading is scored once every sensor is updated or its first update is
+    this old; a sensor not updated within this bound is a dropout (null)."""
 
 
 class AgentSettings(BaseSettings):

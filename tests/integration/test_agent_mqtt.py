@@ -165,3 +165,92 @@ def test_readings_in_scores_and_alarms_out_malformed_skipped(
 def _scores(listener: Listener) -> list[tuple[str, dict]]:
     with listener.lock:
         return [(t, b) for t, b in listener.messages if t.endswith("/score")]
+
+
+def _twin_update(prop: str, value: float) -> bytes:
+    """One property, as KubeEdge's EventBus carries a mapper's report (string value, ms)."""
+    now_ms = int(time.time() * 1000)
+    return json.dumps(
+        {
+            "event_id": "",
+            "timestamp": now_ms,
+            "twin": {
+                prop: {
+                    "actual": {"value": str(value), "metadata": {"timestamp": now_ms}},
+                    "metadata": {"type": "float"},
+                }
+            },
+        }
+    ).encode()
+
+
+def test_kubeedge_twin_updates_are_assembled_scored_and_dropouts_named(
+    broker, tmp_path, registry_with_champion
+):
+    bundle = tmp_path / "b"
+    shutil.copytree(registry_with_champion["run"].bundle_dir, bundle)
+    settings = settings_for(tmp_path)
+    settings.mqtt = MqttSettings(
+        enabled=True,
+        port=broker,
+        batch_wait_s=0.02,
+        twins=True,
+        devices={"pump-07-modbus": "p7", "pump-08-modbus": "p8"},
+        properties={"vibration": "vibration_rms"},
+        twin_staleness_s=1.0,
+    )
+    site = settings.node.site
+    listener = Listener(
+        broker, [f"edgeloop/{site}/+/score", f"edgeloop/{site}/+/alarm"]
+    )
+    mapper = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="kubeedge-mapper")
+    mapper.connect("127.0.0.1", broker)
+    mapper.loop_start()
+    try:
+        with serve_app(create_app(settings), free_port(), lifespan="on") as url:
+            activate(url, settings, bundle)
+            import httpx
+
+            wait_for(
+                lambda: (
+                    metric(httpx.get(f"{url}/metrics").text, "edgeloop_mqtt_connected")
+                    == 1
+                ),
+                what="bridge",
+            )
+            as_properties = {
+                ("vibration" if k == "vibration_rms" else k): v
+                for k, v in SENSORS.items()
+            }
+            # pump 7: every property, one message each -> one whole reading
+            for prop, value in as_properties.items():
+                mapper.publish(
+                    "$hw/events/device/pump-07-modbus/twin/update",
+                    _twin_update(prop, value),
+                    qos=1,
+                )
+            # pump 8: its flow meter never reports -> a dropout after the bound
+            for prop, value in as_properties.items():
+                if prop != "flow_rate":
+                    mapper.publish(
+                        "$hw/events/device/pump-08-modbus/twin/update",
+                        _twin_update(prop, value),
+                        qos=1,
+                    )
+            mapper.publish(
+                "$hw/events/device/pump-08-modbus/twin/update", b"not json", qos=1
+            )
+            wait_for(lambda: len(_scores(listener)) >= 2, what="twin scores")
+            time.sleep(1.5)  # nothing more arrives: one reading per pump
+            metrics = httpx.get(f"{url}/metrics").text
+    finally:
+        mapper.disconnect()
+        mapper.loop_stop()
+        listener.stop()
+    by_pump = {b["entity"]: b for _, b in _scores(listener)}
+    assert len(_scores(listener)) == 2 and set(by_pump) == {"p7", "p8"}
+    assert by_pump["p7"]["degraded"] is False and 0 <= by_pump["p7"]["score"] <= 1
+    assert by_pump["p8"]["degraded"] is True
+    assert by_pump["p8"]["missing"] == ["flow_rate"]
+    assert metric(metrics, "edgeloop_mqtt_malformed_total") == 1
+    assert metric(metrics, "edgeloop_mqtt_scored_total") == 2
