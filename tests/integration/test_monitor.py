@@ -187,6 +187,33 @@ def test_monitor_run_can_store_into_a_remote_evidently_ui_service(
 
     remote = MonitorWorkspace(evidently_service)
     assert remote.runs("pump-failure") == [run["snapshot"]]
+    # the dashboard is not empty: its panels, asked the way the UI asks, have
+    # data points at the data window's time
+    import httpx
+
+    project = remote.project_id("pump-failure")
+    board = httpx.get(f"{evidently_service}/api/v2/dashboards/{project}").json()
+    titles = {panel["title"] for panel in board["panels"]}
+    assert "Drifted share per site, vs training reference" in titles
+    assert "Missing values per site" in titles
+    for panel in board["panels"]:
+        filters = [
+            {
+                "tags": value.get("tags") or [],
+                "metadata": value.get("metadata") or {},
+                "metric": value["metric"],
+                "metric_labels": value.get("metric_labels") or {},
+            }
+            for value in panel["values"]
+        ]
+        series = httpx.post(
+            f"{evidently_service}/api/v2/snapshots/{project}/data_series_batch",
+            json={"series_filter": filters},
+        ).json()
+        assert series["series"] and all(s["values"] for s in series["series"]), panel
+        assert {src["timestamp"][:13] for src in series["sources"]} == {
+            run["window"][:13]
+        }
     ui = json.loads(CliRunner().invoke(app, ["-o", "json", "monitor", "ui"]).stdout)
     assert ui["url"] == evidently_service
 
@@ -243,6 +270,11 @@ def test_scheduled_runs_are_drift_only_unless_the_summary_is_asked_for():
     drift_only = _metric_kinds(
         run_report(reference[:20], reference, meta, summary=False)
     )
-    assert drift_only == {"DriftedColumnsCount", "ValueDrift"}
+    # drift, plus the missing-value count the dashboard plots (cheap)
+    assert drift_only == {
+        "DriftedColumnsCount",
+        "ValueDrift",
+        "DatasetMissingValueCount",
+    }
     full = _metric_kinds(run_report(reference[:20], reference, meta))
     assert {"DriftedColumnsCount", "MeanValue", "MissingValueCount"} <= full

@@ -118,22 +118,33 @@ def run_report(
     reports keep it.
     """
     from evidently import DataDefinition, Dataset, Report
+    from evidently.metrics import DatasetMissingValueCount
     from evidently.presets import DataDriftPreset, DataSummaryPreset
 
     columns = [c for c in reference.columns if c in current.columns]
     definition = DataDefinition(numerical_columns=columns)
-    report = Report(
-        [DataDriftPreset(), DataSummaryPreset()] if summary else [DataDriftPreset()]
-    )
+    # missing values: the data-quality count the dashboard plots (cheap, always)
+    metrics: list[Any] = [DataDriftPreset(), DatasetMissingValueCount()]
+    report = Report([*metrics, DataSummaryPreset()] if summary else metrics)
     return report.run(
         current_data=Dataset.from_pandas(current[columns], data_definition=definition),
         reference_data=Dataset.from_pandas(
             reference[columns], data_definition=definition
         ),
+        # the data's time, not the monitor's: the dashboard's x axis
+        timestamp=_window_time(metadata.get("window", "")),
         metadata=dict(metadata),
         tags=[f"{k}={v}" for k, v in sorted(metadata.items())],
         name=f"{metadata['model']}:{metadata['version']} {metadata['cohort']} {metadata['window']}",
     )
+
+
+def _window_time(window: str) -> datetime | None:
+    """A window's start as the snapshot's time; None (now) for ``all`` and the like."""
+    try:
+        return datetime.fromisoformat(window)
+    except ValueError:
+        return None
 
 
 def drifted_share(snapshot: Any) -> float | None:
@@ -172,6 +183,85 @@ class MonitorWorkspace:
         )
         project.save()
         return str(project.id)
+
+    def dashboard(self, model: str, cohorts: set[str], versions: set[str]) -> None:
+        """Panels on the model's project (Evidently's dashboard API).
+
+        Drift share per cohort and per version over data time, drifted columns,
+        missing values. Rebuilt when a cohort or version appears that no panel shows yet; an
+        existing dashboard that already shows them all is left as it is.
+        """
+        from evidently.sdk.panels import (
+            PanelMetric,
+            bar_plot_panel,
+            counter_panel,
+            line_plot_panel,
+        )
+
+        board = self.workspace.get_project(self.project_id(model)).dashboard
+        shown = {
+            tag
+            for panel in board.model().panels
+            for value in panel.values
+            for tag in value.tags or []
+        }
+        wanted = {f"cohort={c}" for c in cohorts} | {f"version={v}" for v in versions}
+        if shown and wanted <= shown:
+            return
+        cohorts = cohorts | {t[7:] for t in shown if t.startswith("cohort=")}
+        versions = versions | {t[8:] for t in shown if t.startswith("version=")}
+        share = {"value_type": "share"}
+
+        def per(
+            key: str, values: set[str], metric: str, labels: dict[str, str]
+        ) -> list[Any]:
+            return [
+                PanelMetric(
+                    legend=f"{key} {value}",
+                    metric=metric,
+                    metric_labels=labels,
+                    tags=[f"{key}={value}"],
+                )
+                for value in sorted(values)
+            ]
+
+        board.clear_dashboard()
+        panels = [
+            counter_panel(
+                "Drifted columns, latest run",
+                [
+                    PanelMetric(
+                        metric="DriftedColumnsCount",
+                        metric_labels={"value_type": "count"},
+                    )
+                ],
+                description="Inputs whose distribution differs from the model's training reference (Evidently's drift tests), in the newest snapshot.",
+                size="half",
+            ),
+            counter_panel(
+                "Missing values, latest run",
+                [PanelMetric(metric="DatasetMissingValueCount", metric_labels=share)],
+                description="Share of missing cells in the newest sample window (sensor dropouts).",
+                size="half",
+            ),
+            line_plot_panel(
+                "Drifted share per site, vs training reference",
+                per("cohort", cohorts, "DriftedColumnsCount", share),
+                description="Share of the model's inputs that drifted against the training reference, per site, by the time of the data.",
+            ),
+            line_plot_panel(
+                "Drifted share per model version, vs training reference",
+                per("version", versions, "DriftedColumnsCount", share),
+                description="The same per model version: a retrained version should drift less on the data it was trained for.",
+            ),
+            bar_plot_panel(
+                "Missing values per site",
+                per("cohort", cohorts, "DatasetMissingValueCount", share),
+                description="Share of missing cells per site and window: a data-quality problem rather than drift.",
+            ),
+        ]
+        for panel in panels:
+            board.add_panel(panel, tab="Fleet drift")
 
     def add(self, model: str, snapshot: Any) -> str:
         """Store a run; returns the snapshot id."""
@@ -226,6 +316,10 @@ def monitor_pass(
     )
     references: dict[str, pd.DataFrame] = {}
     records = []
+    if groups:
+        workspace.dashboard(
+            model, {cohort for _, cohort, _ in groups}, {v for v, _, _ in groups}
+        )
     for (version, cohort, window), current in sorted(groups.items()):
         if version not in references:
             try:
