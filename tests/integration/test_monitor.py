@@ -278,3 +278,23 @@ def test_scheduled_runs_are_drift_only_unless_the_summary_is_asked_for():
     }
     full = _metric_kinds(run_report(reference[:20], reference, meta))
     assert {"DriftedColumnsCount", "MeanValue", "MissingValueCount"} <= full
+
+
+def test_monitor_run_shows_progress_on_a_terminal_only(
+    registry_with_champion, tmp_path, monkeypatch
+):
+    settings = platform_home(registry_with_champion, tmp_path, monkeypatch)
+    bundle = registry_with_champion["run"].bundle_dir
+    IntakeStore(settings.intake_database_url()).accept(
+        samples(bundle, "gw-1", "flowserve-hpx", 0.0, 2)
+    )
+    monkeypatch.setenv("FORCE_COLOR", "1")  # rich: stderr is a terminal
+    shown = CliRunner().invoke(app, ["monitor", "run"])
+    assert shown.exit_code == 0, shown.output
+    assert "Evidently runs" in shown.stderr and "2/2" in shown.stderr
+    IntakeStore(settings.intake_database_url()).accept(
+        samples(bundle, "gw-2", "flowserve-hpx", 0.0, 1)
+    )
+    as_json = CliRunner().invoke(app, ["-o", "json", "monitor", "run"])
+    assert as_json.exit_code == 0 and "Evidently runs" not in as_json.stderr
+    assert len(json.loads(as_json.stdout)) == 1

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from edgeloop.cli.output import emit, stderr
+from edgeloop.cli.output import emit, progress_bar
 from edgeloop.core.errors import NotFoundError, UsageError
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ def run(
     name = model or settings.registry.model_name
     marks = json.loads(state_file.read_text()) if state_file.exists() else {}
     after = datetime.fromisoformat(marks[name]) if name in marks else None
-    with stderr().status("running Evidently reports"):
+    with progress_bar(ctx, "Evidently runs") as progress:
         records, newest = monitor_pass(
             IntakeStore.from_settings(settings),
             Registry(settings.tracking_uri()),
@@ -59,6 +59,7 @@ def run(
             after,
             pump_types=pump_types(assets) if assets is not None else None,
             summary=settings.monitor.summary,
+            progress=progress,
         )
     if newest is not None:
         marks[name] = newest.isoformat()

@@ -8,11 +8,21 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import typer
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 
@@ -40,6 +50,36 @@ def stderr() -> Console:
     ``sys.stderr`` into a log file, and progress must still reach the user.
     """
     return Console(file=sys.stderr, highlight=False, soft_wrap=True)
+
+
+@contextmanager
+def progress_bar(
+    ctx: typer.Context, what: str
+) -> Iterator[Callable[[int, int, str], None]]:
+    """A live progress bar on stderr for long work; silent off a terminal, with -q or -o json.
+
+    Yields ``update(done, total, detail)``.
+    """
+    console = stderr()
+    options = state(ctx)
+    quiet = options.quiet or options.output == "json" or not console.is_terminal
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[detail]}", style="dim"),
+        console=console,
+        disable=quiet,
+        transient=False,
+    ) as bar:
+        task = bar.add_task(what, total=None, detail="")
+
+        def update(done: int, total: int, detail: str) -> None:
+            bar.update(task, completed=done, total=total, detail=detail)
+
+        yield update
 
 
 def error_line(message: str) -> None:

@@ -141,8 +141,8 @@ def run(
     done: list[str] = []
 
     def progress(task: str, status: str) -> None:
-        if state(ctx).quiet:
-            return
+        if state(ctx).quiet or state(ctx).output == "json":
+            return  # -o json: stdout and stderr carry the result and errors only
         if status == "started":
             console.print(f"[{len(done) + 1}/{total}] {task} …")
         else:

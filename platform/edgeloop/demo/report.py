@@ -26,6 +26,13 @@ def evidently(loop: Loop, store: IntakeStore, days: float) -> dict[str, Any]:
     every metric; see docs/benchmarks.md), too slow for a 5-minute demo.
     """
     workspace = MonitorWorkspace(loop.home / "evidently")
+
+    def progress(done: int, total: int, detail: str) -> None:
+        if done < total:  # a run takes seconds: say which one is running
+            loop.console.print(
+                f"          · Evidently {done + 1}/{total}: {detail}", style="dim"
+            )
+
     records, _ = monitor_pass(
         store,
         loop.registry,
@@ -33,6 +40,7 @@ def evidently(loop: Loop, store: IntakeStore, days: float) -> dict[str, Any]:
         "pump-failure",
         None,
         bucket_s=int(days * 86400) * 4,
+        progress=progress,
     )
     worst: dict[str, float] = {}
     for r in records:

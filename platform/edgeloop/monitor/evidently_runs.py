@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import tempfile
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -299,11 +300,13 @@ def monitor_pass(
     bucket_s: int = 3600,
     pump_types: dict[str, str] | None = None,
     summary: bool = False,
+    progress: Callable[[int, int, str], None] | None = None,
 ) -> tuple[list[RunRecord], datetime | None]:
     """Run reports for samples received after ``after``; returns the runs and the new mark.
 
     Samples are grouped per version, cohort and ``bucket_s`` of data time;
-    ``summary`` adds the data-summary preset to every run.
+    ``summary`` adds the data-summary preset to every run. ``progress`` hears
+    (runs done, runs in all, what the next one is): a run takes seconds.
     """
     with store.engine.connect() as conn:
         newest = conn.execute(
@@ -320,7 +323,9 @@ def monitor_pass(
         workspace.dashboard(
             model, {cohort for _, cohort, _ in groups}, {v for v, _, _ in groups}
         )
-    for (version, cohort, window), current in sorted(groups.items()):
+    for done, ((version, cohort, window), current) in enumerate(sorted(groups.items())):
+        if progress is not None:
+            progress(done, len(groups), f"v{version} {cohort} {window[:13]}")
         if version not in references:
             try:
                 references[version] = reference_frame(registry, model, int(version))
@@ -341,4 +346,6 @@ def monitor_pass(
                 drifted_share(snapshot),
             )
         )
+    if progress is not None:
+        progress(len(groups), len(groups), "done")
     return records, newest
