@@ -141,7 +141,8 @@ def emit(ctx: typer.Context, data: Any, title: str | None = None) -> None:
 
     Tables stay readable at 80 columns: nested data is flattened into dotted
     keys (key/value tables) or ``key=value`` pairs (row tables), never JSON in
-    a cell, and long cells are elided in the middle unless ``--wide``.
+    a cell; long names (no spaces) are elided in the middle unless ``--wide``,
+    sentences wrap.
     """
     options = state(ctx)
     if options.output == "json":
@@ -150,8 +151,12 @@ def emit(ctx: typer.Context, data: Any, title: str | None = None) -> None:
     wide = options.wide or options.output == "wide"
 
     def cell(value: Any) -> str:
+        # names, hashes, URIs and nested data are cut in the middle (all of it
+        # with --wide or -o json); prose wraps instead
         text = _cell(value)
-        return text if wide else elide(text)
+        if wide or (any(c.isspace() for c in text) and not isinstance(value, dict)):
+            return text
+        return elide(text)
 
     console = Console(highlight=False, soft_wrap=wide)
     if isinstance(data, list):

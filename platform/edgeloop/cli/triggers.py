@@ -129,8 +129,8 @@ def _launch(
 
 
 def _row(decision: Any) -> dict[str, Any]:
+    """A decision as data: tables elide its evidence, ``-o json`` keeps its structure."""
     data: dict[str, Any] = decision.model_dump(mode="json")
-    data["evidence"] = ", ".join(f"{k}={v}" for k, v in data["evidence"].items())
     return data
 
 
