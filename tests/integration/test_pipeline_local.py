@@ -36,7 +36,8 @@ def test_pipeline_registers_promotes_then_refuses_a_failed_gate(
     assert first.exit_code == 0, first.output
     v1 = json.loads(first.stdout)
     assert v1["version"] == 1 and v1["promoted"] is True
-    assert "[10/10] register-model ok" in first.stderr
+    # -o json: the result on stdout, no progress lines around it
+    assert "register-model" not in first.stderr
 
     second = runner.invoke(
         app,
