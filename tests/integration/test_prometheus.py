@@ -59,6 +59,12 @@ def _tool(name: str) -> str:
     return found
 
 
+def _promtool(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [_tool("promtool"), *args], cwd=cwd, capture_output=True, text=True
+    )
+
+
 def _alert_names() -> list[str]:
     rules = yaml.safe_load(RULES.read_text())
     return [r["alert"] for g in rules["groups"] for r in g["rules"]]
@@ -79,19 +85,9 @@ def _dashboard_queries() -> list[tuple[str, str]]:
 def test_alert_rules_pass_their_promtool_unit_tests(tmp_path):
     shutil.copy(RULES, tmp_path / "alerts.yaml")
     shutil.copy(RULE_TESTS, tmp_path / "alerts.test.yaml")
-    checked = subprocess.run(
-        [_tool("promtool"), "check", "rules", "alerts.yaml"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-    )
+    checked = _promtool("check", "rules", "alerts.yaml", cwd=tmp_path)
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    tested = subprocess.run(
-        [_tool("promtool"), "test", "rules", "alerts.test.yaml"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-    )
+    tested = _promtool("test", "rules", "alerts.test.yaml", cwd=tmp_path)
     assert tested.returncode == 0, tested.stdout + tested.stderr
     # every alert is tested firing at least once
     cases = yaml.safe_load(RULE_TESTS.read_text())["tests"]
@@ -109,12 +105,7 @@ def test_a_broken_rule_fails_its_promtool_test(tmp_path):
     text = RULES.read_text().replace("for: 15m", "for: 30m", 1)
     (tmp_path / "alerts.yaml").write_text(text)
     shutil.copy(RULE_TESTS, tmp_path / "alerts.test.yaml")
-    tested = subprocess.run(
-        [_tool("promtool"), "test", "rules", "alerts.test.yaml"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-    )
+    tested = _promtool("test", "rules", "alerts.test.yaml", cwd=tmp_path)
     assert tested.returncode != 0
     assert "alertname: EdgeloopNodeSilent" in tested.stdout + tested.stderr
 
@@ -199,20 +190,12 @@ def test_the_dashboard_is_well_formed_and_every_query_parses(tmp_path):
         ]
     }
     (tmp_path / "queries.yaml").write_text(yaml.safe_dump(rules))
-    checked = subprocess.run(
-        [_tool("promtool"), "check", "rules", str(tmp_path / "queries.yaml")],
-        capture_output=True,
-        text=True,
-    )
+    checked = _promtool("check", "rules", str(tmp_path / "queries.yaml"))
     assert checked.returncode == 0, checked.stdout + checked.stderr
     # and the parser is not lenient: a broken query fails the same check
     rules["groups"][0]["rules"][0]["expr"] = "sum by (site (edgeloop_fleet_nodes)"
     (tmp_path / "broken.yaml").write_text(yaml.safe_dump(rules))
-    broken = subprocess.run(
-        [_tool("promtool"), "check", "rules", str(tmp_path / "broken.yaml")],
-        capture_output=True,
-        text=True,
-    )
+    broken = _promtool("check", "rules", str(tmp_path / "broken.yaml"))
     assert broken.returncode != 0
 
 
