@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from edgeloop.cli.devices import devices
 from edgeloop.cli.output import emit, state, stderr
 from edgeloop.core.errors import UsageError
 
@@ -383,3 +384,6 @@ def run(
         loop.run_forever()
     except KeyboardInterrupt:
         console.print("controller stopped")
+
+
+app.command("devices")(devices)

@@ -31,6 +31,8 @@ _CRD_FILES = {
         "ImagePrePullJob",
     ): "operations_v1alpha2_imageprepulljob.yaml",
     ("helm.cattle.io/v1", "HelmChart"): "helm.cattle.io_helmcharts.yaml",
+    ("devices.kubeedge.io/v1beta1", "DeviceModel"): "devices_v1beta1_devicemodel.yaml",
+    ("devices.kubeedge.io/v1beta1", "Device"): "devices_v1beta1_device.yaml",
 }
 
 
