@@ -174,28 +174,37 @@ def test_monitor_run_can_store_into_a_remote_evidently_ui_service(
 ):
     settings = platform_home(registry_with_champion, tmp_path, monkeypatch)
     monkeypatch.setenv("EDGELOOP_MONITOR__WORKSPACE", evidently_service)
-    IntakeStore(settings.intake_database_url()).accept(
-        samples(
-            registry_with_champion["run"].bundle_dir, "gw-1", "flowserve-hpx", 0.0, 1
-        )
-    )
+    bundle = registry_with_champion["run"].bundle_dir
+    store = IntakeStore(settings.intake_database_url())
+    store.accept(samples(bundle, "gw-1", "flowserve-hpx", 0.0, 1))
+    store.accept(samples(bundle, "gw-2", "sulzer-msd", 0.4, 1))
     result = CliRunner().invoke(app, ["-o", "json", "monitor", "run"])
     assert result.exit_code == 0, result.output
-    (run,) = json.loads(result.stdout)
+    runs = json.loads(result.stdout)
+    assert sorted(r["cohort"] for r in runs) == ["flowserve-hpx", "sulzer-msd"]
+    run = runs[0]
 
     from edgeloop.monitor.evidently_runs import MonitorWorkspace
 
     remote = MonitorWorkspace(evidently_service)
-    assert remote.runs("pump-failure") == [run["snapshot"]]
-    # the dashboard is not empty: its panels, asked the way the UI asks, have
-    # data points at the data window's time
+    assert sorted(remote.runs("pump-failure")) == sorted(r["snapshot"] for r in runs)
+    # the dashboard is not empty: each panel, asked the way the UI asks, has a
+    # series for every line it draws, from the snapshots it is about, at the
+    # data window's time
     import httpx
 
     project = remote.project_id("pump-failure")
     board = httpx.get(f"{evidently_service}/api/v2/dashboards/{project}").json()
-    titles = {panel["title"] for panel in board["panels"]}
-    assert "Drifted share per site, vs training reference" in titles
-    assert "Missing values per site" in titles
+    titles = [panel["title"] for panel in board["panels"]]
+    assert titles == [
+        "Drifted columns, latest run",
+        "Missing cells, all runs",
+        "flowserve-hpx: drifted and missing share",
+        "sulzer-msd: drifted and missing share",
+        "Model v1: drifted share vs its training data",
+    ]
+    (tab,) = board["tabs"]
+    assert tab["panels"] == [panel["id"] for panel in board["panels"]]  # each once
     for panel in board["panels"]:
         filters = [
             {
@@ -211,9 +220,16 @@ def test_monitor_run_can_store_into_a_remote_evidently_ui_service(
             json={"series_filter": filters},
         ).json()
         assert series["series"] and all(s["values"] for s in series["series"]), panel
+        # a line per filter (Evidently serves only the first of several filters
+        # on one metric that differ by tag: the reason for a panel per site)
+        served = {s["filter_index"] for s in series["series"]}
+        assert served == set(range(len(filters))), panel["title"]
         assert {src["timestamp"][:13] for src in series["sources"]} == {
             run["window"][:13]
         }
+        site = panel["title"].split(":")[0]
+        if site in {"flowserve-hpx", "sulzer-msd"}:
+            assert all(f"cohort={site}" in src["tags"] for src in series["sources"])
     ui = json.loads(CliRunner().invoke(app, ["-o", "json", "monitor", "ui"]).stdout)
     assert ui["url"] == evidently_service
 

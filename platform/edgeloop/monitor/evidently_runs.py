@@ -192,77 +192,21 @@ class MonitorWorkspace:
         missing values. Rebuilt when a cohort or version appears that no panel shows yet; an
         existing dashboard that already shows them all is left as it is.
         """
-        from evidently.sdk.panels import (
-            PanelMetric,
-            bar_plot_panel,
-            counter_panel,
-            line_plot_panel,
-        )
+        from edgeloop.monitor.evidently_dashboard import fleet_panels, tags_shown
 
         board = self.workspace.get_project(self.project_id(model)).dashboard
-        shown = {
-            tag
-            for panel in board.model().panels
-            for value in panel.values
-            for tag in value.tags or []
-        }
-        wanted = {f"cohort={c}" for c in cohorts} | {f"version={v}" for v in versions}
-        if shown and wanted <= shown:
-            return
+        shown = tags_shown(board)
         cohorts = cohorts | {t[7:] for t in shown if t.startswith("cohort=")}
         versions = versions | {t[8:] for t in shown if t.startswith("version=")}
-        share = {"value_type": "share"}
-
-        def per(
-            key: str, values: set[str], metric: str, labels: dict[str, str]
-        ) -> list[Any]:
-            return [
-                PanelMetric(
-                    legend=f"{key} {value}",
-                    metric=metric,
-                    metric_labels=labels,
-                    tags=[f"{key}={value}"],
-                )
-                for value in sorted(values)
-            ]
-
+        panels = fleet_panels(cohorts, versions)
+        if [p.title for p in board.model().panels] == [p.title for p in panels]:
+            return
         board.clear_dashboard()
-        panels = [
-            counter_panel(
-                "Drifted columns, latest run",
-                [
-                    PanelMetric(
-                        metric="DriftedColumnsCount",
-                        metric_labels={"value_type": "count"},
-                    )
-                ],
-                description="Inputs whose distribution differs from the model's training reference (Evidently's drift tests), in the newest snapshot.",
-                size="half",
-            ),
-            counter_panel(
-                "Missing values, latest run",
-                [PanelMetric(metric="DatasetMissingValueCount", metric_labels=share)],
-                description="Share of missing cells in the newest sample window (sensor dropouts).",
-                size="half",
-            ),
-            line_plot_panel(
-                "Drifted share per site, vs training reference",
-                per("cohort", cohorts, "DriftedColumnsCount", share),
-                description="Share of the model's inputs that drifted against the training reference, per site, by the time of the data.",
-            ),
-            line_plot_panel(
-                "Drifted share per model version, vs training reference",
-                per("version", versions, "DriftedColumnsCount", share),
-                description="The same per model version: a retrained version should drift less on the data it was trained for.",
-            ),
-            bar_plot_panel(
-                "Missing values per site",
-                per("cohort", cohorts, "DatasetMissingValueCount", share),
-                description="Share of missing cells per site and window: a data-quality problem rather than drift.",
-            ),
-        ]
-        for panel in panels:
-            board.add_panel(panel, tab="Fleet drift")
+        # Evidently 0.7 lists a panel twice when it is added to an existing
+        # tab by name: name the tab once (it is created), then add to the first tab
+        board.add_panel(panels[0], tab="Fleet drift")
+        for panel in panels[1:]:
+            board.add_panel(panel)
 
     def add(self, model: str, snapshot: Any) -> str:
         """Store a run; returns the snapshot id."""
