@@ -58,6 +58,7 @@ def train_edge_model(
     profiles_path: str = "",
     auto_promote: bool = True,
     code_revision: str = "unknown",
+    trigger: str = "manual",
 ) -> dict:
     """Train an edge model and register it; returns the registered version.
 
@@ -101,6 +102,8 @@ def train_edge_model(
         profiles_path: device profiles YAML; empty for the defaults.
         auto_promote: move champion when every gate passes.
         code_revision: git revision of the training code.
+        trigger: what started the run ("drift:<site>", "schedule", "manual: <reason>"),
+            the training run's ``edgeloop.trigger`` tag in MLflow.
     """
     validated = validate_data(
         data_uri=data_uri, schema_path=schema_path, labels_uri=labels_uri
@@ -186,6 +189,7 @@ def train_edge_model(
             "primary_metric": primary_metric,
             "max_regression": max_regression,
             "data_uri": data_uri,
+            "trigger": trigger,
         },
     )
     return registered.output

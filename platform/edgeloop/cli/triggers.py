@@ -116,6 +116,7 @@ def _launch(
     console.print(f"retraining on {data}: {reason}")
     host = settings.pipeline.kfp_host
     args = pipeline_runs.pipeline_arguments(settings, data, local=not host, **params)
+    args["trigger"] = pipeline_runs.trigger_label(trigger, reason)
     if host:
         return {"submitted": pipeline_runs.submit(settings, args, host)}
     result = pipeline_runs.run_local(

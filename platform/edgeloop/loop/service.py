@@ -255,6 +255,7 @@ class LoopService:
     def _launch(self, row: RunRow, tick: Tick) -> None:
         try:
             arguments = self._arguments()
+            arguments["trigger"] = pipeline_runs.trigger_label(row.trigger)
             self.audit.append(
                 "retraining-started",
                 self.settings.registry.model_name,

@@ -164,6 +164,18 @@ def pipeline_arguments(
     return args
 
 
+def trigger_label(trigger: dict[str, Any] | None, reason: str = "") -> str:
+    """The run's ``trigger`` argument: the decision's kind and cohort, else the reason.
+
+    Short on purpose: it becomes the training run's ``edgeloop.trigger`` tag in
+    MLflow (searchable); the full decision, with its evidence, is in the audit log.
+    """
+    if trigger and trigger.get("kind"):
+        cohort = trigger.get("cohort") or ""
+        return f"{trigger['kind']}:{cohort}" if cohort else str(trigger["kind"])
+    return f"manual: {reason}"[:200] if reason else "manual"
+
+
 def parse_params(pairs: list[str]) -> dict[str, Any]:
     """``KEY=VALUE`` strings -> typed pipeline arguments.
 
@@ -240,6 +252,7 @@ def run_local(
 
     from edgeloop_components.pipelines.train_edge_model import train_edge_model
 
+    arguments = {"trigger": trigger_label(trigger, reason), **arguments}
     root = settings.pipeline_root()
     root.mkdir(parents=True, exist_ok=True)
     log_path = (
