@@ -368,9 +368,16 @@ def _description(manifest: BundleManifest, gates_passed: bool) -> str:
 def _model_description(manifest: BundleManifest) -> str:
     """What the registered model predicts (set once, when it has none)."""
     out = manifest.output
-    horizon = f" within {out.horizon_hours:g} h" if out.horizon_hours else ""
+    score = out.score
+    if out.horizon_hours:  # name the horizon once ("... within the horizon" says which)
+        horizon = f"{out.horizon_hours:g} h"
+        score = (
+            score.replace("the horizon", horizon)
+            if "the horizon" in score
+            else f"{score} within {horizon}"
+        )
     return (
-        f"{manifest.model_name}: the score is the {out.score}{horizon} for one "
+        f"{manifest.model_name}: the score is the {score} for one "
         f"{manifest.entity_column or 'asset'}, from the sensors "
         f"{', '.join(s.name for s in manifest.sensors)} (ONNX, served by the "
         "edgeloop agent). Versions carry their bundle (bundle/), gates, threshold "

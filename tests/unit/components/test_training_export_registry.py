@@ -94,7 +94,11 @@ def test_registered_version_has_aliases_tags_and_verified_bundle(
     assert (
         "by pipeline run" in mv.description and "Alarms at score >=" in mv.description
     )
-    assert "edgeloop agent" in mlc.get_registered_model("pump-failure").description
+    described = mlc.get_registered_model("pump-failure").description
+    assert "edgeloop agent" in described
+    # what it predicts, with the horizon named once
+    horizon = manifest.output.horizon_hours
+    assert f"probability of failure within {horizon:g} h for one" in described
     assert "challenger" not in mlc.get_registered_model("pump-failure").aliases
 
 
