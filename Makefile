@@ -6,10 +6,11 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.edgeloop-installed
 
-.PHONY: install system-deps tools images demo test test-installed test-containers-full settings-doc test-e2e lint fmt pipelines bench manifests crd helm-sync check-generated ci clean help
+.PHONY: install system-deps tools images demo ui-check test test-installed test-containers-full settings-doc test-e2e lint fmt pipelines bench manifests crd helm-sync check-generated ci clean help
 
 help:
 	@echo "make demo      run the loop locally on embedded defaults"
+	@echo "make ui-check  after make demo: MLflow and Evidently pages in headless Chromium (PNGs in build/ui-check/)"
 	@echo "make test      run the test suite (no cluster, Docker or internet)"
 	@echo "make test-installed  the control plane started from helm template output closes the loop (part of make test)"
 	@echo "make test-containers-full  the containers tier plus arm64 under qemu (slow)"
@@ -37,6 +38,11 @@ demo: $(STAMP)
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto >/dev/null; } || \
 	  echo "(no mosquitto: the demo feeds every site over HTTP)"
 	$(BIN)/edgeloop demo
+
+# After `make demo`: start the MLflow and Evidently UIs on the demo's home, take
+# headless-Chromium screenshots and fail if a page shows an error or is empty.
+ui-check: $(STAMP) system-deps
+	$(BIN)/python hack/ui_check.py
 
 # The MQTT tests run a real mosquitto broker and the containers tier the OCI
 # tools (buildah, podman, docker-registry, mmdebstrap), all Debian packages.

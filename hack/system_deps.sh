@@ -2,7 +2,9 @@
 # Debian packages the tests run for real: mosquitto (MQTT), postgresql (the
 # intake and loop service on an external database), prometheus (promtool's
 # rule tests and a real server scraping an agent and an intake; installed
-# without its recommends, which would add node-exporter), and the OCI tool
+# without its recommends, which would add node-exporter), chromium (the
+# headless screenshot check of the MLflow and Evidently pages, `make ui-check`;
+# without recommends too), and the OCI tool
 # chain of the containers tier (buildah, podman with runc, docker-registry,
 # mmdebstrap). As root with apt-get, install what is missing; otherwise name it.
 set -euo pipefail
@@ -13,7 +15,7 @@ declare -A binary=(
   [postgresql]=pg_ctlcluster
 )
 # installed with --no-install-recommends (see above)
-declare -A lean=([prometheus]=promtool)
+declare -A lean=([prometheus]=promtool [chromium]=chromium)
 missing=()
 missing_lean=()
 for pkg in "${!lean[@]}"; do

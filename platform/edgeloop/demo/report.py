@@ -11,7 +11,7 @@ from edgeloop.provenance.registry import Registry, parse_ref
 
 
 def drift_by_site(store: IntakeStore) -> dict[str, dict[str, Any]]:
-    """Per site and version: worst drift vs baseline, vs training reference, inputs that drifted."""
+    """Per site and version: worst drift vs baseline, vs training data, inputs that drifted."""
     out: dict[str, dict[str, Any]] = {}
     for row in store.drift_summary():
         site = out.setdefault(row["site"], {})
@@ -42,15 +42,31 @@ def evidently(loop: Loop, store: IntakeStore, days: float) -> dict[str, Any]:
         bucket_s=int(days * 86400) * 4,
         progress=progress,
     )
-    worst: dict[str, float] = {}
+    shares: dict[str, dict[str, float]] = {}
     for r in records:
         if r.drifted_columns is not None:
-            worst[r.cohort] = max(worst.get(r.cohort, 0.0), r.drifted_columns)
+            site = shares.setdefault(r.cohort, {})
+            site[r.version] = max(site.get(r.version, 0.0), r.drifted_columns)
     loop.mark(f"Evidently: {len(records)} snapshots (per version and site)")
     return {
         "snapshots": len(records),
         "workspace": str(workspace.path),
-        "max_drifted_columns": worst,
+        "project": workspace.project_id("pump-failure") if records else None,
+        # worst drifted share per site and version, vs the version's training sample
+        "drifted_share": shares,
+    }
+
+
+def with_evidently(
+    drift: dict[str, dict[str, Any]], shares: dict[str, dict[str, float]]
+) -> dict[str, dict[str, Any]]:
+    """The drift table's rows with Evidently's share beside the agent's (None: no run)."""
+    return {
+        site: {
+            version: {**row, "evidently_share": shares.get(site, {}).get(version)}
+            for version, row in versions.items()
+        }
+        for site, versions in drift.items()
     }
 
 

@@ -119,6 +119,9 @@ def run_loop(
         loop.result.evidently = report.evidently(
             loop, store, float(loop.size.live_days)
         )
+        loop.result.drift = report.with_evidently(
+            loop.result.drift, loop.result.evidently["drifted_share"]
+        )
     _conclude(loop)
     return loop.result
 

@@ -26,31 +26,52 @@ def print_summary(console: Console, result: LoopResult) -> None:
         nodes.add_row(node, f"v{version}" if version != "-" else "-")
     console.print(nodes)
 
-    drift = Table(title="drift per site (worst window)")
+    _drift(console, result)
+    _decisions_and_models(console, result)
+    _fleet_lines(console, result)
+    _look_closer(console, result)
+
+
+def _drift(console: Console, result: LoopResult) -> None:
+    """Per site and version, worst drifted share against each reference, and the legend."""
+    drift = Table(title="drift per site: worst share of inputs drifted, against …")
     for column in (
         "site",
         "model",
         "windows",
-        "vs own baseline",
-        "vs training reference",
-        "inputs that drifted",
+        "own\nbaseline",
+        "training\n(agent)",
+        "training\n(Evidently)",
+        "drifted vs baseline",
     ):
-        drift.add_column(column)
+        drift.add_column(column, no_wrap=column != "drifted vs baseline")
     for site, versions in sorted(result.drift.items()):
         for version, row in sorted(versions.items()):
+            evidently = row.get("evidently_share")
             drift.add_row(
                 site,
                 f"v{version}",
                 str(row["windows"]),
-                f"{row['max_baseline_share']:.2f}" if row["judged"] else "(baseline)",
+                f"{row['max_baseline_share']:.2f}" if row["judged"] else "building",
                 f"{row['max_reference_share']:.2f}",
+                "-" if evidently is None else f"{evidently:.2f}",
                 ", ".join(row["drifted_inputs"][:4])
                 + (" …" if len(row["drifted_inputs"]) > 4 else ""),
             )
     console.print(drift)
-    _decisions_and_models(console, result)
-    _fleet_lines(console, result)
-    _look_closer(console, result)
+    console.print(DRIFT_COLUMNS, style="dim")
+
+
+DRIFT_COLUMNS = (
+    "  own baseline: against the node's first windows on that version; the drift\n"
+    "    trigger reads this one (a retrained version starts a new baseline).\n"
+    "  training: against the version's training data, the whole fleet's: the\n"
+    "    agent's PSI on reference bins, and Evidently's tests on row samples (the\n"
+    "    snapshots in the Evidently UI). A site unlike the fleet average scores high\n"
+    "    here without drifting; a retrained model learns the site's new normal, it\n"
+    "    does not make the site like the rest."
+)
+"""The drift table's legend: which reference each column compares with (docs/closed-loop.md)."""
 
 
 def _decisions_and_models(console: Console, result: LoopResult) -> None:
