@@ -1,6 +1,7 @@
 """The whole train-edge-model pipeline through kfp.local, as `edgeloop pipeline run` runs it."""
 
 import json
+import re
 import shutil
 
 import pandas as pd
@@ -80,12 +81,15 @@ def test_pipeline_registers_promotes_then_refuses_a_failed_gate(
     assert [g["name"] for g in failed] == ["min_roc_auc"]
 
 
+@pytest.mark.parametrize("terminal", [False, True])
 def test_pipeline_stops_at_validation_with_the_rule_named(
-    fleet_dir, tmp_path, monkeypatch
+    fleet_dir, tmp_path, monkeypatch, terminal
 ):
     monkeypatch.setenv(
         "EDGELOOP_REGISTRY__TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}"
     )
+    if terminal:
+        monkeypatch.setenv("FORCE_COLOR", "1")  # rich: stderr is a terminal
     data = tmp_path / "bad"
     shutil.copytree(fleet_dir, data)
     frame = pd.read_parquet(data / "readings.parquet")
@@ -93,12 +97,20 @@ def test_pipeline_stops_at_validation_with_the_rule_named(
     frame.to_parquet(data / "readings.parquet")
     result = runner.invoke(app, ["pipeline", "run", "--data", str(data)])
     assert result.exit_code == 1
-    line = result.stderr.strip().splitlines()[-1]
+    # (a terminal's cursor codes aside)
+    shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", result.stderr)
+    line = shown.strip().splitlines()[-1]
     assert line.startswith(
         "error: step 'validate-data' failed: DataValidationError: readings.parquet: "
         "column 'discharge_pressure': rule out_of_range: 10.0% of rows outside"
     )
     assert "Traceback" not in result.output
+    # the step shows as it runs: a live bar on a terminal, a line per step elsewhere
+    if terminal:
+        assert "training" in shown and "0/10" in shown
+        assert "[1/10] validate-data" not in shown
+    else:
+        assert "[1/10] validate-data …" in shown
 
 
 def test_pipeline_run_rejects_bad_params(fleet_dir):

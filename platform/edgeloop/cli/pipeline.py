@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from edgeloop.cli.output import emit, state, stderr
+from edgeloop.cli.output import emit, progress_bar, state, stderr
 from edgeloop.core.errors import UsageError
 
 app = typer.Typer(help="Training pipeline: compile, run.", no_args_is_help=True)
@@ -139,18 +139,28 @@ def run(
     console = stderr()
     total = len(pipeline_runs.STEPS)
     done: list[str] = []
+    # -o json / -q: stdout and stderr carry the result and errors only; on a
+    # terminal a live bar; elsewhere (CI logs) a line per step
+    quiet = state(ctx).quiet or state(ctx).output == "json"
+    live = not quiet and console.is_terminal
+    with progress_bar(ctx, "training") as bar:
 
-    def progress(task: str, status: str) -> None:
-        if state(ctx).quiet or state(ctx).output == "json":
-            return  # -o json: stdout and stderr carry the result and errors only
-        if status == "started":
-            console.print(f"[{len(done) + 1}/{total}] {task} …")
-        else:
-            done.append(task)
-            mark = "ok" if status == "SUCCESS" else status
-            console.print(f"[{len(done)}/{total}] {task} {mark}")
+        def progress(task: str, status: str) -> None:
+            if quiet:
+                return
+            if status != "started":
+                done.append(task)
+            mark = (
+                "…" if status == "started" else "ok" if status == "SUCCESS" else status
+            )
+            if live:
+                bar(len(done), total, f"{task} {mark}")
+            elif status == "started":
+                console.print(f"[{len(done) + 1}/{total}] {task} …")
+            else:
+                console.print(f"[{len(done)}/{total}] {task} {mark}")
 
-    result = pipeline_runs.run_local(settings, arguments, progress, image=image)
+        result = pipeline_runs.run_local(settings, arguments, progress, image=image)
     from edgeloop.cli import model_view
     from edgeloop.provenance.registry import Registry
 
