@@ -170,10 +170,14 @@ def trigger_label(trigger: dict[str, Any] | None, reason: str = "") -> str:
     Short on purpose: it becomes the training run's ``edgeloop.trigger`` tag in
     MLflow (searchable); the full decision, with its evidence, is in the audit log.
     """
-    if trigger and trigger.get("kind"):
-        cohort = trigger.get("cohort") or ""
-        return f"{trigger['kind']}:{cohort}" if cohort else str(trigger["kind"])
-    return f"manual: {reason}"[:200] if reason else "manual"
+    kind = str((trigger or {}).get("kind") or "manual")
+    cohort = (trigger or {}).get("cohort") or ""
+    if cohort:
+        return f"{kind}:{cohort}"
+    said = reason or (trigger or {}).get("reason") or ""
+    if kind in {"manual", "code_change"} and said:  # a person's words say why
+        return f"{kind}: {said}"[:200]
+    return kind
 
 
 def parse_params(pairs: list[str]) -> dict[str, Any]:

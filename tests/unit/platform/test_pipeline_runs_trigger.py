@@ -19,6 +19,16 @@ from edgeloop.train.pipeline_runs import parse_params, trigger_label
         (None, "weekly refresh", "manual: weekly refresh"),
         (None, "", "manual"),
         (None, "x" * 500, "manual: " + "x" * 192),
+        (
+            {"kind": "manual", "cohort": "", "reason": "weekly refresh"},
+            "",
+            "manual: weekly refresh",
+        ),
+        (
+            {"kind": "code_change", "cohort": ""},
+            "new features",
+            "code_change: new features",
+        ),
     ],
 )
 def test_the_label_names_the_decision_else_the_reason(trigger, reason, label):
