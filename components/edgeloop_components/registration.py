@@ -342,7 +342,7 @@ def _description(manifest: BundleManifest, gates_passed: bool) -> str:
     gates = ", ".join(
         f"{g.name} {'passed' if g.passed else 'FAILED'}" for g in manifest.gates
     )
-    out = manifest.output
+    out = manifest.scoring()
     policy = out.threshold_policy
     if policy is None:
         rule = "a fixed threshold"
@@ -367,7 +367,7 @@ def _description(manifest: BundleManifest, gates_passed: bool) -> str:
 
 def _model_description(manifest: BundleManifest) -> str:
     """What the registered model predicts (set once, when it has none)."""
-    out = manifest.output
+    out = manifest.scoring()
     score = out.score
     if out.horizon_hours:  # name the horizon once ("... within the horizon" says which)
         horizon = f"{out.horizon_hours:g} h"
@@ -411,7 +411,7 @@ def _version_tags(
     return {
         TAG_PREFIX + "bundle_uri": bundle_uri,
         TAG_PREFIX + "bundle_sha256": digest,
-        TAG_PREFIX + "model_sha256": manifest.model_sha256,
+        TAG_PREFIX + "model_sha256": manifest.model_sha256 or "",
         TAG_PREFIX + "data_hash": lin.data_hash,
         TAG_PREFIX + "code_revision": lin.code_revision,
         TAG_PREFIX + "pipeline_run_id": lin.pipeline_run_id,

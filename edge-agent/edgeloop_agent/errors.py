@@ -6,6 +6,7 @@ The agent's branch of the one root, ``edgeloop_agent.contracts.EdgeloopError``::
     ├── AgentError             (status_code 500) root of the agent's own errors
     │   ├── InputError         a request breaks the input contract (422, or 413 when too big)
     │   ├── ModelNotFoundError a request names a model this agent does not serve (404)
+    │   ├── NoModelError       inference asked of a monitor-only bundle (409)
     │   └── ModelNotReadyError no verified model is active yet (503)
     └── ContractError          (from edgeloop_agent.contracts, status_code 422)
         └── BundleError            a bundle is missing, corrupt or fails its digest
@@ -27,6 +28,7 @@ __all__ = [
     "InputError",
     "ModelNotFoundError",
     "ModelNotReadyError",
+    "NoModelError",
 ]
 
 
@@ -56,3 +58,13 @@ class ModelNotReadyError(AgentError):
     """No verified model is active yet; the caller should retry."""
 
     status_code = 503
+
+
+class NoModelError(AgentError):
+    """Inference asked of a monitor-only bundle, which has no model to run.
+
+    409: the request is well formed, the agent's state refuses it; ``/predict``
+    still takes readings for drift and data-quality windows.
+    """
+
+    status_code = 409

@@ -111,7 +111,11 @@ CATALOG: dict[str, tuple[Kind, str, tuple[str, ...]]] = {
         "1 while connected to the site's MQTT broker",
         (),
     ),
-    "edgeloop_mqtt_scored_total": ("counter", "Readings scored from MQTT", ()),
+    "edgeloop_mqtt_scored_total": (
+        "counter",
+        "Readings taken from MQTT and scored (only windowed, for a monitor-only bundle)",
+        (),
+    ),
     "edgeloop_mqtt_malformed_total": (
         "counter",
         "MQTT messages skipped as malformed",

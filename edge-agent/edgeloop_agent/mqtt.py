@@ -154,6 +154,8 @@ class MqttBridge:
             log.error("MQTT batch not scored: %s", exc)
             return
         self.service.metrics.inc("edgeloop_mqtt_scored_total", by=len(rows))
+        if scored.model.scorer is None:
+            return  # monitor-only: the readings fed the windows; there is no score to send
         gaps = missing_sensors(np.stack(rows), scored.model.manifest.features.sensors)
         for row, (site, entity, stamp, score, alarm, gap) in enumerate(
             zip(

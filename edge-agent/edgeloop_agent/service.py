@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 
 from edgeloop_agent.contracts import DriftWindow, Heartbeat, ReadingsBatch, RowSample
 from edgeloop_agent.drift.monitor import WindowMonitor
-from edgeloop_agent.errors import InputError, ModelNotReadyError
+from edgeloop_agent.errors import InputError, ModelNotReadyError, NoModelError
 from edgeloop_agent.features import history_length, window_features
 from edgeloop_agent.metrics import Metrics
 from edgeloop_agent.outbox.store import Outbox
@@ -180,6 +180,12 @@ class ScoringService:
     def score_inputs(self, inputs: NDArray[np.float32]) -> Scored:
         """Score model inputs (the V2 inference path)."""
         serving = self._serving_or_fail()
+        if serving.model.scorer is None:
+            raise NoModelError(
+                f"{serving.model.name}:{serving.model.version} is a monitor-only bundle "
+                "with no model to infer with; send readings to /predict to keep its "
+                "drift and data-quality windows"
+            )
         expected = len(serving.model.manifest.features.input_names())
         if inputs.ndim != 2 or inputs.shape[1] != expected:
             raise InputError(
@@ -221,7 +227,12 @@ class ScoringService:
                 history[i] = buf
             inputs = window_features(history, serving.model.manifest.features)
             scores = self._predict(serving, inputs)
-            if self.settings.outbox.upload_readings and self.outbox is not None:
+            if (
+                self.settings.outbox.upload_readings
+                and self.outbox is not None
+                and serving.model.scorer
+                is not None  # readings travel with their scores
+            ):
                 self._keep_readings(serving, entities, values, stamps, scores)
             scored = self._scored(serving, inputs, scores)
             self._emit(
@@ -243,7 +254,10 @@ class ScoringService:
         scores: NDArray[np.float64],
     ) -> Scored:
         """Alarms by the bundle's threshold, each explained by its top sensors."""
-        alarms = scores >= serving.model.manifest.output.threshold
+        output = serving.model.manifest.output
+        if output is None:  # monitor-only: no score, no alarm
+            return Scored(scores, np.zeros(len(scores), dtype=bool), serving.model)
+        alarms = scores >= output.threshold
         version = serving.model.version
         self.metrics.inc("edgeloop_scored_rows_total", len(scores), version=version)
         if alarms.any():
@@ -266,9 +280,16 @@ class ScoringService:
     def _predict(
         self, serving: _Serving, inputs: NDArray[np.float32]
     ) -> NDArray[np.float64]:
-        """Score, counting a model that raises or answers NaN (HTTP 500, JSON body)."""
+        """Score, counting a model that raises or answers NaN (HTTP 500, JSON body).
+
+        A monitor-only bundle has no scorer: its rows get NaN, which the window
+        monitor counts in no score bin and no alarm.
+        """
+        scorer = serving.model.scorer
+        if scorer is None:
+            return np.full(len(inputs), np.nan)
         try:
-            return serving.model.scorer.predict(inputs)
+            return scorer.predict(inputs)
         except ScoringError:
             self.metrics.inc(
                 "edgeloop_scoring_failures_total", version=serving.model.version
@@ -316,7 +337,7 @@ class ScoringService:
         )
         pending.rows.extend(values)
         pending.scores.extend(float(x) for x in scores)
-        threshold = serving.model.manifest.output.threshold
+        threshold = serving.model.manifest.scoring().threshold
         pending.alarms.extend(bool(x >= threshold) for x in scores)
         if len(pending.rows) >= MAX_READINGS_BATCH:
             self._flush_readings()

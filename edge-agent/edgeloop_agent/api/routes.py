@@ -89,20 +89,25 @@ def server_metadata() -> dict[str, Any]:
 
 def _metadata(model: LoadedModel) -> dict[str, Any]:
     n = len(model.manifest.features.input_names())
+    output = model.manifest.output
     return {
         "name": model.name,
         "versions": [model.version],
-        "platform": "onnxruntime_onnx",
+        # a monitor-only bundle has no model: nothing to infer with, no outputs
+        "platform": "onnxruntime_onnx" if output is not None else "",
         "inputs": [
             {"name": model.manifest.input_name, "datatype": "FP32", "shape": [-1, n]}
         ],
         "outputs": [
             {"name": "probabilities", "datatype": "FP32", "shape": [-1, 2]},
             {"name": "alarm", "datatype": "BOOL", "shape": [-1]},
-        ],
+        ]
+        if output is not None
+        else [],
         "parameters": {
             "bundle_sha256": model.digest,
-            "threshold": model.manifest.output.threshold,
+            "threshold": None if output is None else output.threshold,
+            "monitor_only": output is None,
             "input_names": model.manifest.features.input_names(),
         },
     }
@@ -288,13 +293,20 @@ async def predict(request: Request) -> Response:
     if degraded:
         service.metrics.inc("edgeloop_degraded_readings_total", by=degraded)
     _record(request, start)
+    output = scored.model.manifest.output
     return _json(
         {
             "model_name": scored.model.name,
             "model_version": scored.model.version,
-            "threshold": scored.model.manifest.output.threshold,
+            "threshold": None if output is None else output.threshold,
+            "monitor_only": output is None,
             "results": [
-                {"entity": e, "score": float(s), "alarm": bool(a), "degraded": bool(g)}
+                {
+                    "entity": e,
+                    "score": None if output is None else float(s),
+                    "alarm": bool(a),
+                    "degraded": bool(g),
+                }
                 | ({"missing": list(g)} if g else {})
                 | ({"explanation": scored.explanation(i)} if a else {})
                 for i, (e, s, a, g) in enumerate(

@@ -73,7 +73,8 @@ class PredictResult(BaseModel):
     """Score of one reading."""
 
     entity: str
-    score: float
+    score: float | None
+    """None when the bundle is monitor-only (no model scores the reading)."""
     alarm: bool
     degraded: bool = False
     """Some sensors were missing (``null``): scored without them."""
@@ -89,7 +90,10 @@ class PredictResponse(BaseModel):
 
     model_name: str
     model_version: str
-    threshold: float
+    threshold: float | None
+    """None for a monitor-only bundle."""
+    monitor_only: bool = False
+    """The bundle has no model: readings only feed drift and data-quality windows."""
     results: list[PredictResult]
 
 

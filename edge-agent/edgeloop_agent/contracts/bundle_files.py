@@ -1,7 +1,7 @@
 """Reading and verifying a model bundle directory.
 
 A bundle is ``bundle.json`` (a :class:`~edgeloop_agent.contracts.BundleManifest`)
-plus ``model.onnx``. The bundle digest is the sha256 of ``bundle.json``; the
+plus ``model.onnx`` (none in a monitor-only bundle). The bundle digest is the sha256 of ``bundle.json``; the
 manifest pins ``model.onnx`` by its own sha256, so one digest covers both.
 
 Stdlib + pydantic only: the agent, the pipeline and the platform all verify
@@ -75,13 +75,16 @@ def verify_bundle(
                 f"the pinned {expected_digest[:12]}…"
             )
     manifest = read_manifest(bundle_dir)
+    if manifest.monitor_only:
+        return manifest  # no model file: bundle.json is the whole bundle
     model_path = bundle_dir / MODEL_FILE
     if not model_path.is_file():
         raise BundleError(f"{model_path}: model file is missing")
     model_hash = file_sha256(model_path)
-    if model_hash != manifest.model_sha256:
+    pinned = manifest.model_sha256 or ""
+    if model_hash != pinned:
         raise BundleError(
             f"{model_path}: sha256 {model_hash[:12]}… does not match the "
-            f"manifest's {manifest.model_sha256[:12]}…"
+            f"manifest's {pinned[:12]}…"
         )
     return manifest

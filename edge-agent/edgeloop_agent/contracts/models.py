@@ -143,10 +143,11 @@ class ReferenceSample(_Strict):
 
     inputs: tuple[tuple[float | None, ...], ...]
     scores: tuple[float, ...]
+    """Empty in a monitor-only bundle (no model scored the sample)."""
 
     @model_validator(mode="after")
     def _aligned(self) -> ReferenceSample:
-        if len(self.inputs) != len(self.scores):
+        if self.scores and len(self.inputs) != len(self.scores):
             raise ValueError("reference sample inputs and scores differ in length")
         return self
 
@@ -199,12 +200,23 @@ class FeatureImportance(_Strict):
     mean_abs_shap_by_input: dict[str, float] = Field(default_factory=dict)
 
 
+BundleKind = Literal["model", "monitor-only"]
+
+
 class BundleManifest(_Strict):
-    """``bundle.json``: everything an edge node needs besides ``model.onnx``."""
+    """``bundle.json``: everything an edge node needs besides ``model.onnx``.
+
+    A ``monitor-only`` bundle has no model at all (no ``model.onnx``, no score,
+    no threshold): it carries the reference profile of a history without labels,
+    and the agent serving it keeps drift and data-quality windows only
+    (``edgeloop data profile``; docs/data-contract.md, "Your data").
+    """
 
     apiVersion: Literal["edgeloop.io/bundle/v1"] = BUNDLE_API_VERSION
+    kind: BundleKind = "model"
     model_name: str
-    model_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    model_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
+    """sha256 of ``model.onnx``; required for a model bundle, absent in a monitor-only one."""
     model_bytes: int | None = Field(None, ge=1)
     """Size of ``model.onnx``: agents stop a download that grows past it (bundles
     built before this field use the agent's ``max_bundle_bytes`` instead)."""
@@ -213,7 +225,8 @@ class BundleManifest(_Strict):
     sensors: tuple[SensorSpec, ...]
     entity_column: str
     time_column: str
-    output: OutputSemantics
+    output: OutputSemantics | None = None
+    """What the score means and the alarm threshold; required for a model bundle."""
     reference: tuple[FeatureReference, ...]
     reference_sample: ReferenceSample
     metrics: dict[str, float | None] = Field(default_factory=dict)
@@ -222,6 +235,41 @@ class BundleManifest(_Strict):
     lineage: Lineage
     importance: FeatureImportance | None = None
     """Classifiers only: which sensors drive the model (anomaly models: ``None``)."""
+
+    @property
+    def monitor_only(self) -> bool:
+        """No model: drift and data-quality windows only."""
+        return self.kind == "monitor-only"
+
+    def scoring(self) -> OutputSemantics:
+        """The output semantics of a model bundle.
+
+        Raises:
+            ValueError: a monitor-only bundle has no score (callers that
+                handle both kinds check :attr:`monitor_only` first).
+        """
+        if self.output is None:
+            raise ValueError(f"{self.model_name}: a monitor-only bundle has no score")
+        return self.output
+
+    @model_validator(mode="after")
+    def _kind_fits(self) -> BundleManifest:
+        if self.kind == "model":
+            if self.model_sha256 is None or self.output is None:
+                raise ValueError("a model bundle needs model_sha256 and output")
+            if len(self.reference_sample.scores) != len(self.reference_sample.inputs):
+                raise ValueError("reference sample inputs and scores differ in length")
+        elif (
+            self.model_sha256 is not None
+            or self.model_bytes is not None
+            or self.output is not None
+            or self.reference_sample.scores
+        ):
+            raise ValueError(
+                "a monitor-only bundle has no model: no model_sha256, model_bytes, "
+                "output or reference scores"
+            )
+        return self
 
     @model_validator(mode="after")
     def _consistent(self) -> BundleManifest:

@@ -129,7 +129,8 @@ class RowSample(_Strict):
     window_end: datetime
     columns: tuple[ColumnName, ...]
     rows: tuple[tuple[float | None, ...], ...]
-    scores: tuple[float, ...]
+    scores: tuple[float | None, ...]
+    """None where no model scored the row (a monitor-only bundle)."""
     entities: tuple[Entity, ...] = ()
 
     @model_validator(mode="after")

@@ -242,10 +242,13 @@ class WindowMonitor:
             )
         threshold = self.settings.psi_threshold
         drifted = sum(f.psi >= threshold for f in features) / max(1, len(features))
+        # a monitor-only bundle scores nothing: its rows carry NaN, counted nowhere
+        scored = scores[np.isfinite(scores)]
         score_counts = np.bincount(
-            np.clip((scores * SCORE_BINS).astype(int), 0, SCORE_BINS - 1),
+            np.clip((scored * SCORE_BINS).astype(int), 0, SCORE_BINS - 1),
             minlength=SCORE_BINS,
         )
+        output = self.manifest.output
         now = self._clock() if w.last_stamp is None else w.last_stamp
         started = w.started if w.first_stamp is None else w.first_stamp
         window = DriftWindow(
@@ -260,7 +263,7 @@ class WindowMonitor:
             psi_threshold=threshold,
             drifted_share=drifted,
             score_counts=tuple(int(c) for c in score_counts),
-            alarms=int((scores >= self.manifest.output.threshold).sum()),
+            alarms=0 if output is None else int((scored >= output.threshold).sum()),
             alarm_causes=dict(sorted(w.causes.items())),
             quality=self._quality(n, w),
         )
@@ -308,7 +311,9 @@ class WindowMonitor:
                 tuple(None if np.isnan(v) else float(v) for v in self._inputs[r])
                 for r in rows
             ),
-            scores=tuple(float(self._scores[r]) for r in rows),
+            scores=tuple(
+                float(s) if np.isfinite(s := self._scores[r]) else None for r in rows
+            ),
             entities=tuple(w.entities.get(int(r), "") for r in rows),
         )
 

@@ -1,7 +1,8 @@
 """Bundle cache on disk: fetch (resuming), verify, load, smoke-test, remember.
 
 A bundle location is a directory (plain path or ``file://``), an HTTP(S) base
-URL holding ``bundle.json`` and ``model.onnx``, or an ``oci://`` artifact
+URL holding ``bundle.json`` and ``model.onnx`` (``bundle.json`` alone for a
+monitor-only bundle), or an ``oci://`` artifact
 (:mod:`edgeloop_agent.scoring.oci_pull`).
 
 Layout under ``cache_dir``::
@@ -58,7 +59,8 @@ class LoadedModel:
     digest: str
     bundle_dir: Path
     manifest: BundleManifest
-    scorer: OnnxScorer
+    scorer: OnnxScorer | None
+    """None for a monitor-only bundle: no model, windows only."""
     record: DesiredModel
 
 
@@ -121,9 +123,10 @@ class ModelStore:
                     f"{desired.bundle_uri}: bundle digest {verify_digest[:12]}… does not match "
                     f"the pinned {desired.bundle_sha256[:12]}…"
                 )
-            self._download(
-                desired.bundle_uri, MODEL_FILE, partial, desired.bundle_sha256
-            )
+            if not read_manifest(partial).monitor_only:
+                self._download(
+                    desired.bundle_uri, MODEL_FILE, partial, desired.bundle_sha256
+                )
             try:
                 verify_bundle(partial, desired.bundle_sha256)
             except BundleError:
@@ -137,8 +140,18 @@ class ModelStore:
         return final
 
     def load(self, bundle_dir: Path, record: DesiredModel) -> LoadedModel:
-        """Verify, open and smoke-test a cached bundle."""
+        """Verify, open and smoke-test a cached bundle (a monitor-only one has no model)."""
         manifest = verify_bundle(bundle_dir, record.bundle_sha256)
+        if manifest.monitor_only:
+            return LoadedModel(
+                name=record.model_name,
+                version=record.version,
+                digest=record.bundle_sha256,
+                bundle_dir=bundle_dir,
+                manifest=manifest,
+                scorer=None,
+                record=record,
+            )
         scorer = OnnxScorer(self._threads)
         scorer.load(bundle_dir / MODEL_FILE)
         expected = len(manifest.features.input_names())
@@ -181,7 +194,8 @@ class ModelStore:
         staging.mkdir(parents=True, exist_ok=True)
         try:
             self._download(location, MANIFEST_FILE, staging)
-            self._download(location, MODEL_FILE, staging)
+            if not read_manifest(staging).monitor_only:
+                self._download(location, MODEL_FILE, staging)
             manifest = verify_bundle(staging)
             digest = bundle_digest(staging)
             final = self.cache_dir / digest

@@ -195,3 +195,71 @@ def assemble(
     from edgeloop.train.retraining import assemble as build
 
     emit(ctx, build(load_settings(), base, out, since_day=since, older_days=older_days))
+
+
+@app.command()
+def profile(
+    ctx: typer.Context,
+    path: str = typer.Argument(
+        ...,
+        help="Dataset directory (with schema.yaml) or a readings file, path or URI; "
+        "labels are not needed.",
+    ),
+    out: Path = typer.Option(
+        ..., "--out", help="New or empty directory for the monitor-only bundle."
+    ),
+    name: str = typer.Option(
+        "",
+        "--name",
+        help="Model name the bundle serves under (default: the schema's name).",
+    ),
+    schema: str | None = typer.Option(
+        None,
+        "--schema",
+        help="Schema file, path or URI (default: schema.yaml beside the data).",
+    ),
+) -> None:
+    """A monitor-only bundle: drift and data-quality windows at the edge, with no model yet."""
+    from edgeloop.train.pipeline_runs import code_revision
+    from edgeloop_agent.contracts import MANIFEST_FILE, DesiredModel, file_sha256
+    from edgeloop_components import monitor_profile
+    from edgeloop_components.errors import DataValidationError
+
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UsageError(f"{out}: not a new or empty directory; choose a new --out")
+    try:
+        manifest = monitor_profile.build_monitor_bundle(
+            path,
+            out,
+            model_name=name or "",
+            schema_uri=schema or "",
+            code_revision=code_revision(),
+        )
+    except DataValidationError as exc:
+        error_line(str(exc))
+        for line in exc.violations[1:]:
+            typer.echo(f"  also: {line}", err=True)
+        raise typer.Exit(code=1) from exc
+    digest = file_sha256(out / MANIFEST_FILE)
+    record = DesiredModel(
+        model_name=manifest.model_name,
+        version=monitor_profile.bundle_version(out),
+        bundle_uri=".",
+        bundle_sha256=digest,
+    )
+    (out / "desired-model.json").write_text(
+        record.model_dump_json(exclude_none=True), encoding="utf-8"
+    )
+    (out / "SHA256SUMS").write_text(f"{digest}  {MANIFEST_FILE}\n", encoding="utf-8")
+    emit(
+        ctx,
+        {
+            "out": str(out),
+            "kind": manifest.kind,
+            "model": f"{record.model_name}:{record.version}",
+            "inputs": len(manifest.reference),
+            "rows": int(manifest.metrics.get("rows") or 0),
+            "bundle_sha256": digest,
+            "serve": f"edgeloop-agent serve --bundle {out}",
+        },
+    )

@@ -29,8 +29,8 @@ def details(registry: Registry, name: str, version: int) -> dict[str, Any]:
             k: (round(v, 4) if isinstance(v, float) else v)
             for k, v in sorted(manifest.metrics.items())
         },
-        "alarm_threshold": round(manifest.output.threshold, 6),
-        "threshold_policy": policy_line(manifest.output.threshold_policy),
+        "alarm_threshold": round(manifest.scoring().threshold, 6),
+        "threshold_policy": policy_line(manifest.scoring().threshold_policy),
     }
 
 

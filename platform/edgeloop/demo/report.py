@@ -91,7 +91,7 @@ def gates(registry: Registry, models: list[dict[str, Any]]) -> list[dict[str, An
                         "false_alarms_per_asset_month",
                     )
                 },
-                "threshold": manifest.output.threshold,
+                "threshold": manifest.scoring().threshold,
             }
         )
     return out

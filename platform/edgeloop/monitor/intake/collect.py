@@ -119,7 +119,8 @@ def samples_frame(report: Report) -> pd.DataFrame:
     frame.insert(2, "pump_id", list(body.entities) or [""] * len(frame))
     frame["node"] = report.node
     frame["model_version"] = body.model_version
-    frame["score"] = list(body.scores)
+    # float64 always: a monitor-only bundle's rows have no score (None -> NaN)
+    frame["score"] = pd.Series(list(body.scores), dtype="float64")
     return frame
 
 
