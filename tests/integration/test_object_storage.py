@@ -196,6 +196,53 @@ def test_collected_partitions_and_labels_live_in_object_storage(s3_env, tmp_path
     assert {q["model_version"] for q in quality} == {"2"}
 
 
+def test_collected_partitions_in_object_storage_are_compacted_and_expired(
+    s3_env, tmp_path
+):
+    """Compaction and expiry on s3:// as on a disk: one object per day, same rows."""
+    from datetime import UTC, datetime
+
+    from edgeloop.core.settings import PlatformSettings
+    from edgeloop.monitor.intake import collect, compaction
+    from edgeloop.monitor.intake.store import IntakeStore
+
+    from ..unit.platform.intake.test_collect import readings
+    from ..unit.platform.intake.test_compaction import agent_key
+
+    settings = PlatformSettings(home=tmp_path / "home")
+    settings.intake.collect_dir = f"s3://{BUCKET}/compacted/"
+    settings.intake.retention.collected_days = 3
+    root = settings.collect_root()
+    store = IntakeStore.from_settings(settings)
+    try:
+        for n in range(3):
+            store.accept([readings(agent_key(n))])
+
+        def ordered(frame):
+            return frame.sort_values(list(frame.columns)).reset_index(drop=True)
+
+        before = ordered(
+            collect.load(collect.partitions(root, "readings", "pump-failure"))
+        )
+        # 2 July ended over a day before: both days are merged
+        result = store.prune(datetime(2026, 7, 4, 6, 0, tzinfo=UTC))
+        assert result.compacted == 2 and result.expired == 0
+        parts = collect.partitions(root, "readings", "pump-failure")
+        assert [len(p.files) for p in parts] == [1, 1]
+        assert ordered(collect.load(parts)).equals(before)  # every row, once
+        (record,) = compaction.compactions(parts[0])
+        assert len(record["members"]) == 3
+        keys = s3_env.filesystem().find(f"{BUCKET}/compacted/readings")
+        assert sum(k.endswith(".parquet") for k in keys) == 2
+        # three days on, 1 July is older than collected_days and goes
+        assert store.prune(datetime(2026, 7, 5, 6, 0, tzinfo=UTC)).expired == 1
+        assert [
+            p.day for p in collect.partitions(root, "readings", "pump-failure")
+        ] == ["2026-07-02"]
+    finally:
+        store.engine.dispose()
+
+
 def test_a_base_dataset_in_object_storage_assembles_the_next_training_set(
     s3_env, tmp_path
 ):

@@ -64,6 +64,8 @@ def prune(ctx: typer.Context) -> None:
             "removed": result.total(),
             **{f"removed_{kind}": n for kind, n in sorted(result.removed.items())},
             "heartbeat_days_summarised": result.heartbeat_days,
+            "partitions_compacted": result.compacted,
+            "partitions_expired": result.expired,
         },
     )
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -74,7 +74,10 @@ class RetentionPolicy(BaseModel):
     Heartbeats past their retention are folded into one row per node and day
     (count, first/last time, version, requests, errors, worst p99) before they
     are deleted; other kinds are deleted. Readings and samples are also kept as
-    Parquet under ``collect_dir`` (not touched by retention). 0 keeps forever.
+    Parquet under ``collect_dir``: each (kind, model, site, day) partition is
+    compacted into one file once its day is ``compact_after_days`` old, and
+    deleted after ``collected_days`` (training data: kept forever by default).
+    0 keeps forever (or never compacts).
     """
 
     model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
@@ -89,6 +92,24 @@ class RetentionPolicy(BaseModel):
     """Readings batches in the database (their Parquet copy is the training data)."""
     interval_s: float = Field(3600.0, ge=0)
     """How often a serving intake prunes; 0: never (run ``edgeloop intake prune``)."""
+    compact_after_days: float = Field(1.0, ge=0)
+    """Collected Parquet partitions are merged into one file per (kind, model, site,
+    day) once the day ended this long ago (0: never); late reports for that day are
+    merged in at the next pass."""
+    collected_days: float = Field(0.0, ge=0)
+    """Collected Parquet partitions whose day is older than this are deleted (0: kept)."""
+
+    @model_validator(mode="after")
+    def _compact_before_forgetting(self) -> RetentionPolicy:
+        # compaction merges only files whose report the database still knows
+        for name in ("readings_days", "sample_days"):
+            kept = getattr(self, name)
+            if self.compact_after_days and kept and kept < self.compact_after_days + 1:
+                raise ValueError(
+                    f"{name} ({kept}) must be at least compact_after_days + 1 "
+                    f"({self.compact_after_days + 1}): compaction needs the reports' keys"
+                )
+        return self
 
 
 class IntakeSettings(BaseModel):

@@ -99,12 +99,15 @@ async def _prune_forever(store: IntakeStore, interval_s: float) -> None:
     while True:
         try:
             result = await run_in_threadpool(store.prune)
-            if result.total():
+            if result.total() or result.compacted or result.expired:
                 log.info(
-                    "retention removed %d reports (%s); %d node-days of heartbeats summarised",
+                    "retention removed %d reports (%s); %d node-days of heartbeats "
+                    "summarised; collected partitions: %d compacted, %d expired",
                     result.total(),
                     ", ".join(f"{k} {n}" for k, n in sorted(result.removed.items())),
                     result.heartbeat_days,
+                    result.compacted,
+                    result.expired,
                 )
         except Exception as exc:  # noqa: BLE001 - logged, retried next interval
             log.warning("retention pass failed: %s", _reason(exc))

@@ -22,6 +22,7 @@ or none), which is what the temporary file + rename gives on a disk.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,6 +76,9 @@ class Partition:
     path: Root
     files: tuple[str, ...]
     sha256: str
+    stale: tuple[str, ...] = ()
+    """Files a compacted file beside them already holds (a compaction cut short):
+    left out of ``files`` and the hash; the next compaction pass deletes them."""
 
     def file(self, name: str) -> Root:
         """One of the partition's files, as a path or URI."""
@@ -159,9 +163,17 @@ _HIVE_KEYS = ("model", "site", "day")
 
 
 def partitions(
-    root: Root, kind: str, model: str, since_day: str = "", until_day: str = ""
+    root: Root,
+    kind: str,
+    model: str,
+    since_day: str = "",
+    until_day: str = "",
+    hashes: bool = True,
 ) -> list[Partition]:
     """Partitions of one kind and model, optionally limited to a day range (inclusive).
+
+    ``hashes=False`` skips reading every file for the partition hash (``sha256``
+    is then empty): listing for housekeeping, not for lineage.
 
     Discovery is pyarrow's hive partitioning (``model=/site=/day=``, all keys
     read as strings; hidden ``.tmp`` files ignored), filtered by model and days.
@@ -202,8 +214,10 @@ def partitions(
             if fs is not None
             else Path(folder)
         )
+        held = superseded(where, tuple(names))  # a compaction cut short: not twice
+        names = [n for n in names if n not in held]
         digest = hashlib.sha256()
-        for name in names:
+        for name in names if hashes else ():
             digest.update(f"{name}:{_sha256(join(where, name))}\n".encode())
         out.append(
             Partition(
@@ -213,10 +227,66 @@ def partitions(
                 day=day,
                 path=where,
                 files=tuple(names),
-                sha256=digest.hexdigest(),
+                sha256=digest.hexdigest() if hashes else "",
+                stale=tuple(sorted(held)),
             )
         )
     return out
+
+
+COMPACTED = "compacted-"
+"""Prefix of a compacted partition file (``compaction.py``)."""
+SIDECAR = "_compacted-"
+"""Prefix of a compaction's sidecar; the underscore hides it from Parquet discovery."""
+
+
+def sidecars(where: Root) -> list[dict[str, Any]]:
+    """Every compaction sidecar in a partition directory (local or remote)."""
+    if is_remote(where):
+        fs, path = uris.filesystem(str(where))
+        names = [p.rsplit("/", 1)[1] for p in fs.glob(f"{path}/{SIDECAR}*.json")]
+    else:
+        names = [p.name for p in Path(where).glob(f"{SIDECAR}*.json")]
+    out = []
+    for name in sorted(names):
+        with open_file(join(where, name)) as handle:
+            out.append(json.loads(handle.read()))
+    return out
+
+
+def superseded(where: Root, files: tuple[str, ...]) -> set[str]:
+    """Files of a partition that a compacted file beside them already holds."""
+    if len(files) < 2 or not any(name.startswith(COMPACTED) for name in files):
+        return set()  # a compacted file alone (the usual case) needs no sidecar read
+    present = set(files)
+    return {
+        member
+        for sidecar in sidecars(where)
+        if sidecar["file"] in present
+        for member in sidecar["members"]
+        if member in present
+    }
+
+
+def partition_hash(part: Partition) -> str:
+    """A partition's hash (as :func:`partitions` computes it), for one listed without."""
+    digest = hashlib.sha256()
+    for name in part.files:
+        digest.update(f"{name}:{_sha256(part.file(name))}\n".encode())
+    return digest.hexdigest()
+
+
+def models(root: Root) -> list[str]:
+    """The (file-safe) model names anything was collected for."""
+    found: set[str] = set()
+    for kind in ("readings", "samples"):
+        if is_remote(root):
+            fs, path = uris.filesystem(str(join(root, kind)))
+            entries = [p.rsplit("/", 1)[1] for p in fs.glob(f"{path}/model=*")]
+        else:
+            entries = [p.name for p in Path(root, kind).glob("model=*")]
+        found |= {e.removeprefix("model=") for e in entries}
+    return sorted(found)
 
 
 def _sha256(location: Root) -> str:

@@ -42,6 +42,10 @@ class PruneResult:
 
     removed: dict[str, int] = field(default_factory=dict)
     heartbeat_days: int = 0
+    compacted: int = 0
+    """Collected partitions merged into one file (``compaction.py``)."""
+    expired: int = 0
+    """Collected partitions deleted (``collected_days``)."""
 
     def total(self) -> int:
         """Reports removed in all."""

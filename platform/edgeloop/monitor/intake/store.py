@@ -22,7 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from edgeloop.core.settings import PlatformSettings, RetentionPolicy
-from edgeloop.monitor.intake import aggregates, retention
+from edgeloop.monitor.intake import aggregates, compaction, retention
 from edgeloop.monitor.intake import tokens as tokens_mod
 from edgeloop.monitor.intake.baseline import (
     Baseline,
@@ -252,8 +252,18 @@ class IntakeStore(StoreReads):
         ]
 
     def prune(self, now: datetime | None = None) -> retention.PruneResult:
-        """Apply the retention policy once (the intake does it every ``interval_s``)."""
-        return retention.prune(self.engine, self.retention, now, self._writes)
+        """Apply the retention policy once (the intake does it every ``interval_s``).
+
+        Collected partitions are compacted first, while the database still
+        knows which of their reports were committed (``compaction.py``).
+        """
+        now = now or datetime.now(UTC)
+        compacted, expired = compaction.tidy(
+            self.engine, self.collect_root, self.retention, now
+        )
+        result = retention.prune(self.engine, self.retention, now, self._writes)
+        result.compacted, result.expired = compacted, expired
+        return result
 
     def _lock_nodes(self, conn: sa.Connection, names: set[str]) -> None:
         """Serialise writes for these nodes across intake replicas (PostgreSQL).
