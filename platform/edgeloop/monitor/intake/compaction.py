@@ -54,7 +54,7 @@ KINDS = tuple(TIME_COLUMN)
 
 @dataclass(frozen=True)
 class Compaction:
-    """One partition merged: which hash it had, which it has now, what went in."""
+    """One partition merged: the hash it had, the file that holds its rows now, how many."""
 
     kind: str
     model: str
@@ -130,7 +130,6 @@ def compact_partition(
     before = part.sha256 or collect.partition_hash(part)
     ident = hashlib.sha256("\n".join(members).encode()).hexdigest()[:16]
     name = f"{COMPACTED}{ident}.parquet"
-    _write(merged, part.file(name))
     sidecar = {
         "file": name,
         "before_sha256": before,
@@ -138,7 +137,11 @@ def compact_partition(
         "rows": len(merged),
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+    # sidecar first: from the moment the compacted file exists, readers know
+    # which files it holds (a crash before it is written leaves only the sidecar,
+    # which applies to nothing until the same merge is done again)
     _write_text(json.dumps(sidecar, indent=1), part.file(f"{SIDECAR}{ident}.json"))
+    _write(merged, part.file(name))
     for member in members:
         _remove(part.file(member))
     return Compaction(
