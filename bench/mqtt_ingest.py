@@ -45,12 +45,16 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _scored(port: int) -> int:
+def _counter(port: int, name: str) -> int:
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
     for line in text.splitlines():
-        if line.startswith("edgeloop_mqtt_scored_total "):
+        if line.startswith(f"{name} "):
             return int(float(line.split()[1]))
     return 0
+
+
+def _scored(port: int) -> int:
+    return _counter(port, "edgeloop_mqtt_scored_total")
 
 
 def _publish(broker: int, worker: int, count: int) -> None:
@@ -133,6 +137,7 @@ def run_once(bundle: Path, work: Path, batch_max: int) -> dict[str, float]:
                 previous, last_change = scored, time.monotonic()
         wall = last_change - t0
         cpu = _cpu_seconds(agent.pid) - cpu0
+        dropped = _counter(port, "edgeloop_mqtt_dropped_total")
         for p in publishers:
             p.join(timeout=30)
     finally:
@@ -144,6 +149,7 @@ def run_once(bundle: Path, work: Path, batch_max: int) -> dict[str, float]:
         "batch_max": batch_max,
         "scored": scored,
         "lost": READINGS - scored,
+        "queue_full": dropped,
         "wall_rate": scored / wall if wall else 0.0,
         "cpu_rate": scored / cpu if cpu else 0.0,
         "cpu_us": cpu / scored * 1e6 if scored else 0.0,
@@ -163,18 +169,25 @@ def render(rows: list[dict[str, float]]) -> str:
         "second of the agent's own CPU is the figure to compare with the target (wall time "
         "also counts waiting for the publishers).",
         "",
-        "| batch_max | scored | lost | readings/s (wall) | readings/s per agent CPU-second | CPU µs per reading |",
+        "| batch_max | scored | lost (of them: agent queue full) | readings/s (wall) | readings/s per agent CPU-second | CPU µs per reading |",
         "| ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
         lines.append(
-            f"| {r['batch_max']:.0f} | {r['scored']:,.0f} | {r['lost']:,.0f} | "
+            f"| {r['batch_max']:.0f} | {r['scored']:,.0f} | {r['lost']:,.0f} ({r['queue_full']:,.0f}) | "
             f"{r['wall_rate']:,.0f} | {r['cpu_rate']:,.0f} | {r['cpu_us']:.1f} |"
         )
     verdict = "met" if best >= TARGET else "missed"
     lines += [
         "",
-        f"Target ≥ {TARGET:,} readings/s on one core: **{verdict}** (best {best:,.0f}).",
+        f"Target ≥ {TARGET:,} readings/s on one core: **{verdict}** (best {best:,.0f}). "
+        "Per reading the agent parses one JSON message, keeps the entity's history, "
+        "scores within a micro-batch, updates its windows and publishes one score message "
+        "(paho-mqtt in Python on both sides of the broker); the model itself takes about "
+        "10 µs of that per row in a micro-batch (the floor in 'Edge agent serving'), so the "
+        "target needs several readings per message (a batch body), not a faster scorer. Readings "
+        "lost were dropped at QoS 0 while the agent fell behind: by its bounded queue "
+        "(counted in `edgeloop_mqtt_dropped_total`) or by the broker.",
     ]
     return "\n".join(lines) + "\n"
 
