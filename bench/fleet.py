@@ -437,19 +437,23 @@ def main() -> None:
     parser.add_argument(
         "--onboard-concurrency",
         type=int,
+        nargs="+",
         default=None,
-        help="nodes onboarding at once (default: --concurrency)",
+        help="nodes onboarding at once, one value or one per --nodes value "
+        "(default: --concurrency)",
     )
     opts = parser.parse_args()
+    onboard = opts.onboard_concurrency or [opts.concurrency]
+    if len(onboard) not in (1, len(opts.nodes)):
+        parser.error("--onboard-concurrency: one value, or one per --nodes value")
+    onboard = onboard * len(opts.nodes) if len(onboard) == 1 else onboard
     if len(opts.sites) not in (1, len(opts.nodes)):
         parser.error("--sites: one value, or one per --nodes value")
     sites = opts.sites * len(opts.nodes) if len(opts.sites) == 1 else opts.sites
     rows = []
-    for n, s in zip(opts.nodes, sites, strict=True):
+    for n, s, at_once in zip(opts.nodes, sites, onboard, strict=True):
         print(f"fleet of {n:,} nodes at {s:,} sites …", flush=True)
-        rows.append(
-            run_fleet(n, s, opts.days, opts.concurrency, opts.onboard_concurrency)
-        )
+        rows.append(run_fleet(n, s, opts.days, opts.concurrency, at_once))
         print(rows[-1], flush=True)
     section = render(rows, opts.concurrency)
     write_section("bench.fleet", section, DOC)
