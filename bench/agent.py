@@ -26,6 +26,7 @@ import numpy as np
 from bench.agent_bundle import build_bundle, oip
 from bench.doc import write_section
 from bench.load import (
+    agent_command,
     closed_loop,
     free_port,
     open_loop,
@@ -169,16 +170,7 @@ def run_servers(
         log = work / f"{target.name.split()[0]}.log"
         if target.name.startswith("edgeloop"):
             proc = start(
-                [
-                    str(Path(sys.executable).with_name("edgeloop-agent")),
-                    "serve",
-                    "--port",
-                    str(port),
-                    "--bundle",
-                    str(bundle),
-                    "--log-level",
-                    "warning",
-                ],
+                agent_command(port, bundle),
                 {
                     "EDGELOOP_AGENT_MODEL__CACHE_DIR": str(work / "cache"),
                     "EDGELOOP_AGENT_OUTBOX__PATH": str(work / "outbox.sqlite"),

@@ -219,7 +219,7 @@ def _plan_from_intake(url: str, reader: str, nodes: dict[str, str]) -> float:
         bundle_uri="https://models.example/pump-failure/1",
         bundle_sha256="1" * 64,
     )
-    from bench.rollout_outages import FITS
+    from bench.rollout import FITS
 
     reconciler = Reconciler(
         registry_view=lambda _: RegistryView(record, latency=[FITS]),

@@ -32,6 +32,22 @@ def start(
     )
 
 
+def agent_command(port: int, bundle: Path) -> list[str]:
+    """``edgeloop-agent serve`` on ``port`` with ``bundle``, quiet, from this venv."""
+    import sys
+
+    return [
+        str(Path(sys.executable).with_name("edgeloop-agent")),
+        "serve",
+        "--port",
+        str(port),
+        "--bundle",
+        str(bundle),
+        "--log-level",
+        "warning",
+    ]
+
+
 def wait_ready(port: int, path: str, timeout: float = 90) -> None:
     import httpx
 

@@ -29,7 +29,7 @@ import httpx
 
 from bench.agent_bundle import build_bundle
 from bench.doc import write_section
-from bench.load import free_port, start, wait_ready
+from bench.load import agent_command, free_port, start, wait_ready
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks.md"
@@ -98,16 +98,7 @@ def run_once(bundle: Path, work: Path, batch_max: int) -> dict[str, float]:
     broker, broker_port = _mosquitto(work)
     port = free_port()
     agent = start(
-        [
-            str(Path(sys.executable).with_name("edgeloop-agent")),
-            "serve",
-            "--port",
-            str(port),
-            "--bundle",
-            str(bundle),
-            "--log-level",
-            "warning",
-        ],
+        agent_command(port, bundle),
         {
             "EDGELOOP_AGENT_MODEL__CACHE_DIR": str(work / f"cache-{batch_max}"),
             "EDGELOOP_AGENT_OUTBOX__PATH": str(work / f"outbox-{batch_max}.sqlite"),

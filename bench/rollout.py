@@ -21,6 +21,21 @@ from edgeloop_agent.contracts import DesiredModel, LatencyProfile
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 MARK = "## Rollout planning and rendering"
 SIZES = [(1_000, 100), (10_000, 1_000), (50_000, 5_000)]
+FITS = LatencyProfile(
+    device_profile="gateway-small",
+    threads=1,
+    single_p50_ms=0.1,
+    single_p99_ms=0.2,
+    batch_size=100,
+    batch_p50_ms=1,
+    batch_p99_ms=2,
+    session_memory_mb=4,
+    latency_budget_ms=20,
+    memory_budget_mb=64,
+    fits=True,
+    measured_on="bench",
+)
+"""A release that fits the gateways: planning benchmarks are not about hardware refusals."""
 
 
 def scenario(
@@ -60,20 +75,6 @@ def scenario(
         bundle_sha256="2" * 64,
         last_known_good=lkg,
     )
-    latency = LatencyProfile(
-        device_profile="gateway-small",
-        threads=1,
-        single_p50_ms=0.1,
-        single_p99_ms=0.2,
-        batch_size=100,
-        batch_p50_ms=1,
-        batch_p99_ms=2,
-        session_memory_mb=4,
-        latency_budget_ms=20,
-        memory_budget_mb=64,
-        fits=True,
-        measured_on="bench",
-    )
     now = time.time()
     fleet = [
         NodeObservation(node=n, last_seen=now, active_version="1")
@@ -81,7 +82,7 @@ def scenario(
         for n in g["nodes"]
     ]
     rollout.status.modelVersion, rollout.status.phase = "1", "Succeeded"
-    return rollout, RegistryView(desired, latency=[latency]), fleet
+    return rollout, RegistryView(desired, latency=[FITS]), fleet
 
 
 def run_once(nodes: int, groups: int) -> dict[str, float]:

@@ -38,10 +38,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.doc import write_section
+from bench.rollout import FITS
 from edgeloop.rollout.controller import Reconciler
 from edgeloop.rollout.plan import NodeObservation, RegistryView
 from edgeloop.rollout.spec import EdgeRollout
-from edgeloop_agent.contracts import DesiredModel, LatencyProfile
+from edgeloop_agent.contracts import DesiredModel
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 MARK = "## Rollouts through outages"
@@ -57,23 +58,6 @@ BAD_RELEASE = "3"
 def _in_bad_third(name: str) -> bool:
     """A stable third of the nodes turn unhealthy on the bad release."""
     return zlib.crc32(name.encode()) % 3 == 0
-
-
-FITS = LatencyProfile(
-    device_profile="gateway-small",
-    threads=1,
-    single_p50_ms=0.1,
-    single_p99_ms=0.2,
-    batch_size=100,
-    batch_p50_ms=1,
-    batch_p99_ms=2,
-    session_memory_mb=4,
-    latency_budget_ms=20,
-    memory_budget_mb=64,
-    fits=True,
-    measured_on="bench",
-)
-"""Every release fits the gateways (hardware refusals are planned elsewhere)."""
 
 
 def _record(version: str, lkg: DesiredModel | None = None) -> DesiredModel:

@@ -13,6 +13,7 @@ anomaly model, without labels) on the same schema.
 from __future__ import annotations
 
 import hashlib
+import re
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,8 +30,20 @@ from edgeloop_agent.contracts import (
 )
 from edgeloop_components import packaging, tasks
 from edgeloop_components.dataset import SCHEMA_FILE, load_schema
+from edgeloop_components.errors import SchemaError
 
 SAMPLE_ROWS = 200
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._:@+\-]{0,252}$")
+"""What the agent's reports accept as a model name (``contracts.reports.Name``)."""
+
+
+def _check_name(name: str) -> None:
+    """Refuse a name the agent's reports could not carry, before any window is sent."""
+    if not _NAME.match(name):
+        raise SchemaError(
+            f"model name {name!r}: use letters, digits and . _ : @ + - "
+            "(starting with a letter, digit or _), at most 253 characters"
+        )
 
 
 def build_monitor_bundle(
@@ -53,6 +66,8 @@ def build_monitor_bundle(
         DataValidationError: the data breaks its schema (every broken rule named).
         ComponentError: unreadable data or schema.
     """
+    if model_name:
+        _check_name(model_name)
     with tempfile.TemporaryDirectory(prefix="edgeloop-profile-") as tmp:
         work = Path(tmp)
         ingest = tasks.ingest_validate(data_uri, schema_uri, work / "validated")
@@ -64,6 +79,7 @@ def build_monitor_bundle(
         )
         schema = load_schema(work / "features" / SCHEMA_FILE)
         frame = pd.read_parquet(work / "features" / tasks.FEATURES)
+    _check_name(model_name or schema.name)
     names = spec.input_names()
     x = frame[names].to_numpy(dtype=np.float32)
     rng = np.random.default_rng(seed)

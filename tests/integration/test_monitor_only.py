@@ -217,6 +217,21 @@ def test_profile_refuses_bad_input_in_one_line(unlabeled, tmp_path):
     assert "column 'discharge_pressure': rule out_of_range" in result.stderr
     assert "Traceback" not in result.output
 
+    result = CliRunner().invoke(
+        cli,
+        [
+            "data",
+            "profile",
+            str(unlabeled),
+            "--out",
+            str(tmp_path / "n"),
+            "--name",
+            "pump watch",
+        ],
+    )
+    assert result.exit_code == 1 and not (tmp_path / "n").exists()
+    assert result.stderr.startswith("error: model name 'pump watch': use letters")
+
 
 def test_mqtt_readings_feed_the_windows_and_no_score_is_published(
     profiled,

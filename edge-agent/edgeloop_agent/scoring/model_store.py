@@ -142,24 +142,7 @@ class ModelStore:
     def load(self, bundle_dir: Path, record: DesiredModel) -> LoadedModel:
         """Verify, open and smoke-test a cached bundle (a monitor-only one has no model)."""
         manifest = verify_bundle(bundle_dir, record.bundle_sha256)
-        if manifest.monitor_only:
-            return LoadedModel(
-                name=record.model_name,
-                version=record.version,
-                digest=record.bundle_sha256,
-                bundle_dir=bundle_dir,
-                manifest=manifest,
-                scorer=None,
-                record=record,
-            )
-        scorer = OnnxScorer(self._threads)
-        scorer.load(bundle_dir / MODEL_FILE)
-        expected = len(manifest.features.input_names())
-        if scorer.n_inputs != expected:
-            raise BundleError(
-                f"{bundle_dir}: model takes {scorer.n_inputs} inputs, manifest lists {expected}"
-            )
-        self._smoke_test(scorer, manifest, bundle_dir)
+        scorer = None if manifest.monitor_only else self._open(manifest, bundle_dir)
         return LoadedModel(
             name=record.model_name,
             version=record.version,
@@ -169,6 +152,18 @@ class ModelStore:
             scorer=scorer,
             record=record,
         )
+
+    def _open(self, manifest: BundleManifest, bundle_dir: Path) -> OnnxScorer:
+        """The bundle's model, loaded and smoke-tested."""
+        scorer = OnnxScorer(self._threads)
+        scorer.load(bundle_dir / MODEL_FILE)
+        expected = len(manifest.features.input_names())
+        if scorer.n_inputs != expected:
+            raise BundleError(
+                f"{bundle_dir}: model takes {scorer.n_inputs} inputs, manifest lists {expected}"
+            )
+        self._smoke_test(scorer, manifest, bundle_dir)
+        return scorer
 
     def _smoke_test(
         self, scorer: OnnxScorer, manifest: BundleManifest, bundle_dir: Path

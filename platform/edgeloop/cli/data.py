@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any, NoReturn
 
 import typer
 
@@ -114,6 +115,14 @@ def simulate(
     )
 
 
+def _refuse(exc: Any) -> NoReturn:
+    """Every broken rule of a DataValidationError: the first as the error line, then the rest."""
+    error_line(str(exc))
+    for line in exc.violations[1:]:
+        typer.echo(f"  also: {line}", err=True)
+    raise typer.Exit(code=1) from exc
+
+
 @app.command()
 def validate(
     ctx: typer.Context,
@@ -147,10 +156,7 @@ def validate(
         )
         report, parsed = validation.check(data, schema_file, labels_file)
     except DataValidationError as exc:
-        error_line(str(exc))
-        for line in exc.violations[1:]:
-            typer.echo(f"  also: {line}", err=True)
-        raise typer.Exit(code=1) from exc
+        _refuse(exc)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     for warning in report.warnings:
@@ -236,10 +242,7 @@ def profile(
             code_revision=code_revision(),
         )
     except DataValidationError as exc:
-        error_line(str(exc))
-        for line in exc.violations[1:]:
-            typer.echo(f"  also: {line}", err=True)
-        raise typer.Exit(code=1) from exc
+        _refuse(exc)
     digest = file_sha256(out / MANIFEST_FILE)
     record = DesiredModel(
         model_name=manifest.model_name,

@@ -93,6 +93,8 @@ def devices(
     from edgeloop.rollout.controller import load_rollout
     from edgeloop.rollout.render.devices import agent_devices, render_devices
 
+    if not protocol.strip():
+        raise UsageError("--protocol must name the mapper's protocol (e.g. modbus)")
     rollout = load_rollout(file)
     site_nodes: dict[str, list[str]] = {}
     for group in rollout.spec.groups:

@@ -218,7 +218,7 @@ def partitions(
         names = [n for n in names if n not in held]
         digest = hashlib.sha256()
         for name in names if hashes else ():
-            digest.update(f"{name}:{_sha256(join(where, name))}\n".encode())
+            digest.update(f"{name}:{object_sha256(join(where, name))}\n".encode())
         out.append(
             Partition(
                 kind=kind,
@@ -272,7 +272,7 @@ def partition_hash(part: Partition) -> str:
     """A partition's hash (as :func:`partitions` computes it), for one listed without."""
     digest = hashlib.sha256()
     for name in part.files:
-        digest.update(f"{name}:{_sha256(part.file(name))}\n".encode())
+        digest.update(f"{name}:{object_sha256(part.file(name))}\n".encode())
     return digest.hexdigest()
 
 
@@ -289,7 +289,8 @@ def models(root: Root) -> list[str]:
     return sorted(found)
 
 
-def _sha256(location: Root) -> str:
+def object_sha256(location: Root) -> str:
+    """Hex sha256 of a local file or a remote object, read in chunks."""
     if not is_remote(location):
         return file_sha256(Path(location))
     digest = hashlib.sha256()

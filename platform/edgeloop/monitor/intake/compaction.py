@@ -133,7 +133,7 @@ def compact_partition(
     sidecar = {
         "file": name,
         "before_sha256": before,
-        "members": {m: collect._sha256(part.file(m)) for m in members},
+        "members": {m: collect.object_sha256(part.file(m)) for m in members},
         "rows": len(merged),
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
     }

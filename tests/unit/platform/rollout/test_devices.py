@@ -207,6 +207,12 @@ def test_the_cli_writes_the_objects_and_each_nodes_agent_map(tmp_path):
     assert piped.exit_code == 0, piped.output
     assert [o["kind"] for o in yaml.safe_load_all(piped.stdout)].count("Device") == 3
 
+    no_protocol = CliRunner().invoke(
+        app, [*args, "--schema", str(schema), "--protocol", " "]
+    )
+    assert no_protocol.exit_code == 1
+    assert "--protocol must name the mapper's protocol" in no_protocol.output
+
     register.write_text(
         json.dumps({"pumps": [{"pump_id": "p1", "site_id": "desert-02"}]})
     )
