@@ -186,7 +186,7 @@ class ScoringService:
                 "with no model to infer with; send readings to /predict to keep its "
                 "drift and data-quality windows"
             )
-        expected = len(serving.model.manifest.features.input_names())
+        expected = serving.model.manifest.features.n_inputs
         if inputs.ndim != 2 or inputs.shape[1] != expected:
             raise InputError(
                 f"input: expected shape [batch, {expected}], got {list(inputs.shape)}"
@@ -258,14 +258,13 @@ class ScoringService:
         if output is None:  # monitor-only: no score, no alarm
             return Scored(scores, np.zeros(len(scores), dtype=bool), serving.model)
         alarms = scores >= output.threshold
+        alarming = int(np.count_nonzero(alarms))
         version = serving.model.version
         self.metrics.inc("edgeloop_scored_rows_total", len(scores), version=version)
-        if alarms.any():
-            self.metrics.inc(
-                "edgeloop_alarms_total", int(alarms.sum()), version=version
-            )
+        if alarming:
+            self.metrics.inc("edgeloop_alarms_total", alarming, version=version)
         top = self.settings.scoring.explain_top
-        if not alarms.any() or top == 0:
+        if not alarming or top == 0:
             return Scored(scores, alarms, serving.model)
         rows = np.flatnonzero(alarms)
         found = serving.explainer.explain(

@@ -1,12 +1,23 @@
 """Scoring requests straight to their handlers, without FastAPI's routing.
 
 Profiled on one core, FastAPI routing and dependency resolution were ~35 % of
-a single-row request and the model ~7 %. The scoring routes take only the
-request and path parameters, so this middleware matches their three paths
-itself and calls the same handler functions; errors get the same JSON answers
-through :func:`edgeloop_agent.api.errors.respond`. The routes stay registered,
-so the OpenAPI document and every other path are unchanged, and a request the
-fast path does not recognise goes down the normal stack.
+a single-row request and the model ~7 %. Two shortcuts, both answering
+exactly as the routed stack does (``tests/integration/test_agent_fast_path.py``
+sends the same battery to a fast and a routed agent):
+
+* :class:`AgentApp` answers a plain JSON infer request (one FP32 tensor of
+  numbers, see :mod:`edgeloop_agent.api.quick_infer`) before any middleware:
+  body read once, orjson in and out, no Starlette request or response. It
+  keeps the body limit's rules (declared length within the limit, the body
+  in time, nothing compressed) and hands anything else to the full stack
+  with the body replayed as it arrived.
+* :class:`FastScoring`, inside the body limit, matches the three scoring
+  paths itself and calls the same handler functions for everything else
+  (``/predict``, binary tensors, requests with outputs or parameters).
+
+The routes stay registered, so the OpenAPI document and every other path are
+unchanged; errors get the same JSON answers through
+:func:`edgeloop_agent.api.errors.respond`.
 """
 
 from __future__ import annotations
@@ -15,11 +26,16 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from edgeloop_agent.api import errors, routes
+from edgeloop_agent.api import errors, quick_infer, routes
+from edgeloop_agent.api.binary import HEADER
+from edgeloop_agent.contracts.asgi_limits import receive_within, reply
 
 Handler = Callable[..., Awaitable[Response]]
+
+_BINARY = HEADER.lower().encode()
+_JSON = (b"content-type", b"application/json")
 
 
 def match(path: str) -> tuple[Handler, dict[str, str]] | None:
@@ -45,6 +61,12 @@ def match(path: str) -> tuple[Handler, dict[str, str]] | None:
     return None
 
 
+def _scoring(scope: Scope) -> tuple[Handler, dict[str, str]] | None:
+    if scope["type"] != "http" or scope["method"] != "POST" or scope.get("root_path"):
+        return None
+    return match(scope["path"])
+
+
 class FastScoring:
     """ASGI middleware for ``POST /predict`` and ``POST …/infer``."""
 
@@ -53,13 +75,7 @@ class FastScoring:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve a scoring request here; pass anything else on."""
-        found = (
-            match(scope["path"])
-            if scope["type"] == "http"
-            and scope["method"] == "POST"
-            and not scope.get("root_path")
-            else None
-        )
+        found = _scoring(scope)
         if found is None:
             await self.app(scope, receive, send)
             return
@@ -72,3 +88,81 @@ class FastScoring:
         except errors.HANDLED as exc:
             response = errors.respond(app, request, exc)
         await response(scope, receive, send)
+
+
+class AgentApp(FastAPI):
+    """The agent's FastAPI app, answering plain infer requests before its middleware."""
+
+    quick = False
+    """Set by :func:`edgeloop_agent.api.app.create_app` with the fast path on."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Try the quick path; everything it declines goes down the full stack."""
+        if self.quick:
+            params = self._plain_infer(scope)
+            if params is not None:
+                scope["app"] = self
+                done, receive = await self._quick(scope, receive, send, params)
+                if done:
+                    return
+        await super().__call__(scope, receive, send)
+
+    def _plain_infer(self, scope: Scope) -> dict[str, str] | None:
+        """Path parameters of an infer request the body limit would let through as is."""
+        found = _scoring(scope)
+        if found is None or found[0] is routes.predict:
+            return None
+        length = None
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                length = value
+            elif name == _BINARY or name == b"content-encoding":
+                return None
+        limit = self.state.settings.scoring.max_body_bytes
+        if length is None or not length.isdigit() or int(length) > limit:
+            return None
+        return found[1]
+
+    async def _quick(
+        self, scope: Scope, receive: Receive, send: Send, params: dict[str, str]
+    ) -> tuple[bool, Receive]:
+        """Answer here (True), or return a ``receive`` replaying what was read."""
+        try:
+            # the model first, as the routed handler looks it up before the body
+            model = routes.model_named(self, **params)
+            timeout = self.state.settings.server.body_timeout_s
+            message = await receive_within(receive, timeout)
+            if message is None:
+                await reply(
+                    send, 408, f"body: no data for {timeout:g} s; request timed out"
+                )
+                return True, receive
+            if message["type"] != "http.request" or message.get("more_body", False):
+                return False, _replay(message, receive)
+            body = message.get("body", b"")
+            answer = quick_infer.answer(self, model, body)
+        except errors.HANDLED as exc:
+            response = errors.respond(self, Request(scope, receive), exc)
+            await response(scope, receive, send)
+            return True, receive
+        if answer is None:
+            return False, _replay(message, receive)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-length", str(len(answer)).encode()), _JSON],
+            }
+        )
+        await send({"type": "http.response.body", "body": answer})
+        return True, receive
+
+
+def _replay(first: Message, receive: Receive) -> Receive:
+    """A ``receive`` that hands out ``first`` again, then defers to the channel."""
+    pending = [first]
+
+    async def replay() -> Message:
+        return pending.pop() if pending else await receive()
+
+    return replay

@@ -50,10 +50,15 @@ def _service(request: Request) -> ScoringService:
 
 
 def _model(request: Request, name: str, version: str | None = None) -> LoadedModel:
-    model = _service(request).active
+    return model_named(request.app, name, version)
+
+
+def model_named(app: Any, name: str, version: str | None = None) -> LoadedModel:
+    """The active model if ``name`` (and ``version``) address it, else the OIP error."""
+    model: LoadedModel | None = app.state.service.active
     if model is None:
         raise ModelNotReadyError("no verified model is active yet")
-    if name not in (model.name, request.app.state.settings.model.name_alias):
+    if name not in (model.name, app.state.settings.model.name_alias):
         raise ModelNotFoundError(
             f"model '{name}' is not served here; this agent serves '{model.name}'"
         )
@@ -206,7 +211,7 @@ def _infer(
         raise InputError(
             f"inputs[0].name: unknown input '{tensor.name}'; the model takes '{model.manifest.input_name}'"
         )
-    n_inputs = len(model.manifest.features.input_names())
+    n_inputs = model.manifest.features.n_inputs
     if len(tensor.shape) != 2 or tensor.shape[1] != n_inputs or tensor.shape[0] < 0:
         raise InputError(
             f"inputs[0].shape: expected [batch, {n_inputs}], got {tensor.shape}"

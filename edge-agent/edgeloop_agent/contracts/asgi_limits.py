@@ -56,7 +56,7 @@ class BodyLimit:
         headers = dict(scope.get("headers") or [])
         encoding = headers.get(b"content-encoding", b"identity").strip().lower()
         if encoding not in (b"", b"identity"):
-            await _reply(
+            await reply(
                 send,
                 415,
                 f"content-encoding {encoding.decode(errors='replace')!r} "
@@ -69,7 +69,7 @@ class BodyLimit:
             # sending would otherwise see a reset, not the 413 telling it why
             if int(length) <= 2 * self.limit:
                 await self._drain(receive, 0)
-            await _reply(
+            await reply(
                 send,
                 413,
                 f"body: {int(length)} bytes exceeds the limit of {self.limit}",
@@ -80,11 +80,9 @@ class BodyLimit:
 
         async def counted() -> Message:
             nonlocal received
-            try:
-                async with asyncio.timeout(self.body_timeout_s):
-                    message = await receive()
-            except TimeoutError:
-                raise _TooSlow from None
+            message = await receive_within(receive, self.body_timeout_s)
+            if message is None:
+                raise _TooSlow
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.limit:
@@ -102,18 +100,46 @@ class BodyLimit:
             if received <= 2 * self.limit:
                 await self._drain(receive, received)
             if not started:
-                await _reply(
+                await reply(
                     send,
                     413,
                     f"body: more than {self.limit} bytes (the limit) received",
                 )
         except _TooSlow:
             if not started:
-                await _reply(
+                await reply(
                     send,
                     408,
                     f"body: no data for {self.body_timeout_s:g} s; request timed out",
                 )
+
+
+async def receive_within(receive: Receive, timeout_s: float) -> Message | None:
+    """The next message, or None when it does not come within ``timeout_s``.
+
+    What ``asyncio.timeout`` does, for the one await of every request that
+    needs it, at a fraction of its cost (a timer handle and a flag; measured
+    at ~5 % of a one-row scoring request): the task is cancelled when the
+    timer fires, and that cancellation, and only it, becomes None.
+    """
+    task = asyncio.current_task()
+    assert task is not None
+    fired = False
+
+    def expire() -> None:
+        nonlocal fired
+        fired = True
+        task.cancel()
+
+    timer = asyncio.get_running_loop().call_later(timeout_s, expire)
+    try:
+        return await receive()
+    except asyncio.CancelledError:
+        if fired and task.uncancel() == 0:
+            return None
+        raise
+    finally:
+        timer.cancel()
 
 
 async def _discard(limit: int, timeout_s: float, receive: Receive, seen: int) -> None:
@@ -131,7 +157,8 @@ async def _discard(limit: int, timeout_s: float, receive: Receive, seen: int) ->
             return
 
 
-async def _reply(send: Send, status: int, message: str) -> None:
+async def reply(send: Send, status: int, message: str) -> None:
+    """Answer ``{"error": message}`` with ``status`` and close the connection."""
     body = json.dumps({"error": message}).encode()
     await send(
         {

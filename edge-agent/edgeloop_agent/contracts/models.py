@@ -74,6 +74,11 @@ class FeatureSpec(_Strict):
             raise ValueError("names must be unique")
         return value
 
+    @property
+    def n_inputs(self) -> int:
+        """How many model inputs there are, without building their names (hot path)."""
+        return len(self.windows) * len(self.sensors) * len(self.aggregates)
+
     def input_names(self) -> list[str]:
         """Model input names in column order: window, then sensor, then aggregate."""
         return [

@@ -78,7 +78,7 @@ class OnnxScorer:
             raise ScoringError(
                 f"model failed to score ({exc.__class__.__name__}: {str(exc)[:200]})"
             ) from exc
-        if not np.all(np.isfinite(scores)):
+        if not np.isfinite(scores).all():
             raise ScoringError(
                 f"model produced non-finite scores for {int(np.sum(~np.isfinite(scores)))} "
                 f"of {len(scores)} rows"
