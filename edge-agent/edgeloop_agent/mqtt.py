@@ -6,6 +6,14 @@ Topic conventions (configurable, see ``MqttSettings``)::
     edgeloop/<site>/<entity>/score      out  {"ts", "entity", "score", "alarm", "degraded", "model_version"} (+ "missing", + "explanation" on alarms)
     edgeloop/<site>/<entity>/alarm      out  same body, only when score >= the bundle's threshold
 
+A gateway that collects many pumps may send several readings per message
+(``{"readings": [{"entity", "ts", "values"}, ...]}`` on
+``edgeloop/<site>/<gateway>/readings``); their scores come back as one
+message on the gateway's score topic (``{"model_version", "results": [...]}``,
+one item per reading, in order) and alarms per pump as above. Per-message
+work (JSON, paho, the broker) dominated one reading per message; a batch body
+shares it among its readings (docs/benchmarks.md, MQTT ingestion).
+
 KubeEdge device mappers publish differently: one twin property per message on
 ``$hw/events/device/<device-id>/twin/update`` (KubeEdge's EventBus format).
 With ``mqtt.twins`` on, those are assembled into readings per device
@@ -18,20 +26,20 @@ stops the loop.
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import threading
 import time
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
+import orjson
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edgeloop_agent.errors import AgentError, ContractError
-from edgeloop_agent.readings import parse_values
+from edgeloop_agent.readings import parse_entity, parse_values
 from edgeloop_agent.service import ScoringService, missing_sensors
 from edgeloop_agent.settings import AgentSettings
 from edgeloop_agent.twins import TwinAssembler, TwinError, device_of
@@ -125,30 +133,33 @@ class MqttBridge:
             self.service.metrics.inc("edgeloop_mqtt_unscored_total", by=len(batch))
             return
         sensors = model.manifest.features.sensors
-        entities, sites, stamps, rows = [], [], [], []
+        found: list[Reading] = []
         for topic, payload in batch:
             try:
-                found = self._readings(topic, payload, sensors)
+                found += self._readings(topic, payload, sensors)
             except (AgentError, ContractError, ValueError) as exc:
                 self.service.metrics.inc("edgeloop_mqtt_malformed_total")
                 log.warning("skipping malformed MQTT message on %s: %s", topic, exc)
-                continue
-            for site, entity, stamp, values in found:
-                entities.append(entity)
-                sites.append(site)
-                stamps.append(stamp)
-                rows.append(values)
         if self.settings.twins:
             for late in self.twins.due(sensors):
-                entities.append(late.entity)
-                sites.append(self.node.site)
-                stamps.append(late.ts)
-                rows.append(parse_values(late.values, sensors))
-        if not rows:
-            return
+                found.append(
+                    Reading(
+                        self.node.site,
+                        late.entity,
+                        late.ts,
+                        parse_values(late.values, sensors),
+                    )
+                )
+        limit = self.service.settings.scoring.max_batch_rows
+        for start in range(0, len(found), limit):
+            self._score_rows(found[start : start + limit])
+
+    def _score_rows(self, found: list[Reading]) -> None:
+        """Score readings together; publish each one's score (or its message's)."""
+        rows = np.stack([r.values for r in found])
         try:
             scored = self.service.score_readings(
-                entities, np.stack(rows), [_epoch(s) for s in stamps]
+                [r.entity for r in found], rows, [_epoch(r.ts) for r in found]
             )
         except (AgentError, ContractError) as exc:
             log.error("MQTT batch not scored: %s", exc)
@@ -156,51 +167,80 @@ class MqttBridge:
         self.service.metrics.inc("edgeloop_mqtt_scored_total", by=len(rows))
         if scored.model.scorer is None:
             return  # monitor-only: the readings fed the windows; there is no score to send
-        gaps = missing_sensors(np.stack(rows), scored.model.manifest.features.sensors)
-        for row, (site, entity, stamp, score, alarm, gap) in enumerate(
-            zip(
-                sites, entities, stamps, scored.scores, scored.alarms, gaps, strict=True
-            )
+        gaps = missing_sensors(rows, scored.model.manifest.features.sensors)
+        batched: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for row, (reading, score, alarm, gap) in enumerate(
+            zip(found, scored.scores, scored.alarms, gaps, strict=True)
         ):
-            body = json.dumps(
-                {
-                    "ts": stamp,
-                    "entity": entity,
-                    "score": round(float(score), 6),
-                    "alarm": bool(alarm),
-                    "degraded": bool(gap),
-                    "model_version": scored.model.version,
-                }
-                | ({"missing": list(gap)} if gap else {})
-                | ({"explanation": scored.explanation(row)} if alarm else {})
-            )
-            self.client.publish(
-                self.settings.score_topic.format(site=site, entity=entity),
-                body,
-                qos=self.settings.qos,
-            )
+            result = {
+                "ts": reading.ts,
+                "entity": reading.entity,
+                "score": round(float(score), 6),
+                "alarm": bool(alarm),
+                "degraded": bool(gap),
+                "model_version": scored.model.version,
+            }
+            if gap:
+                result["missing"] = list(gap)
             if alarm:
-                self.client.publish(
-                    self.settings.alarm_topic.format(site=site, entity=entity),
-                    body,
-                    qos=self.settings.qos,
+                result["explanation"] = scored.explanation(row)
+            body = None
+            if reading.gateway is None:
+                body = orjson.dumps(result)
+                self._publish(
+                    self.settings.score_topic, reading.site, reading.entity, body
                 )
+            else:
+                batched.setdefault((reading.site, reading.gateway), []).append(result)
+            if alarm:
+                body = body or orjson.dumps(result)
+                self._publish(
+                    self.settings.alarm_topic, reading.site, reading.entity, body
+                )
+        for (site, gateway), results in batched.items():
+            body = orjson.dumps(
+                {"model_version": scored.model.version, "results": results}
+            )
+            self._publish(self.settings.score_topic, site, gateway, body)
+
+    def _publish(self, topic: str, site: str, entity: str, body: bytes) -> None:
+        self.client.publish(
+            topic.format(site=site, entity=entity), body, qos=self.settings.qos
+        )
 
     def _readings(
         self, topic: str, payload: bytes, sensors: tuple[str, ...]
-    ) -> list[tuple[str, str, Any, np.ndarray]]:
-        """Readings in one message: edgeloop's own (one), or a twin update's (0 or 1)."""
+    ) -> list[Reading]:
+        """Readings in one message: edgeloop's own (one or a batch), or a twin update's (0 or 1)."""
         device = device_of(topic) if self.settings.twins else None
         if device is None:
-            return [_parse(topic, payload, sensors)]
+            readings, refused = _parse(topic, payload, sensors)
+            for where, exc in refused:  # the rest of the batch is scored
+                self.service.metrics.inc("edgeloop_mqtt_malformed_total")
+                log.warning(
+                    "skipping %s of the MQTT message on %s: %s", where, topic, exc
+                )
+            return readings
         try:
             done = self.twins.update(device, payload, sensors)
         except TwinError as exc:
             raise ValueError(str(exc)) from exc
         return [
-            (self.node.site, a.entity, a.ts, parse_values(a.values, sensors))
+            Reading(self.node.site, a.entity, a.ts, parse_values(a.values, sensors))
             for a in done
         ]
+
+
+class Reading(NamedTuple):
+    """One reading taken from MQTT, and where its score goes."""
+
+    site: str
+    entity: str
+    ts: Any
+    values: np.ndarray
+    gateway: str | None = None
+    """The topic's entity level when the reading came in a batch body: its
+    score is published with the batch's others on that level's score topic."""
 
 
 def _epoch(stamp: Any) -> float | None:
@@ -216,16 +256,45 @@ def _epoch(stamp: Any) -> float | None:
 
 def _parse(
     topic: str, payload: bytes, sensors: tuple[str, ...]
-) -> tuple[str, str, Any, np.ndarray]:
-    """``edgeloop/<site>/<entity>/readings`` + JSON body -> (site, entity, ts, values)."""
+) -> tuple[list[Reading], list[tuple[str, Exception]]]:
+    """``edgeloop/<site>/<entity>/readings`` + JSON body -> readings, and the refused ones.
+
+    A body with ``values`` is one reading of the topic's entity; a body with
+    ``readings`` is a batch, each item naming its entity. A broken item is
+    refused on its own (with where it was), the others are kept.
+    """
     levels = topic.split("/")
     if len(levels) < 4 or not levels[-2] or not levels[-3]:
         raise ValueError("topic must be <prefix>/<site>/<entity>/readings")
     site, entity = levels[-3], levels[-2]
     try:
-        body = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        body = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
         raise ValueError(f"payload is not JSON ({exc})") from exc
-    if not isinstance(body, dict) or "values" not in body:
-        raise ValueError('payload must be an object with "values"')
-    return site, entity, body.get("ts"), parse_values(body["values"], sensors)
+    if isinstance(body, dict) and "values" in body:
+        return [
+            Reading(site, entity, body.get("ts"), parse_values(body["values"], sensors))
+        ], []
+    if not isinstance(body, dict) or not isinstance(body.get("readings"), list):
+        raise ValueError('payload must be an object with "values" or a "readings" list')
+    readings: list[Reading] = []
+    refused: list[tuple[str, Exception]] = []
+    for i, item in enumerate(body["readings"]):
+        where = f"readings[{i}]"
+        try:
+            if not isinstance(item, dict) or "values" not in item:
+                raise ValueError(
+                    f'{where}: expected an object with "entity" and "values"'
+                )
+            readings.append(
+                Reading(
+                    site,
+                    parse_entity(item.get("entity"), f"{where}.entity"),
+                    item.get("ts"),
+                    parse_values(item["values"], sensors, f"{where}.values"),
+                    entity,
+                )
+            )
+        except (AgentError, ValueError) as exc:
+            refused.append((where, exc))
+    return readings, refused

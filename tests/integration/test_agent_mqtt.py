@@ -254,3 +254,76 @@ def test_kubeedge_twin_updates_are_assembled_scored_and_dropouts_named(
     assert by_pump["p8"]["missing"] == ["flow_rate"]
     assert metric(metrics, "edgeloop_mqtt_malformed_total") == 1
     assert metric(metrics, "edgeloop_mqtt_scored_total") == 2
+
+
+def test_a_gateway_batch_body_is_scored_together_and_answered_in_one_message(
+    broker, tmp_path, registry_with_champion
+):
+    """Several pumps' readings in one message: one score message back, alarms per pump."""
+    bundle = tmp_path / "b"
+    shutil.copytree(registry_with_champion["run"].bundle_dir, bundle)
+    settings = settings_for(tmp_path)
+    settings.mqtt = MqttSettings(enabled=True, port=broker, batch_wait_s=0.02)
+    listener = Listener(broker, ["edgeloop/+/+/score", "edgeloop/+/+/alarm"])
+    publisher = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="gateway")
+    publisher.connect("127.0.0.1", broker)
+    publisher.loop_start()
+    hot = {**SENSORS, "vibration_rms": 14.0, "bearing_temp": 95.0}
+    readings = [
+        {"entity": f"p{i % 3}", "ts": f"2026-01-01T00:{i:02d}:00Z", "values": SENSORS}
+        for i in range(12)
+    ] + [{"entity": "p9", "values": hot} for _ in range(12)]
+    broken = [
+        {"entity": "", "values": SENSORS},  # no entity
+        {"entity": "p4", "values": {"vibration_rms": 1}},  # sensors missing
+        "not an object",
+    ]
+    try:
+        with serve_app(create_app(settings), free_port(), lifespan="on") as url:
+            activate(url, settings, bundle)
+            import httpx
+
+            wait_for(
+                lambda: (
+                    metric(httpx.get(f"{url}/metrics").text, "edgeloop_mqtt_connected")
+                    == 1
+                ),
+                what="bridge",
+            )
+            publisher.publish(
+                "edgeloop/offshore-01/gw1/readings",
+                json.dumps({"readings": readings[:5] + broken + readings[5:]}),
+                qos=1,
+            )
+            publisher.publish(
+                "edgeloop/offshore-01/gw1/readings", json.dumps({"readings": 3}), qos=1
+            )
+            wait_for(
+                lambda: (
+                    metric(
+                        httpx.get(f"{url}/metrics").text, "edgeloop_mqtt_scored_total"
+                    )
+                    == len(readings)
+                ),
+                what="scored",
+            )
+            wait_for(lambda: _scores(listener), what="score message")
+            metrics = httpx.get(f"{url}/metrics").text
+    finally:
+        publisher.disconnect()
+        publisher.loop_stop()
+        listener.stop()
+    scores = _scores(listener)
+    # one message for the batch, on the gateway's score topic, one result per reading in order
+    assert [t for t, _ in scores] == ["edgeloop/offshore-01/gw1/score"]
+    body = scores[0][1]
+    assert body["model_version"] == "1"
+    assert [r["entity"] for r in body["results"]] == [r["entity"] for r in readings]
+    assert [r["ts"] for r in body["results"][:12]] == [r["ts"] for r in readings[:12]]
+    assert all(0.0 <= r["score"] <= 1.0 for r in body["results"])
+    # each broken item and the message without a list counted; the rest scored
+    assert metric(metrics, "edgeloop_mqtt_malformed_total") == len(broken) + 1
+    alarms = [(t, b) for t, b in listener.messages if t.endswith("/alarm")]
+    assert alarms and {t for t, _ in alarms} == {"edgeloop/offshore-01/p9/alarm"}
+    assert len(alarms) == sum(r["alarm"] for r in body["results"])
+    assert all(b["explanation"] for _, b in alarms)
