@@ -93,8 +93,10 @@ def _children(pid: int) -> list[int]:
     return kids + [g for k in kids for g in _children(k)]
 
 
-async def _request(reader, writer, raw: bytes) -> float:
-    start = time.perf_counter()
+async def exchange(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, raw: bytes
+) -> tuple[int, bytes]:
+    """Send one raw HTTP/1.1 request on a keep-alive stream; the status and body."""
     writer.write(raw)
     await writer.drain()
     header = await reader.readuntil(b"\r\n\r\n")
@@ -103,7 +105,12 @@ async def _request(reader, writer, raw: bytes) -> float:
     for line in header.split(b"\r\n"):
         if line.lower().startswith(b"content-length:"):
             length = int(line.split(b":")[1])
-    await reader.readexactly(length)
+    return status, await reader.readexactly(length)
+
+
+async def _request(reader, writer, raw: bytes) -> float:
+    start = time.perf_counter()
+    status, _ = await exchange(reader, writer, raw)
     if status != 200:
         raise RuntimeError(f"HTTP {status}")
     return time.perf_counter() - start
