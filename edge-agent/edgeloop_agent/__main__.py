@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import sys
 
@@ -48,8 +49,13 @@ def main(argv: list[str] | None = None) -> None:
     from edgeloop_agent.contracts.asgi_limits import guarded_http_protocol
 
     server = settings.server
+    app = create_app(settings)
+    # what the imports and the app built lives as long as the process: out of
+    # the collector's way, so a full collection walks only what requests
+    # allocate (shorter pauses at the latency's p99)
+    gc.freeze()
     uvicorn.run(
-        create_app(settings),
+        app,
         host=server.host,
         port=server.port,
         log_level=args.log_level,
