@@ -14,7 +14,7 @@ token create --inventory``. Per fleet size:
 1. onboarding: every node posts its heartbeat and the windows that complete
    its drift baseline (``baseline.windows``), ``--concurrency`` nodes at once;
    POST p50/p99 and the intake's CPU per node (from /proc);
-2. ``--days`` days: per node and day 24 heartbeats and one day window; from day
+2. ``--days`` days: per node and day ``--heartbeats`` heartbeats (24) and one day window; from day
    1, 10 % of the sites shift (their drift windows move mass to other bins)
    and 1 % of the nodes report a stuck sensor;
 3. reads: ``GET /v1/cohorts`` and ``GET /v1/fleet`` latency with a reader
@@ -34,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -262,24 +263,31 @@ def _plan_from_intake(url: str, reader: str, nodes: dict[str, str]) -> float:
     return time.perf_counter() - start
 
 
-def run_fleet(
-    n_nodes: int,
-    n_sites: int,
-    days: int,
-    concurrency: int,
-    onboard_concurrency: int | None = None,
-    db: str = "sqlite",
-) -> dict[str, Any]:
-    """One fleet size on one database: a fresh PostgreSQL cluster for ``postgresql``."""
+@dataclass(frozen=True)
+class Fleet:
+    """One row of the benchmark: a fleet size, its history and its onboarding burst."""
+
+    nodes: int
+    sites: int
+    days: int = 3
+    heartbeats: int = 24
+    """Heartbeats per node and simulated day (1 for long histories: retention
+    folds old heartbeats anyway, and the reads measured are of drift windows)."""
+    burst: int = 64
+    """Nodes onboarding at once, after the rest of the fleet has."""
+
+
+def run_fleet(fleet: Fleet, concurrency: int, db: str = "sqlite") -> dict[str, Any]:
+    """One fleet on one database: a fresh PostgreSQL cluster for ``postgresql``."""
     if db == "sqlite":
-        return _run_fleet(n_nodes, n_sites, days, concurrency, onboard_concurrency, "")
+        return _run_fleet(fleet, concurrency, "")
     from tests.pg_server import postgres_server
 
     with (
         tempfile.TemporaryDirectory(prefix="edgeloop-bench-pg-") as logs,
         postgres_server(Path(logs)) as url,
     ):
-        return _run_fleet(n_nodes, n_sites, days, concurrency, onboard_concurrency, url)
+        return _run_fleet(fleet, concurrency, url)
 
 
 def _db_bytes(home: Path, url: str) -> int:
@@ -297,19 +305,13 @@ def _db_bytes(home: Path, url: str) -> int:
         engine.dispose()
 
 
-def _run_fleet(
-    n_nodes: int,
-    n_sites: int,
-    days: int,
-    concurrency: int,
-    onboard_concurrency: int | None,
-    database_url: str,
-) -> dict[str, Any]:
+def _run_fleet(fleet: Fleet, concurrency: int, database_url: str) -> dict[str, Any]:
     """One fleet size end to end; every figure from the same intake process.
 
     Long: start, onboard, stream days, read and evaluate in one place so the
     intake's CPU counters cover exactly the phases measured.
     """
+    n_nodes, n_sites, days = fleet.nodes, fleet.sites, fleet.days
     from edgeloop.core.settings import PlatformSettings
     from edgeloop.demo.processes import spawn_logged, wait_http
     from edgeloop.monitor.intake.store import IntakeStore
@@ -359,6 +361,7 @@ def _run_fleet(
             "nodes": n_nodes,
             "sites": n_sites,
             "days": days,
+            "heartbeats": fleet.heartbeats,
             "token_s": token_s,
         }
         try:
@@ -382,7 +385,7 @@ def _run_fleet(
             cpu = _cpu_s(proc.pid)
             # the fleet but a burst onboards ``concurrency`` at a time; then the
             # burst all at once, against a fleet already (nearly) full size
-            burst = min(onboard_concurrency or concurrency, n_nodes)
+            burst = min(fleet.burst, n_nodes)
             result["onboard_at_once"] = burst
             items = list(onboarding.items())
             early, late = dict(items[: n_nodes - burst]), dict(items[n_nodes - burst :])
@@ -408,7 +411,7 @@ def _run_fleet(
             for day in range(days):
                 batches = {}
                 for node, site in nodes.items():
-                    batch = _heartbeats(node, site, windows + day, 24) + [
+                    batch = _heartbeats(node, site, windows + day, fleet.heartbeats) + [
                         _window(
                             node,
                             site,
@@ -473,15 +476,15 @@ def render(rows: list[dict[str, Any]], concurrency: int) -> str:
         " (a local cluster, its processes not pinned and not in the CPU figures), pinned to one core;"
         f" simulated agents post from the other, {concurrency} at once, each with its own token from"
         " `intake token create --inventory`. Onboarding: a heartbeat and the windows that complete the"
-        " node's drift baseline in one POST. Then per node and day 24 heartbeats and a day window in"
+        " node's drift baseline in one POST. Then per node and day its heartbeats (24 unless the table says) and a day window in"
         " one POST; from day 1 a tenth of the sites shift, 1 % of nodes report a stuck sensor.",
         "",
-        "| store | nodes / sites | days | tokens s | onboarding CPU ms/node | onboarding burst: POST p50 / p99 ms (over 10 s, failed) | ingest reports/s | CPU µs/report | POST p50 / p99 ms | `/v1/cohorts` ms (KB) | `/v1/fleet` ms (KB) | triggers: new / idle | fired = shifted sites | `rollout plan --intake` s | DB KB per node-day |",
+        "| store | nodes / sites | days (heartbeats/day) | tokens s | onboarding CPU ms/node | onboarding burst: POST p50 / p99 ms (over 10 s, failed) | ingest reports/s | CPU µs/report | POST p50 / p99 ms | `/v1/cohorts` ms (KB) | `/v1/fleet` ms (KB) | triggers: new / idle | fired = shifted sites | `rollout plan --intake` s | DB KB per node-day |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :---: | ---: | ---: |",
     ]
     for r in rows:
         lines.append(
-            f"| {r['db']} | {r['nodes']:,} / {r['sites']:,} | {r['days']} | {r['token_s']:.1f} | {r['onboard_cpu_ms_per_node']:.1f} | "
+            f"| {r['db']} | {r['nodes']:,} / {r['sites']:,} | {r['days']} ({r['heartbeats']}) | {r['token_s']:.1f} | {r['onboard_cpu_ms_per_node']:.1f} | "
             f"{r['onboard_at_once']:,}: {r['onboard_p50_ms']:.0f} / {r['onboard_p99_ms']:.0f} "
             f"({r['onboard_timeouts']}, {r['onboard_failed']}) | {r['ingest_reports_s']:,.0f} | "
             f"{r['ingest_cpu_us_per_report']:.0f} | {r['post_p50_ms']:.0f} / {r['post_p99_ms']:.0f} | "
@@ -540,8 +543,15 @@ def main() -> None:
         type=int,
         nargs="+",
         default=None,
-        help="nodes onboarding at once, one value or one per --nodes value "
-        "(default: --concurrency)",
+        help="nodes onboarding at once after the rest, one value or one per --nodes "
+        "value (default: --concurrency)",
+    )
+    parser.add_argument(
+        "--heartbeats",
+        type=int,
+        nargs="+",
+        default=[24],
+        help="heartbeats per node and day, one or one per --nodes",
     )
     parser.add_argument(
         "--db",
@@ -552,19 +562,27 @@ def main() -> None:
     )
     opts = parser.parse_args()
     sizes = len(opts.nodes)
-    onboard = _per_size(
-        parser,
-        "--onboard-concurrency",
-        opts.onboard_concurrency or [opts.concurrency],
-        sizes,
-    )
-    sites = _per_size(parser, "--sites", opts.sites, sizes)
-    days = _per_size(parser, "--days", opts.days, sizes)
+    fleets = [
+        Fleet(n, s, d, h, b)
+        for n, s, d, h, b in zip(
+            opts.nodes,
+            _per_size(parser, "--sites", opts.sites, sizes),
+            _per_size(parser, "--days", opts.days, sizes),
+            _per_size(parser, "--heartbeats", opts.heartbeats, sizes),
+            _per_size(
+                parser,
+                "--onboard-concurrency",
+                opts.onboard_concurrency or [opts.concurrency],
+                sizes,
+            ),
+            strict=True,
+        )
+    ]
     rows = []
     for db in opts.db:
-        for n, s, d, at_once in zip(opts.nodes, sites, days, onboard, strict=True):
-            print(f"{db}: fleet of {n:,} nodes at {s:,} sites, {d} days …", flush=True)
-            rows.append(run_fleet(n, s, d, opts.concurrency, at_once, db))
+        for fleet in fleets:
+            print(f"{db}: {fleet} …", flush=True)
+            rows.append(run_fleet(fleet, opts.concurrency, db))
             print(rows[-1], flush=True)
     section = render(rows, opts.concurrency)
     write_section("bench.fleet", section, DOC)
