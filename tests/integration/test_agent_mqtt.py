@@ -6,8 +6,11 @@ import json
 import shutil
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
@@ -82,22 +85,23 @@ class Listener:
         self.client.loop_stop()
 
 
-def test_readings_in_scores_and_alarms_out_malformed_skipped(
-    broker, tmp_path, registry_with_champion
-):
+@contextmanager
+def _agent_on_broker(
+    broker: int, tmp_path: Path, bundle_dir: Path
+) -> Iterator[tuple[str, Listener, mqtt.Client]]:
+    """An agent serving a copy of the bundle with its MQTT bridge connected,
+    a listener on scores and alarms, and a connected publisher."""
     bundle = tmp_path / "b"
-    shutil.copytree(registry_with_champion["run"].bundle_dir, bundle)
+    shutil.copytree(bundle_dir, bundle)
     settings = settings_for(tmp_path)
     settings.mqtt = MqttSettings(enabled=True, port=broker, batch_wait_s=0.02)
     listener = Listener(broker, ["edgeloop/+/+/score", "edgeloop/+/+/alarm"])
-    publisher = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="mapper")
+    publisher = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="publisher")
     publisher.connect("127.0.0.1", broker)
     publisher.loop_start()
     try:
         with serve_app(create_app(settings), free_port(), lifespan="on") as url:
             activate(url, settings, bundle)
-            import httpx
-
             wait_for(
                 lambda: (
                     metric(httpx.get(f"{url}/metrics").text, "edgeloop_mqtt_connected")
@@ -105,38 +109,45 @@ def test_readings_in_scores_and_alarms_out_malformed_skipped(
                 ),
                 what="bridge",
             )
-            for i in range(20):
-                publisher.publish(
-                    f"edgeloop/offshore-01/p{i % 2}/readings",
-                    json.dumps({"ts": f"2026-01-01T00:{i:02d}:00Z", "values": SENSORS}),
-                    qos=1,
-                )
-            publisher.publish(
-                "edgeloop/offshore-01/p0/readings", b"\xff not json", qos=1
-            )
-            publisher.publish(
-                "edgeloop/offshore-01/p0/readings",
-                json.dumps({"values": {"vibration_rms": 1}}),
-                qos=1,
-            )
-            publisher.publish(
-                "edgeloop/offshore-01/p3/readings",
-                json.dumps({"values": {**SENSORS, "ambient_temp": None}}),
-                qos=1,
-            )
-            hot = {**SENSORS, "vibration_rms": 14.0, "bearing_temp": 95.0}
-            for _ in range(12):
-                publisher.publish(
-                    "edgeloop/offshore-01/p7/readings",
-                    json.dumps({"values": hot}),
-                    qos=1,
-                )
-            wait_for(lambda: len(_scores(listener)) >= 33, what="scores")
-            metrics = httpx.get(f"{url}/metrics").text
+            yield url, listener, publisher
     finally:
         publisher.disconnect()
         publisher.loop_stop()
         listener.stop()
+
+
+def test_readings_in_scores_and_alarms_out_malformed_skipped(
+    broker, tmp_path, registry_with_champion
+):
+    with _agent_on_broker(
+        broker, tmp_path, registry_with_champion["run"].bundle_dir
+    ) as (url, listener, publisher):
+        for i in range(20):
+            publisher.publish(
+                f"edgeloop/offshore-01/p{i % 2}/readings",
+                json.dumps({"ts": f"2026-01-01T00:{i:02d}:00Z", "values": SENSORS}),
+                qos=1,
+            )
+        publisher.publish("edgeloop/offshore-01/p0/readings", b"\xff not json", qos=1)
+        publisher.publish(
+            "edgeloop/offshore-01/p0/readings",
+            json.dumps({"values": {"vibration_rms": 1}}),
+            qos=1,
+        )
+        publisher.publish(
+            "edgeloop/offshore-01/p3/readings",
+            json.dumps({"values": {**SENSORS, "ambient_temp": None}}),
+            qos=1,
+        )
+        hot = {**SENSORS, "vibration_rms": 14.0, "bearing_temp": 95.0}
+        for _ in range(12):
+            publisher.publish(
+                "edgeloop/offshore-01/p7/readings",
+                json.dumps({"values": hot}),
+                qos=1,
+            )
+        wait_for(lambda: len(_scores(listener)) >= 33, what="scores")
+        metrics = httpx.get(f"{url}/metrics").text
     scores = _scores(listener)
     assert {t for t, _ in scores} >= {
         "edgeloop/offshore-01/p0/score",
@@ -209,7 +220,6 @@ def test_kubeedge_twin_updates_are_assembled_scored_and_dropouts_named(
     try:
         with serve_app(create_app(settings), free_port(), lifespan="on") as url:
             activate(url, settings, bundle)
-            import httpx
 
             wait_for(
                 lambda: (
@@ -260,14 +270,6 @@ def test_a_gateway_batch_body_is_scored_together_and_answered_in_one_message(
     broker, tmp_path, registry_with_champion
 ):
     """Several pumps' readings in one message: one score message back, alarms per pump."""
-    bundle = tmp_path / "b"
-    shutil.copytree(registry_with_champion["run"].bundle_dir, bundle)
-    settings = settings_for(tmp_path)
-    settings.mqtt = MqttSettings(enabled=True, port=broker, batch_wait_s=0.02)
-    listener = Listener(broker, ["edgeloop/+/+/score", "edgeloop/+/+/alarm"])
-    publisher = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="gateway")
-    publisher.connect("127.0.0.1", broker)
-    publisher.loop_start()
     hot = {**SENSORS, "vibration_rms": 14.0, "bearing_temp": 95.0}
     readings = [
         {"entity": f"p{i % 3}", "ts": f"2026-01-01T00:{i:02d}:00Z", "values": SENSORS}
@@ -278,41 +280,26 @@ def test_a_gateway_batch_body_is_scored_together_and_answered_in_one_message(
         {"entity": "p4", "values": {"vibration_rms": 1}},  # sensors missing
         "not an object",
     ]
-    try:
-        with serve_app(create_app(settings), free_port(), lifespan="on") as url:
-            activate(url, settings, bundle)
-            import httpx
-
-            wait_for(
-                lambda: (
-                    metric(httpx.get(f"{url}/metrics").text, "edgeloop_mqtt_connected")
-                    == 1
-                ),
-                what="bridge",
-            )
-            publisher.publish(
-                "edgeloop/offshore-01/gw1/readings",
-                json.dumps({"readings": readings[:5] + broken + readings[5:]}),
-                qos=1,
-            )
-            publisher.publish(
-                "edgeloop/offshore-01/gw1/readings", json.dumps({"readings": 3}), qos=1
-            )
-            wait_for(
-                lambda: (
-                    metric(
-                        httpx.get(f"{url}/metrics").text, "edgeloop_mqtt_scored_total"
-                    )
-                    == len(readings)
-                ),
-                what="scored",
-            )
-            wait_for(lambda: _scores(listener), what="score message")
-            metrics = httpx.get(f"{url}/metrics").text
-    finally:
-        publisher.disconnect()
-        publisher.loop_stop()
-        listener.stop()
+    with _agent_on_broker(
+        broker, tmp_path, registry_with_champion["run"].bundle_dir
+    ) as (url, listener, publisher):
+        publisher.publish(
+            "edgeloop/offshore-01/gw1/readings",
+            json.dumps({"readings": readings[:5] + broken + readings[5:]}),
+            qos=1,
+        )
+        publisher.publish(
+            "edgeloop/offshore-01/gw1/readings", json.dumps({"readings": 3}), qos=1
+        )
+        wait_for(
+            lambda: (
+                metric(httpx.get(f"{url}/metrics").text, "edgeloop_mqtt_scored_total")
+                == len(readings)
+            ),
+            what="scored",
+        )
+        wait_for(lambda: _scores(listener), what="score message")
+        metrics = httpx.get(f"{url}/metrics").text
     scores = _scores(listener)
     # one message for the batch, on the gateway's score topic, one result per reading in order
     assert [t for t, _ in scores] == ["edgeloop/offshore-01/gw1/score"]
