@@ -179,3 +179,61 @@ def test_the_cohort_view_counts_nodes_as_the_fleet_view_says(tmp_path) -> None:
     assert any(c["quality_flagged"] for c in got) and any(
         c["drifting_nodes"] for c in got
     )
+
+
+def test_window_summaries_read_from_stored_json_say_what_the_full_parse_says(tmp_path):
+    """The trigger pass reads new windows as plain JSON: same summaries, fields and flags."""
+    from edgeloop.monitor.intake.tables import quality_flags
+    from edgeloop.monitor.intake.views import WindowSummary
+
+    store = IntakeStore(f"sqlite:///{tmp_path / 'intake.db'}")
+    _feed(store)
+    store.accept(
+        [
+            _report("c1", "east", "3", 0, CALM).model_copy(
+                update={
+                    "body": _report("c1", "east", "3", 0, CALM).body.model_copy(
+                        update={
+                            "cohort": "hpx",
+                            "quality": (
+                                SensorQuality(
+                                    name="load", readings=9, nan_count=2, spikes=1
+                                ),
+                                SensorQuality(
+                                    name="ambient", readings=9, out_of_range=3
+                                ),
+                            ),
+                        }
+                    )
+                }
+            )
+        ]
+    )
+    summaries, newest = store.drift_windows(None)
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(reports.c.body, reports.c.baseline_share)
+            .where(reports.c.kind == "drift")
+            .order_by(reports.c.received_at)
+        ).all()
+    expected = []
+    for body, share in rows:
+        report = Report.model_validate_json(body)
+        window = report.body
+        expected.append(
+            WindowSummary(
+                key=report.key,
+                node=report.node,
+                cohort=window.cohort or window.site,
+                window_end=window.window_end.timestamp(),
+                drifted_share=share,
+                quality_flags=tuple(quality_flags(window)),
+                reference_share=window.drifted_share,
+                version=window.model_version,
+            )
+        )
+    assert summaries == expected and newest is not None
+    flags = {s.quality_flags for s in summaries}
+    assert ("load:nan", "load:spikes", "ambient:out_of_range") in flags
+    assert ("ambient:stuck",) in flags
+    assert {s.cohort for s in summaries} >= {"hpx", "north", "south"}
