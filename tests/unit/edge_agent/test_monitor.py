@@ -110,6 +110,41 @@ def test_quality_flags_nan_out_of_range_stuck_and_spikes(manifest):
     assert q["motor_current"].stuck_entities == ()
 
 
+def test_a_batch_of_many_pumps_keeps_the_same_quality_as_one_reading_at_a_time(
+    manifest,
+):
+    """Stuck runs and spikes are tracked per pump in order, however readings are batched."""
+    rng = np.random.default_rng(3)
+    n = 120
+    raw = np.tile(np.array([2.0, 40.0, 150.0, 90.0, 4.0, 200.0, 2950.0, 15.0]), (n, 1))
+    raw += rng.normal(0, 0.01, raw.shape)
+    entities = [f"p{i}" for i in rng.integers(0, 6, n)]  # interleaved, repeated
+    for i, entity in enumerate(entities):
+        if entity == "p2":
+            raw[i, 1] = 55.0  # stuck for p2 only
+        if entity == "p4" and i % 7 == 0:
+            raw[i, 0] = 30.0  # p4 spikes now and then
+    raw[rng.integers(0, n, 10), 5] = np.nan  # dropouts break runs
+    x = np.zeros((n, len(manifest.features.input_names())), dtype=np.float32)
+    windows = []
+    for split in (n, 1, 17):  # all at once, one by one, uneven batches
+        mon = monitor(manifest, window_readings=n, stuck_readings=8, spike_sigmas=8)
+        closed = []
+        for start in range(0, n, split):
+            stop = min(n, start + split)
+            closed += mon.observe(
+                x[start:stop],
+                np.zeros(stop - start),
+                raw[start:stop],
+                entities[start:stop],
+            )
+        ((window, _),) = closed
+        windows.append({q.name: q for q in window.quality})
+    assert windows[0] == windows[1] == windows[2]
+    assert windows[0]["bearing_temp"].stuck_entities == ("p2",)
+    assert windows[0]["vibration_rms"].spikes > 0
+
+
 def test_raw_history_path_matches_window_features(manifest):
     spec = manifest.features
     history = np.random.default_rng(2).normal(
