@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from edgeloop.monitor.intake import aggregates
-from edgeloop.monitor.intake.tables import nodes, reports, stored_quality_flags
+from edgeloop.monitor.intake.tables import nodes, quality_flags, reports
 from edgeloop.monitor.intake.views import NodeView, VersionDrift, WindowSummary
 from edgeloop_agent.contracts import DriftWindow, Report
 
@@ -229,23 +229,20 @@ class StoreReads:
         out = []
         newest = received_after
         for body, received, baseline_share in rows:
-            # validated at ingest: read the few fields a summary needs as
-            # plain JSON (a full model validation of every bin of every new
-            # window was most of a trigger pass)
-            report = json.loads(body)
-            window = report["body"]
+            report = Report.model_validate_json(body)
+            window = report.body
+            assert isinstance(window, DriftWindow)
+            flags = tuple(quality_flags(window))
             out.append(
                 WindowSummary(
-                    key=report["key"],
-                    node=report["node"],
-                    cohort=window.get("cohort") or window["site"],
-                    window_end=datetime.fromisoformat(window["window_end"]).timestamp(),
+                    key=report.key,
+                    node=report.node,
+                    cohort=window.cohort or window.site,
+                    window_end=window.window_end.timestamp(),
                     drifted_share=baseline_share,
-                    quality_flags=tuple(
-                        stored_quality_flags(window.get("quality", ()))
-                    ),
-                    reference_share=float(window["drifted_share"]),
-                    version=window["model_version"],
+                    quality_flags=flags,
+                    reference_share=window.drifted_share,
+                    version=window.model_version,
                 )
             )
             received = received if received.tzinfo else received.replace(tzinfo=UTC)

@@ -8,8 +8,6 @@ baseline per model version) and ``nodes`` (the latest view of each node).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
-from typing import Any
 
 import sqlalchemy as sa
 
@@ -174,36 +172,14 @@ def add_missing_indexes(engine: sa.Engine) -> list[str]:
 
 def quality_flags(window: DriftWindow) -> list[str]:
     """``sensor:kind`` for every data-quality problem a window reports."""
-    return flags_of(
-        (q.name, q.nan_count, q.out_of_range, q.spikes, bool(q.stuck_entities))
-        for q in window.quality
-    )
-
-
-def stored_quality_flags(quality: Iterable[Mapping[str, Any]]) -> list[str]:
-    """The same flags from a window's ``quality`` items as stored (JSON objects)."""
-    return flags_of(
-        (
-            str(q["name"]),
-            int(q.get("nan_count", 0)),
-            int(q.get("out_of_range", 0)),
-            int(q.get("spikes", 0)),
-            bool(q.get("stuck_entities")),
-        )
-        for q in quality
-    )
-
-
-def flags_of(counts: Iterable[tuple[str, int, int, int, bool]]) -> list[str]:
-    """``sensor:kind`` from (sensor, NaNs, out of range, spikes, stuck) per sensor."""
     return [
-        f"{name}:{kind}"
-        for name, nans, out_of_range, spikes, stuck in counts
+        f"{q.name}:{kind}"
+        for q in window.quality
         for kind, hit in (
-            ("nan", nans > 0),
-            ("out_of_range", out_of_range > 0),
-            ("spikes", spikes > 0),
-            ("stuck", stuck),
+            ("nan", q.nan_count > 0),
+            ("out_of_range", q.out_of_range > 0),
+            ("spikes", q.spikes > 0),
+            ("stuck", bool(q.stuck_entities)),
         )
         if hit
     ]
