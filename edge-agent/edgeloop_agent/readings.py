@@ -16,11 +16,25 @@ from numpy.typing import NDArray
 
 from edgeloop_agent.errors import InputError
 
+_NUMBERS = frozenset((int, float))
+
 
 def parse_values(
     values: Any, sensors: Sequence[str], where: str = "values"
 ) -> NDArray[np.float64]:
-    """One reading's sensor values in model order; NaN for ``null``."""
+    """One reading's sensor values in model order; NaN for ``null``.
+
+    The common reading (every sensor, finite numbers, nothing else) is taken
+    in one pass; anything else goes through the checks that name the field.
+    """
+    if type(values) is dict and len(values) == len(sensors):
+        try:
+            row = [values[name] for name in sensors]
+        except KeyError:
+            pass
+        else:
+            if set(map(type, row)) <= _NUMBERS and all(map(math.isfinite, row)):
+                return np.array(row, dtype=np.float64)
     if not isinstance(values, Mapping):
         raise InputError(f"{where}: expected an object of sensor values")
     unknown = sorted(set(values) - set(sensors))
