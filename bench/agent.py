@@ -273,6 +273,35 @@ def run_servers(
     return results
 
 
+def _verdicts(agent: dict[str, object], others: list[dict[str, object]]) -> list[str]:
+    """Issue #13's serving targets, each met or missed, from this run."""
+
+    def ratio(prefix: str) -> float | None:
+        for row in others:
+            if str(row["name"]).startswith(prefix) and "rps" in row:
+                return float(agent["rps"]) / float(row["rps"])  # type: ignore[arg-type]
+        return None
+
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "missed"
+
+    lines = ["| target (#13) | this run | |", "| --- | ---: | :---: |"]
+    for prefix, label, want in (
+        ("naive", "single-row throughput ≥ 2.5× the plain FastAPI endpoint", 2.5),
+        ("MLServer", "single-row throughput ≥ 4× MLServer", 4.0),
+    ):
+        found = ratio(prefix)
+        if found is not None:
+            lines.append(f"| {label} | {found:.2f}× | {verdict(found >= want)} |")
+    p99 = float(agent["fixed_p99"])  # type: ignore[arg-type]
+    rss = float(agent["rss_mb"])  # type: ignore[arg-type]
+    lines.append(
+        f"| p99 ≤ 2 ms at 1,000 req/s | {p99:.2f} ms | {verdict(p99 <= 2.0)} |"
+    )
+    lines.append(f"| peak RSS ≤ 150 MB | {rss:.0f} MB | {verdict(rss <= 150)} |")
+    return lines
+
+
 def render(
     fl: dict[str, float],
     servers: list[dict[str, object]],
@@ -307,8 +336,8 @@ def render(
     for row in servers[1:]:
         if "rps" in row:
             lines.append(f"* vs {row['name']}: **{agent['rps'] / row['rps']:.2f}×**")
+    lines += ["", *_verdicts(agent, servers[1:]), ""]
     lines += [
-        "",
         "A plain JSON infer request (one FP32 tensor of numbers) is answered before the",
         "middleware with orjson (`edgeloop_agent.api.quick_infer`); anything else reaches the",
         "handlers without FastAPI's routing (`edgeloop_agent.api.fast_path`); both answer as the",
