@@ -33,7 +33,7 @@ def parse_values(
         except KeyError:
             pass
         else:
-            if set(map(type, row)) <= _NUMBERS and all(map(math.isfinite, row)):
+            if set(map(type, row)) <= _NUMBERS and all(map(_finite, row)):
                 return np.array(row, dtype=np.float64)
     if not isinstance(values, Mapping):
         raise InputError(f"{where}: expected an object of sensor values")
@@ -57,12 +57,20 @@ def parse_values(
             raise InputError(
                 f"{where}.{name}: expected a number or null, got {type(value).__name__}"
             )
-        if not math.isfinite(value):
+        if not _finite(value):
             raise InputError(
                 f"{where}.{name}: must be finite (NaN/Infinity are not readings; send null)"
             )
         out[i] = float(value)
     return out
+
+
+def _finite(value: float) -> bool:
+    """``math.isfinite``, False for an integer too large for a float (not an error)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def parse_entity(value: Any, where: str = "entity") -> str:
