@@ -189,7 +189,7 @@ Slow-loris, 300 connections that never finish their headers, {HEADER_TIMEOUT_S} 
 deadline: still held {HEADER_TIMEOUT_S + 3} s later — agent {agent["held"]:.0f}, intake {intake["held"]:.0f}
 (before: all 300 for 50 s and more).
 
-A fleet file of 10,000 nodes: pure-Python YAML {files["pure"]:.2f} s; libyaml's C loader
+A fleet file of 10,000 nodes: pure-Python YAML {files["pure"]:.2f} s; edgeloop's YAML reader (libyaml, plain-document constructor)
 {files["c"]:.2f} s ({files["pure"] / files["c"]:.0f}x faster); as `.json` {files["json"]:.3f} s
 ({files["pure"] / files["json"]:.0f}x faster). A 20 MiB file is refused in {files["refuse"] * 1000:.1f} ms
 (before: parsed for 90 s, 1.2 GB).
