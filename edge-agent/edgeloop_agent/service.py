@@ -371,9 +371,7 @@ class ScoringService:
             return
         self._flush_readings()
         for window, sample in closed:
-            self.outbox.put(window)
-            if sample is not None:
-                self.outbox.put(sample)
+            self.outbox.put(window, *([] if sample is None else [sample]))
             self.metrics.inc(
                 "edgeloop_drift_windows_total", version=window.model_version
             )

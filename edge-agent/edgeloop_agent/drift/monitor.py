@@ -329,6 +329,12 @@ class WindowMonitor:
         if size == 0:
             return None
         rows = np.sort(self._rng.choice(n, size=size, replace=False))
+        # one numpy pass, then plain floats: per-element numpy scalars cost
+        # ~1 ms per window on the serving thread
+        block = self._inputs[rows].astype(np.float64)
+        missing = np.isnan(block).tolist()
+        scores = self._scores[rows]
+        unscored = (~np.isfinite(scores)).tolist()
         return RowSample(
             site=self.node.site,
             cohort=self.node.cohort,
@@ -337,11 +343,15 @@ class WindowMonitor:
             window_end=_ts(now),
             columns=tuple(self._names),
             rows=tuple(
-                tuple(None if np.isnan(v) else float(v) for v in self._inputs[r])
-                for r in rows
+                tuple(
+                    None if gap else value
+                    for value, gap in zip(values, gaps, strict=True)
+                )
+                for values, gaps in zip(block.tolist(), missing, strict=True)
             ),
             scores=tuple(
-                float(s) if np.isfinite(s := self._scores[r]) else None for r in rows
+                None if gap else score
+                for score, gap in zip(scores.tolist(), unscored, strict=True)
             ),
             entities=tuple(w.entities.get(int(r), "") for r in rows),
         )

@@ -52,6 +52,26 @@ def test_window_closes_after_n_readings_and_counts_add_up(manifest):
         assert len(sample.rows) == 5 and len(sample.columns) == len(window.features)
 
 
+def test_the_row_sample_keeps_each_rows_values_gaps_and_scores(manifest):
+    """A sampled row is the stored row: float32 values as floats, NaN as null."""
+    x = reference_rows(manifest)[:10].copy()
+    x[:, 0] = np.nan  # a missing input in every row
+    scores = np.linspace(0.05, 0.95, 10)
+    scores[3] = np.nan  # a row the model did not score
+    mon = monitor(manifest, window_readings=10, sample_size=10)
+    ((_, sample),) = mon.observe(x, scores)
+    assert len(sample.rows) == 10  # every row, in order
+    for row, stored, score, kept in zip(
+        x, sample.rows, scores, sample.scores, strict=True
+    ):
+        assert stored[0] is None
+        assert list(stored[1:]) == [
+            float(v) if not np.isnan(v) else None for v in row[1:]
+        ]
+        assert all(v is None or type(v) is float for v in stored)
+        assert kept == (None if np.isnan(score) else float(score))
+
+
 def draw_from_reference(manifest, n, rng):
     """Rows drawn from the reference histograms themselves (no drift by construction)."""
     columns = []

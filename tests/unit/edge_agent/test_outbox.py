@@ -112,3 +112,16 @@ def test_merge_of_mismatched_windows_is_refused():
 
     with pytest.raises(ValueError, match="same model version"):
         merge_windows(window(version="1"), window(version="2"), ())
+
+
+def test_a_window_and_its_sample_are_stored_in_one_transaction(tmp_path):
+    """One commit (one fsync at synchronous=FULL) on the serving thread, not two."""
+    box = Outbox(tmp_path / "o.sqlite", "node-1")
+    statements = []
+    box._db.set_trace_callback(statements.append)
+    first = box.put(window(), sample())
+    assert sum(s.strip().upper() == "COMMIT" for s in statements) == 1
+    stored = [Report.model_validate_json(text) for _, text in box.peek(10)]
+    assert [r.body.kind for r in stored] == ["drift", "sample"]
+    assert stored[0].key == first.key and stored[0].key != stored[1].key
+    assert box.stats().get("split_readings", 0) == 0
