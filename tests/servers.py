@@ -16,9 +16,18 @@ from starlette.staticfiles import StaticFiles
 
 
 @contextmanager
-def serve_app(app, port: int, lifespan: str = "auto") -> Iterator[str]:
+def serve_app(
+    app, port: int, lifespan: str = "auto", http="auto", access_log: bool = True
+) -> Iterator[str]:
+    """Serve ``app`` on 127.0.0.1 in a thread; ``http`` is uvicorn's protocol."""
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", lifespan=lifespan
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan=lifespan,
+        http=http,
+        access_log=access_log,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> None:
     import uvicorn
 
     from edgeloop_agent.api.app import create_app
-    from edgeloop_agent.contracts.asgi_limits import guarded_http_protocol
+    from edgeloop_agent.api.quick_protocol import agent_http_protocol
 
     server = settings.server
     app = create_app(settings)
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
         port=server.port,
         log_level=args.log_level,
         access_log=False,
-        http=guarded_http_protocol(server.header_timeout_s),
+        http=agent_http_protocol(app, server.header_timeout_s, server.body_timeout_s),
         timeout_keep_alive=int(max(1, server.keep_alive_s)),
         limit_concurrency=server.max_connections,
     )

@@ -8,6 +8,7 @@ version, too large, binary) must get the same status and body from both.
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 
 import httpx
 import numpy as np
@@ -17,7 +18,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from edgeloop_agent.api import quick_infer
 from edgeloop_agent.api.app import create_app
-from edgeloop_agent.api.fast_path import match
+from edgeloop_agent.api.fast_path import AgentApp, match
+from edgeloop_agent.api.quick_protocol import agent_http_protocol
 from edgeloop_agent.api.routes import infer, infer_version, predict
 
 from ..conftest import free_port
@@ -166,34 +168,53 @@ def _chunked(body: bytes) -> list[bytes]:
 
 
 @pytest.fixture()
-def two_agents(tmp_path, registry_with_champion):
+def three_agents(tmp_path, registry_with_champion):
+    """The agent as ``edgeloop-agent serve`` runs it, its ASGI app alone, and routed."""
     import shutil
 
     bundle = tmp_path / "bundle"
     shutil.copytree(registry_with_champion["run"].bundle_dir, bundle)
+    served = create_app(settings_for(tmp_path / "served"), fast_path=True)
+    settings = settings_for(tmp_path / "served")
     urls = []
     with (
         serve_app(
-            create_app(settings_for(tmp_path / "fast"), fast_path=True),
+            served,
             free_port(),
             lifespan="on",
-        ) as fast,
+            http=agent_http_protocol(
+                served, settings.server.header_timeout_s, settings.server.body_timeout_s
+            ),
+            access_log=False,  # as `edgeloop-agent serve` runs it
+        ) as in_protocol,
+        serve_app(
+            create_app(settings_for(tmp_path / "asgi"), fast_path=True),
+            free_port(),
+            lifespan="on",
+            access_log=False,  # one logger per process: on for one, on for all
+        ) as asgi,
         serve_app(
             create_app(settings_for(tmp_path / "routed"), fast_path=False),
             free_port(),
             lifespan="on",
+            access_log=False,
         ) as routed,
     ):
-        for url, name in ((fast, "fast"), (routed, "routed")):
+        for url, name in ((in_protocol, "served"), (asgi, "asgi"), (routed, "routed")):
             settings = settings_for(tmp_path / name)
             settings.model.desired_model_path.parent.mkdir(parents=True, exist_ok=True)
             activate(url, settings, bundle)
             urls.append(url)
-        yield urls[0], urls[1]
+        yield urls
 
 
-def test_fast_and_routed_agents_answer_alike(two_agents, monkeypatch) -> None:
-    fast, routed = two_agents
+def _comparable(response: httpx.Response) -> list[tuple[str, str]]:
+    """The response's headers but the clock's."""
+    return sorted((k, v) for k, v in response.headers.items() if k != "date")
+
+
+def test_fast_and_routed_agents_answer_alike(three_agents, monkeypatch) -> None:
+    in_protocol, asgi, routed = three_agents
     routed_calls = []
     real = starlette.routing.Router.__call__
 
@@ -202,6 +223,15 @@ def test_fast_and_routed_agents_answer_alike(two_agents, monkeypatch) -> None:
         await real(self, scope, receive, send)
 
     monkeypatch.setattr(starlette.routing.Router, "__call__", counting)
+    asgi_calls = []
+    real_app = AgentApp.__call__
+
+    async def reaching_the_app(self, scope, receive, send):
+        if scope["type"] == "http":
+            asgi_calls.append(scope["path"])
+        await real_app(self, scope, receive, send)
+
+    monkeypatch.setattr(AgentApp, "__call__", reaching_the_app)
     quick_answers = []
     real_answer = quick_infer.answer
 
@@ -211,11 +241,13 @@ def test_fast_and_routed_agents_answer_alike(two_agents, monkeypatch) -> None:
         return found
 
     monkeypatch.setattr(quick_infer, "answer", answering)
-    inputs = httpx.get(f"{fast}/v2/models/pump-failure").json()["inputs"][0]["shape"][1]
+    inputs = httpx.get(f"{asgi}/v2/models/pump-failure").json()["inputs"][0]["shape"][1]
+    in_place = 0
     for method, path, body, headers in _requests(inputs):
         answers = []
-        for base in (fast, routed):
+        for base in (in_protocol, asgi, routed):
             routed_calls.clear()
+            asgi_calls.clear()
             # a list of chunks goes as an iterator: httpx then sends it chunked
             content = body if isinstance(body, bytes) else iter(body)
             response = httpx.request(
@@ -228,25 +260,35 @@ def test_fast_and_routed_agents_answer_alike(two_agents, monkeypatch) -> None:
                     response.headers.get("inference-header-content-length"),
                     response.content,
                     list(routed_calls),
+                    list(asgi_calls),
+                    _comparable(response),
                 )
             )
-        (f_status, f_type, f_len, f_body, f_routed) = answers[0]
-        (r_status, r_type, r_len, r_body, r_routed) = answers[1]
-        assert (f_status, f_type, f_len) == (r_status, r_type, r_len), path
-        if f_type and f_type.startswith("application/json"):
-            assert json.loads(f_body) == json.loads(r_body), (path, f_body, r_body)
-        else:
-            assert f_body == r_body, path
-        stopped_by_body_limit = (
-            isinstance(body, bytes) and len(body) > 200_000
-        )  # answered before any route
-        assert r_routed == ([] if stopped_by_body_limit else [path])
-        assert f_routed == ([] if method == "POST" else [path]), (path, f_status)
+        in_place += answers[0][5] == []
+        for fast in answers[:2]:
+            (f_status, f_type, f_len, f_body, f_routed, _, f_headers) = fast
+            (r_status, r_type, r_len, r_body, r_routed, _, r_headers) = answers[2]
+            assert (f_status, f_type, f_len) == (r_status, r_type, r_len), path
+            if f_type and f_type.startswith("application/json"):
+                assert json.loads(f_body) == json.loads(r_body), (path, f_body, r_body)
+            else:
+                assert f_body == r_body, path
+            stopped_by_body_limit = (
+                isinstance(body, bytes) and len(body) > 200_000
+            )  # answered before any route
+            assert r_routed == ([] if stopped_by_body_limit else [path])
+            assert f_routed == ([] if method == "POST" else [path]), (path, f_status)
+        # byte for byte what the ASGI path answers, headers included
+        assert answers[0][3] == answers[1][3], path
+        assert answers[0][6] == answers[1][6], path
     # answered by the quick path: the plain body at two paths, flat data,
     # integers, FP64, a null id; everything else was declined or refused first
-    assert quick_answers.count(True) == 6, quick_answers
+    assert quick_answers.count(True) == 2 * 6, quick_answers
+    # ... and by the served agent without an ASGI call: those six, and the
+    # two infer requests for an unknown model or version (its JSON 404)
+    assert in_place == 6 + 2, in_place
     assert (
-        httpx.get(f"{fast}/openapi.json").json()
+        httpx.get(f"{asgi}/openapi.json").json()
         == httpx.get(f"{routed}/openapi.json").json()
     )
     counted = [
@@ -258,26 +300,80 @@ def test_fast_and_routed_agents_answer_alike(two_agents, monkeypatch) -> None:
             for s in family.samples
             if s.name == "edgeloop_requests_total"
         )
-        for url in (fast, routed)
+        for url in (in_protocol, asgi, routed)
     ]
-    # the fast path counts requests and errors the same way
-    assert counted[0] == counted[1] and any(c[1] >= "400" for c in counted[0])
+    # the fast paths count requests and errors the same way
+    assert counted[0] == counted[1] == counted[2]
+    assert any(c[1] >= "400" for c in counted[0])
 
 
-def test_an_infer_body_that_never_comes_gets_408_and_the_agent_goes_on(
-    tmp_path, registry_with_champion
-) -> None:
+@contextmanager
+def _one_agent(tmp_path, bundle_dir, in_protocol: bool, body_timeout_s: float = 30):
+    """A fast agent served as ``edgeloop-agent serve`` serves it, or its ASGI app alone."""
     import shutil
-    import socket
 
     bundle = tmp_path / "bundle"
-    shutil.copytree(registry_with_champion["run"].bundle_dir, bundle)
+    shutil.copytree(bundle_dir, bundle)
     settings = settings_for(tmp_path)
-    settings.server.body_timeout_s = 1
+    settings.server.body_timeout_s = body_timeout_s
     settings.model.desired_model_path.parent.mkdir(parents=True, exist_ok=True)
+    app = create_app(settings, fast_path=True)
+    http = (
+        agent_http_protocol(app, settings.server.header_timeout_s, body_timeout_s)
+        if in_protocol
+        else "auto"
+    )
     port = free_port()
-    with serve_app(create_app(settings, fast_path=True), port, lifespan="on") as url:
+    with serve_app(app, port, lifespan="on", http=http, access_log=False) as url:
         activate(url, settings, bundle)
+        yield url, port
+
+
+def _plain_request(width: int, rows: int = 1) -> bytes:
+    body = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "input",
+                    "shape": [rows, width],
+                    "datatype": "FP32",
+                    "data": [0.5] * (rows * width),
+                }
+            ]
+        }
+    ).encode()
+    return (
+        b"POST /v2/models/pump-failure/infer HTTP/1.1\r\nHost: x\r\n"
+        b"Content-Type: application/json\r\nContent-Length: "
+        + str(len(body)).encode()
+        + b"\r\n\r\n"
+        + body
+    )
+
+
+def _read_answers(sock, count: int) -> list[tuple[int, bytes]]:
+    """``count`` HTTP answers from a keep-alive socket: (status, body) each."""
+    reader = sock.makefile("rb")
+    answers = []
+    for _ in range(count):
+        status = int(reader.readline().split()[1])
+        length = 0
+        while (line := reader.readline()) not in (b"\r\n", b""):
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":")[1])
+        answers.append((status, reader.read(length)))
+    return answers
+
+
+@pytest.mark.parametrize("in_protocol", [True, False], ids=["served", "asgi"])
+def test_an_infer_body_that_never_comes_gets_408_and_the_agent_goes_on(
+    tmp_path, registry_with_champion, in_protocol
+) -> None:
+    import socket
+
+    with _one_agent(
+        tmp_path, registry_with_champion["run"].bundle_dir, in_protocol, 1
+    ) as (url, port):
         with socket.create_connection(("127.0.0.1", port)) as sock:
             sock.settimeout(20)  # a bound for the test, far above the 1 s deadline
             sock.sendall(
@@ -289,6 +385,7 @@ def test_an_infer_body_that_never_comes_gets_408_and_the_agent_goes_on(
                 answer += chunk
         assert answer.startswith(b"HTTP/1.1 408"), answer
         assert b"no data for 1 s" in answer
+        assert b"connection: close" in answer
         width = httpx.get(f"{url}/v2/models/pump-failure").json()["inputs"][0]["shape"][
             1
         ]
@@ -306,3 +403,49 @@ def test_an_infer_body_that_never_comes_gets_408_and_the_agent_goes_on(
             },
         )
         assert good.status_code == 200 and good.json()["outputs"][0]["shape"] == [1, 2]
+
+
+def test_the_served_agent_answers_split_late_and_pipelined_requests_in_order(
+    tmp_path, registry_with_champion, monkeypatch
+) -> None:
+    """Bodies in pieces, a pause within the deadline, several requests in one write."""
+    import socket
+    import time
+
+    asgi_calls = []
+    real_app = AgentApp.__call__
+
+    async def reaching_the_app(self, scope, receive, send):
+        if scope["type"] == "http":
+            asgi_calls.append(scope["path"])
+        await real_app(self, scope, receive, send)
+
+    monkeypatch.setattr(AgentApp, "__call__", reaching_the_app)
+    with _one_agent(tmp_path, registry_with_champion["run"].bundle_dir, True) as (
+        url,
+        port,
+    ):
+        width = httpx.get(f"{url}/v2/models/pump-failure").json()["inputs"][0]["shape"][
+            1
+        ]
+        one, two = _plain_request(width, 1), _plain_request(width, 2)
+        health = b"GET /v2/health/ready HTTP/1.1\r\nHost: x\r\n\r\n"
+        asgi_calls.clear()
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.settimeout(20)
+            # headers, then the body in two pieces with a pause between
+            head, body = one.split(b"\r\n\r\n", 1)
+            for piece in (head + b"\r\n\r\n", body[:7], body[7:]):
+                sock.sendall(piece)
+                time.sleep(0.3)
+            # three requests in one write, one of them not an infer request
+            sock.sendall(two + health + one)
+            answers = _read_answers(sock, 4)
+        assert [status for status, _ in answers] == [200, 200, 200, 200]
+        shapes = [
+            json.loads(b)["outputs"][0]["shape"] for _, b in (answers[:2] + answers[3:])
+        ]
+        assert shapes == [[1, 2], [2, 2], [1, 2]]
+        # the first three infer requests were answered in place; the last one
+        # waited behind the health check's ASGI task, so it went that way too
+        assert asgi_calls == ["/v2/health/ready", "/v2/models/pump-failure/infer"]

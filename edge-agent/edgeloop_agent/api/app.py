@@ -41,7 +41,7 @@ def create_app(
     transport: httpx.AsyncBaseTransport | None = None,
     background: bool = True,
     fast_path: bool = True,
-) -> FastAPI:
+) -> AgentApp:
     """Build the agent app.
 
     Args:

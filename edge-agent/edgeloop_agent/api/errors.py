@@ -9,13 +9,12 @@ from fastapi.responses import JSONResponse
 from edgeloop_agent.errors import AgentError, ContractError
 
 
-def _count(app: FastAPI, request: Request, status: int) -> None:
+def _count(app: FastAPI, path: str, status: int) -> None:
     """Count errors of scoring requests only.
 
     The error-rate gate and the heartbeat are about scoring, not about health
     or metadata probes (which answer 503 until a model is active).
     """
-    path = request.url.path
     if path == "/predict":
         app.state.metrics.request("predict", status)
     elif path.endswith("/infer"):
@@ -29,10 +28,15 @@ def _location(loc: tuple[object, ...]) -> str:
 
 def respond(app: FastAPI, request: Request, exc: Exception) -> JSONResponse:
     """The JSON error answer for one of our errors or a validation error."""
+    return respond_at(app, request.url.path, exc)
+
+
+def respond_at(app: FastAPI, path: str, exc: Exception) -> JSONResponse:
+    """:func:`respond` for a request known by its path (the quick infer path)."""
     if isinstance(exc, RequestValidationError):
         errors = exc.errors()
         first = errors[0] if errors else {"loc": ("body",), "msg": "invalid request"}
-        _count(app, request, 422)
+        _count(app, path, 422)
         return JSONResponse(
             {
                 "error": f"{_location(tuple(first['loc']))}: {first['msg']}",
@@ -44,7 +48,7 @@ def respond(app: FastAPI, request: Request, exc: Exception) -> JSONResponse:
         )
     status = getattr(exc, "status_code", 500)
     message = getattr(exc, "message", str(exc))
-    _count(app, request, status)
+    _count(app, path, status)
     return JSONResponse({"error": message}, status_code=status)
 
 

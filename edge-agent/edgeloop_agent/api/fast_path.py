@@ -90,6 +90,10 @@ class FastScoring:
         await response(scope, receive, send)
 
 
+Answer = tuple[int, list[tuple[bytes, bytes]], bytes]
+"""A whole HTTP answer: status, headers (without the server's own), body."""
+
+
 class AgentApp(FastAPI):
     """The agent's FastAPI app, answering plain infer requests before its middleware."""
 
@@ -98,8 +102,8 @@ class AgentApp(FastAPI):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Try the quick path; everything it declines goes down the full stack."""
-        if self.quick:
-            params = self._plain_infer(scope)
+        if self.quick and scope["type"] == "http" and not scope.get("root_path"):
+            params = self.plain_infer(scope["method"], scope["path"], scope["headers"])
             if params is not None:
                 scope["app"] = self
                 done, receive = await self._quick(scope, receive, send, params)
@@ -107,13 +111,21 @@ class AgentApp(FastAPI):
                     return
         await super().__call__(scope, receive, send)
 
-    def _plain_infer(self, scope: Scope) -> dict[str, str] | None:
-        """Path parameters of an infer request the body limit would let through as is."""
-        found = _scoring(scope)
+    def plain_infer(
+        self, method: str, path: str, headers: list[tuple[bytes, bytes]]
+    ) -> dict[str, str] | None:
+        """Path parameters of an infer request the body limit would let through as is.
+
+        Only a request with a declared length within the limit, not compressed
+        and not binary, can be answered by :meth:`answer_plain`.
+        """
+        if method != "POST":
+            return None
+        found = match(path)
         if found is None or found[0] is routes.predict:
             return None
         length = None
-        for name, value in scope["headers"]:
+        for name, value in headers:
             if name == b"content-length":
                 length = value
             elif name == _BINARY or name == b"content-encoding":
@@ -123,38 +135,51 @@ class AgentApp(FastAPI):
             return None
         return found[1]
 
+    def answer_plain(
+        self, params: dict[str, str], path: str, body: bytes
+    ) -> Answer | None:
+        """The answer to a whole plain infer request, or None to route it.
+
+        An unknown model or a request the service refuses gets the routed
+        stack's JSON error (and is counted the same way).
+        """
+        try:
+            model = routes.model_named(self, **params)
+            answer = quick_infer.answer(self, model, body)
+        except errors.HANDLED as exc:
+            response = errors.respond_at(self, path, exc)
+            return response.status_code, response.raw_headers, bytes(response.body)
+        if answer is None:
+            return None
+        return 200, [(b"content-length", str(len(answer)).encode()), _JSON], answer
+
     async def _quick(
         self, scope: Scope, receive: Receive, send: Send, params: dict[str, str]
     ) -> tuple[bool, Receive]:
         """Answer here (True), or return a ``receive`` replaying what was read."""
         try:
             # the model first, as the routed handler looks it up before the body
-            model = routes.model_named(self, **params)
-            timeout = self.state.settings.server.body_timeout_s
-            message = await receive_within(receive, timeout)
-            if message is None:
-                await reply(
-                    send, 408, f"body: no data for {timeout:g} s; request timed out"
-                )
-                return True, receive
-            if message["type"] != "http.request" or message.get("more_body", False):
-                return False, _replay(message, receive)
-            body = message.get("body", b"")
-            answer = quick_infer.answer(self, model, body)
+            routes.model_named(self, **params)
         except errors.HANDLED as exc:
-            response = errors.respond(self, Request(scope, receive), exc)
-            await response(scope, receive, send)
+            await errors.respond_at(self, scope["path"], exc)(scope, receive, send)
             return True, receive
+        timeout = self.state.settings.server.body_timeout_s
+        message = await receive_within(receive, timeout)
+        if message is None:
+            await reply(
+                send, 408, f"body: no data for {timeout:g} s; request timed out"
+            )
+            return True, receive
+        if message["type"] != "http.request" or message.get("more_body", False):
+            return False, _replay(message, receive)
+        answer = self.answer_plain(params, scope["path"], message.get("body", b""))
         if answer is None:
             return False, _replay(message, receive)
+        status, headers, body = answer
         await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [(b"content-length", str(len(answer)).encode()), _JSON],
-            }
+            {"type": "http.response.start", "status": status, "headers": headers}
         )
-        await send({"type": "http.response.body", "body": answer})
+        await send({"type": "http.response.body", "body": body})
         return True, receive
 
 
