@@ -6,7 +6,9 @@ exactly as the routed stack does (``tests/integration/test_agent_fast_path.py``
 sends the same battery to a fast and a routed agent):
 
 * :class:`AgentApp` answers a plain JSON infer request (one FP32 tensor of
-  numbers, see :mod:`edgeloop_agent.api.quick_infer`) before any middleware:
+  numbers, see :mod:`edgeloop_agent.api.quick_infer`) before any middleware
+  (and, as ``edgeloop-agent serve`` runs it, before ASGI at all: see
+  :mod:`edgeloop_agent.api.quick_protocol`; both through :meth:`AgentApp.answer_plain`):
   body read once, orjson in and out, no Starlette request or response. It
   keeps the body limit's rules (declared length within the limit, the body
   in time, nothing compressed) and hands anything else to the full stack
@@ -36,6 +38,8 @@ Handler = Callable[..., Awaitable[Response]]
 
 _BINARY = HEADER.lower().encode()
 _JSON = (b"content-type", b"application/json")
+_NOT_PLAIN = frozenset((_BINARY, b"content-encoding", b"transfer-encoding"))
+"""Headers that send a request down the full stack (binary tensors, compressed or chunked bodies)."""
 
 
 def match(path: str) -> tuple[Handler, dict[str, str]] | None:
@@ -116,8 +120,8 @@ class AgentApp(FastAPI):
     ) -> dict[str, str] | None:
         """Path parameters of an infer request the body limit would let through as is.
 
-        Only a request with a declared length within the limit, not compressed
-        and not binary, can be answered by :meth:`answer_plain`.
+        Only a request with a declared length within the limit, not compressed,
+        not chunked and not binary, can be answered by :meth:`answer_plain`.
         """
         if method != "POST":
             return None
@@ -128,7 +132,7 @@ class AgentApp(FastAPI):
         for name, value in headers:
             if name == b"content-length":
                 length = value
-            elif name == _BINARY or name == b"content-encoding":
+            elif name in _NOT_PLAIN:
                 return None
         limit = self.state.settings.scoring.max_body_bytes
         if length is None or not length.isdigit() or int(length) > limit:
