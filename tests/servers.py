@@ -17,9 +17,17 @@ from starlette.staticfiles import StaticFiles
 
 @contextmanager
 def serve_app(
-    app, port: int, lifespan: str = "auto", http="auto", access_log: bool = True
+    app,
+    port: int,
+    lifespan: str = "auto",
+    http="auto",
+    access_log: bool = True,
+    handle: list | None = None,
 ) -> Iterator[str]:
-    """Serve ``app`` on 127.0.0.1 in a thread; ``http`` is uvicorn's protocol."""
+    """Serve ``app`` on 127.0.0.1 in a thread; ``http`` is uvicorn's protocol.
+
+    ``handle``, when given, receives the ``uvicorn.Server`` (to stop it early).
+    """
     config = uvicorn.Config(
         app,
         host="127.0.0.1",
@@ -30,6 +38,8 @@ def serve_app(
         access_log=access_log,
     )
     server = uvicorn.Server(config)
+    if handle is not None:
+        handle.append(server)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

@@ -308,7 +308,9 @@ def test_fast_and_routed_agents_answer_alike(three_agents, monkeypatch) -> None:
 
 
 @contextmanager
-def _one_agent(tmp_path, bundle_dir, in_protocol: bool, body_timeout_s: float = 30):
+def _one_agent(
+    tmp_path, bundle_dir, in_protocol: bool, body_timeout_s: float = 30, handle=None
+):
     """A fast agent served as ``edgeloop-agent serve`` serves it, or its ASGI app alone."""
     import shutil
 
@@ -324,7 +326,9 @@ def _one_agent(tmp_path, bundle_dir, in_protocol: bool, body_timeout_s: float = 
         else "auto"
     )
     port = free_port()
-    with serve_app(app, port, lifespan="on", http=http, access_log=False) as url:
+    with serve_app(
+        app, port, lifespan="on", http=http, access_log=False, handle=handle
+    ) as url:
         activate(url, settings, bundle)
         yield url, port
 
@@ -449,3 +453,33 @@ def test_the_served_agent_answers_split_late_and_pipelined_requests_in_order(
         # the first three infer requests were answered in place; the last one
         # waited behind the health check's ASGI task, so it went that way too
         assert asgi_calls == ["/v2/health/ready", "/v2/models/pump-failure/infer"]
+
+
+def test_a_request_half_read_when_the_agent_stops_is_answered_then_closed(
+    tmp_path, registry_with_champion
+) -> None:
+    """Graceful shutdown lets a quick request whose body is still coming finish."""
+    import socket
+    import time
+
+    handle: list = []
+    with _one_agent(
+        tmp_path, registry_with_champion["run"].bundle_dir, True, handle=handle
+    ) as (url, port):
+        width = httpx.get(f"{url}/v2/models/pump-failure").json()["inputs"][0]["shape"][
+            1
+        ]
+        request = _plain_request(width)
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.settimeout(20)
+            sock.sendall(request[:-5])  # all but the body's last bytes
+            time.sleep(0.3)
+            handle[0].should_exit = True  # the server starts its shutdown
+            time.sleep(0.5)
+            sock.sendall(request[-5:])
+            answer = b""
+            while chunk := sock.recv(4096):  # the server closes after answering
+                answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200"), answer
+    assert b"connection: close" in answer.lower()
+    assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["outputs"][0]["shape"] == [1, 2]
