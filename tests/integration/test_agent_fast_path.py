@@ -167,6 +167,20 @@ def _chunked(body: bytes) -> list[bytes]:
     return [body[:10], body[10:]]
 
 
+def _asgi_calls(monkeypatch) -> list[str]:
+    """The paths of HTTP requests that reach the agent's ASGI app, as they come."""
+    calls: list[str] = []
+    real_app = AgentApp.__call__
+
+    async def reaching_the_app(self, scope, receive, send):
+        if scope["type"] == "http":
+            calls.append(scope["path"])
+        await real_app(self, scope, receive, send)
+
+    monkeypatch.setattr(AgentApp, "__call__", reaching_the_app)
+    return calls
+
+
 @pytest.fixture()
 def three_agents(tmp_path, registry_with_champion):
     """The agent as ``edgeloop-agent serve`` runs it, its ASGI app alone, and routed."""
@@ -223,15 +237,7 @@ def test_fast_and_routed_agents_answer_alike(three_agents, monkeypatch) -> None:
         await real(self, scope, receive, send)
 
     monkeypatch.setattr(starlette.routing.Router, "__call__", counting)
-    asgi_calls = []
-    real_app = AgentApp.__call__
-
-    async def reaching_the_app(self, scope, receive, send):
-        if scope["type"] == "http":
-            asgi_calls.append(scope["path"])
-        await real_app(self, scope, receive, send)
-
-    monkeypatch.setattr(AgentApp, "__call__", reaching_the_app)
+    asgi_calls = _asgi_calls(monkeypatch)
     quick_answers = []
     real_answer = quick_infer.answer
 
@@ -416,15 +422,7 @@ def test_the_served_agent_answers_split_late_and_pipelined_requests_in_order(
     import socket
     import time
 
-    asgi_calls = []
-    real_app = AgentApp.__call__
-
-    async def reaching_the_app(self, scope, receive, send):
-        if scope["type"] == "http":
-            asgi_calls.append(scope["path"])
-        await real_app(self, scope, receive, send)
-
-    monkeypatch.setattr(AgentApp, "__call__", reaching_the_app)
+    asgi_calls = _asgi_calls(monkeypatch)
     with _one_agent(tmp_path, registry_with_champion["run"].bundle_dir, True) as (
         url,
         port,
