@@ -23,7 +23,9 @@ token create --inventory``. Per fleet size:
 4. storage: database bytes per node-day; whether the drift trigger fired for
    exactly the shifted sites;
 5. ``/healthz`` latency from the onboarding's start to the last day's ingest,
-   asked every 20 ms by its own process (:mod:`bench.health_probe`).
+   asked every 20 ms by its own process (:mod:`bench.health_probe`);
+6. on the last day one node floods (:mod:`bench.flood`): the others' POST p99
+   that day against the day before.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ import httpx
 import numpy as np
 
 from bench.doc import write_section
+from bench.flood import Flood
 from bench.health_probe import HealthProbe
 from bench.load import exchange, free_port
 from edgeloop_agent.contracts import (
@@ -415,6 +418,8 @@ def _run_fleet(fleet: Fleet, concurrency: int, database_url: str) -> dict[str, A
             reports = 0
             cpu = _cpu_s(proc.pid)
             start = time.perf_counter()
+            flooder = sorted(nodes)[0]
+            per_day: list[list[float]] = []
             for day in range(days):
                 batches = {}
                 for node, site in nodes.items():
@@ -432,7 +437,24 @@ def _run_fleet(fleet: Fleet, concurrency: int, database_url: str) -> dict[str, A
                     batches[node] = (
                         ReportBatch(reports=tuple(batch)).model_dump_json().encode()
                     )
-                day_lat += asyncio.run(_post_all(url, batches, tokens, concurrency))
+                flood = None
+                if day == days - 1 and days >= 2:  # the last day: one node floods
+                    flood_body = home / "flood.json"
+                    flood_body.write_bytes(batches.pop(flooder))
+                    reports -= fleet.heartbeats + 1  # its batch is the flood's
+                    flood = Flood(port, tokens[flooder], flood_body).start()
+                try:
+                    per_day.append(
+                        asyncio.run(_post_all(url, batches, tokens, concurrency))
+                    )
+                finally:
+                    if flood is not None:
+                        flood.stop()
+                day_lat += per_day[-1]
+                if flood is not None:
+                    result["flood_statuses"] = flood.statuses
+                    result["flooded_p99_ms"] = float(np.percentile(per_day[-1], 99))
+                    result["unflooded_p99_ms"] = float(np.percentile(per_day[-2], 99))
             elapsed = time.perf_counter() - start
             probe.stop()
             result["healthz_p99_ms"] = float(np.percentile(probe.latencies_ms, 99))
@@ -584,6 +606,36 @@ def render(rows: list[dict[str, Any]], concurrency: int) -> str:
                 f"{db}: onboarding CPU per node from {small['nodes']:,} to {big['nodes']:,} nodes:"
                 f" **{growth:.2f}×** (1.00× is linear in the fleet; target ≤ 1.10×: {verdict}).",
             ]
+    floods = [r for r in rows if "flood_statuses" in r]
+    if floods:
+        lines += [
+            "",
+            "One node flooding on the last simulated day (its own process, 16 connections"
+            " posting its batch as fast as answers come; the other nodes' POSTs as every day):",
+            "",
+            "| store | nodes | the flooder's answers | others' POST p99: day before / flooded day ms | |",
+            "| --- | ---: | --- | ---: | :---: |",
+        ]
+        for r in floods:
+            answers = ", ".join(
+                f"{n:,} × {'dropped' if code == 0 else code}"
+                for code, n in sorted(r["flood_statuses"].items())
+            )
+            ok = (
+                r["flooded_p99_ms"] <= 1.5 * r["unflooded_p99_ms"]
+                and r["flooded_p99_ms"] < AGENT_TIMEOUT_MS
+            )
+            lines.append(
+                f"| {r['db']} | {r['nodes']:,} | {answers} | "
+                f"{r['unflooded_p99_ms']:.0f} / {r['flooded_p99_ms']:.0f} | "
+                f"{'met' if ok else 'missed'} |"
+            )
+        lines += [
+            "",
+            "Target (#13, bad input: a flood from one node never slows the others' ingest beyond"
+            " the p99 target), read here as: the others' POST p99 on the flooded day within 1.5×"
+            " the day before and under the agent's 10 s timeout.",
+        ]
     lines += [
         "",
         "`rollout plan --intake`: the fleet read from the intake over HTTP, a group per site, planned,"

@@ -1,0 +1,90 @@
+"""One node flooding the intake while the fleet ingests (issue #13, "Bad input").
+
+``python -m bench.flood PORT TOKEN BODY_FILE CONNECTIONS``: the node's token
+posts the same batch on ``CONNECTIONS`` keep-alive connections as fast as
+answers come, until its stdin closes; then prints how many answers of each
+status it got as JSON. Its own process, so the fleet's load generator and this
+flood do not share an interpreter. The intake's per-node budget should answer
+most of it with 429 and keep the other nodes' POSTs as fast as without it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+from bench.load import exchange
+
+
+async def flood(port: int, token: str, body: bytes, connections: int) -> Counter[int]:
+    """POST ``body`` with ``token`` until stdin closes; answers by status."""
+    raw = (
+        f"POST /v1/reports HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Authorization: Bearer {token}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    statuses: Counter[int] = Counter()
+    loop = asyncio.get_running_loop()
+    stop = loop.create_future()
+
+    def stdin_closed() -> None:
+        loop.remove_reader(sys.stdin.fileno())
+        stop.set_result(None)
+
+    loop.add_reader(sys.stdin.fileno(), stdin_closed)
+
+    async def worker() -> None:
+        stream = await asyncio.open_connection("127.0.0.1", port)
+        while not stop.done():
+            try:
+                status, _ = await exchange(*stream, raw)
+            except (OSError, asyncio.IncompleteReadError):
+                statuses[0] += 1  # connection dropped: open another
+                stream = await asyncio.open_connection("127.0.0.1", port)
+                continue
+            statuses[status] += 1
+        stream[1].close()
+
+    await asyncio.gather(*(worker() for _ in range(connections)))
+    return statuses
+
+
+class Flood:
+    """The flooding process: started, then stopped for its answers by status."""
+
+    def __init__(
+        self, port: int, token: str, body: Path, connections: int = 16
+    ) -> None:
+        self.args = [str(port), token, str(body), str(connections)]
+        self.statuses: dict[int, int] = {}
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Flood:
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.flood", *self.args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        return self
+
+    def stop(self) -> None:
+        """Stop flooding and collect the answers (idempotent)."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        out, _ = proc.communicate(timeout=120)  # closes stdin: the flood stops
+        self.statuses = {int(k): v for k, v in json.loads(out).items()}
+
+
+if __name__ == "__main__":
+    import uvloop
+
+    port, token, body_file, connections = sys.argv[1:5]
+    found = uvloop.run(
+        flood(int(port), token, Path(body_file).read_bytes(), int(connections))
+    )
+    print(json.dumps(found))
