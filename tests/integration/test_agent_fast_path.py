@@ -290,9 +290,9 @@ def test_fast_and_routed_agents_answer_alike(three_agents, monkeypatch) -> None:
     # answered by the quick path: the plain body at two paths, flat data,
     # integers, FP64, a null id; everything else was declined or refused first
     assert quick_answers.count(True) == 2 * 6, quick_answers
-    # ... and by the served agent without an ASGI call: those six, and the
-    # two infer requests for an unknown model or version (its JSON 404)
-    assert in_place == 6 + 2, in_place
+    # ... and by the served agent without an ASGI call: those six (an unknown
+    # model or version takes uvicorn's path, which answers 404 before the body)
+    assert in_place == 6, in_place
     assert (
         httpx.get(f"{asgi}/openapi.json").json()
         == httpx.get(f"{routed}/openapi.json").json()
@@ -481,3 +481,25 @@ def test_a_request_half_read_when_the_agent_stops_is_answered_then_closed(
     assert answer.startswith(b"HTTP/1.1 200"), answer
     assert b"connection: close" in answer.lower()
     assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["outputs"][0]["shape"] == [1, 2]
+
+
+@pytest.mark.parametrize("in_protocol", [True, False], ids=["served", "asgi"])
+def test_an_unknown_model_is_404_before_its_body_as_on_the_routed_path(
+    tmp_path, registry_with_champion, in_protocol
+) -> None:
+    import socket
+
+    with (
+        _one_agent(tmp_path, registry_with_champion["run"].bundle_dir, in_protocol) as (
+            _,
+            port,
+        ),
+        socket.create_connection(("127.0.0.1", port)) as sock,
+    ):
+        sock.settimeout(10)  # far below the 30 s body deadline
+        sock.sendall(
+            b"POST /v2/models/nope/infer HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+        )
+        status, body = _read_answers(sock, 1)[0]
+    assert status == 404 and b"nope" in body

@@ -139,6 +139,14 @@ class AgentApp(FastAPI):
             return None
         return found[1]
 
+    def knows_model(self, params: dict[str, str]) -> bool:
+        """Whether the infer path names a model being served (else a 404 before the body)."""
+        try:
+            routes.model_named(self, **params)
+        except errors.HANDLED:
+            return False
+        return True
+
     def answer_plain(
         self, params: dict[str, str], path: str, body: bytes
     ) -> Answer | None:

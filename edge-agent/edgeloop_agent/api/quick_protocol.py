@@ -204,7 +204,9 @@ def agent_http_protocol(
             except UnicodeDecodeError:
                 return None
             params = app.plain_infer("POST", path, self.headers)
-            return None if params is None else _Pending(params, path)
+            if params is None or not app.knows_model(params):
+                return None  # an unknown model: uvicorn's path answers 404 at once
+            return _Pending(params, path)
 
         def _hand_over(self, pending: _Pending, complete: bool) -> None:
             """Start uvicorn's own handling of the request with what was read."""
