@@ -246,6 +246,37 @@ def test_posts_beyond_the_admission_limit_wait_their_turn_and_health_answers(tmp
         assert answers[name].json() == {"accepted": 1, "duplicates": 0, "rejected": []}
 
 
+def test_store_work_runs_on_store_threads_only_and_health_answers(tmp_path):
+    """``store_threads``: a POST waits for a free store thread; the loop stays free."""
+    settings = PlatformSettings(home=tmp_path / "home")
+    settings.intake.store_threads = 1
+    store = _HeldStore(settings.intake_database_url())
+    slow, fast = store.create_token("node-slow"), store.create_token("node-fast")
+    store.hold_node = "node-slow"
+    with serve_app(create_app(settings, store), free_port()) as url:
+        answers: dict[str, httpx.Response] = {}
+
+        def send(name: str, token: str) -> None:
+            answers[name] = post(url, token, [heartbeat_report(name, f"{name}:hb:1")])
+
+        held = threading.Thread(target=send, args=("node-slow", slow))
+        held.start()
+        waiting = threading.Thread(target=send, args=("node-fast", fast))
+        try:
+            assert store.entered.wait(30)
+            waiting.start()
+            waiting.join(1.0)  # a bound: the one store thread is held
+            queued = waiting.is_alive() and "node-fast" not in answers
+            health = httpx.get(f"{url}/healthz", timeout=30)
+        finally:
+            store.release.set()
+            held.join(30)
+            waiting.join(30)
+    assert queued and health.status_code == 200
+    for name in ("node-slow", "node-fast"):
+        assert answers[name].json() == {"accepted": 1, "duplicates": 0, "rejected": []}
+
+
 def test_a_slow_commit_does_not_stall_health_checks_or_other_nodes(tmp_path):
     """Store work runs off the event loop (before: the loop waited for the commit)."""
     settings = PlatformSettings(home=tmp_path / "home")

@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import sqlalchemy.exc
+from anyio import CapacityLimiter, to_thread
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
@@ -186,6 +187,11 @@ def create_app(settings: PlatformSettings, store: IntakeStore | None = None) -> 
         BodyLimit, limit=limit, body_timeout_s=settings.intake.body_timeout_s
     )
     app.add_middleware(Admission, limit=settings.intake.max_posts_in_flight)
+    # a POST's store work on a few threads, not the threadpool's 40: each
+    # thread wants the GIL between its database round trips, and the event
+    # loop waited behind all of them (PostgreSQL, 1,000 nodes: /healthz p99
+    # 42 -> 11 ms, POST p99 565 -> 440 ms, ingest +8 % with 8)
+    store_threads = CapacityLimiter(settings.intake.store_threads)
     registry = intake_metrics.registry_for(store.engine, settings.intake.silent_after_s)
     ingest = intake_metrics.IngestMetrics(registry)
     store.on_version_change = ingest.version_changed
@@ -206,7 +212,9 @@ def create_app(settings: PlatformSettings, store: IntakeStore | None = None) -> 
         # Database work runs in the threadpool, never on the event loop: one
         # slow commit must not stall every other node's POST and /healthz.
         identity = (
-            await run_in_threadpool(store.identity_for, auth[7:])
+            await to_thread.run_sync(
+                store.identity_for, auth[7:], limiter=store_threads
+            )
             if auth.lower().startswith("bearer ")
             else None
         )
@@ -257,8 +265,12 @@ def create_app(settings: PlatformSettings, store: IntakeStore | None = None) -> 
         if problem:
             return _error(422, problem)
         try:
-            accepted, duplicates, rejected = await run_in_threadpool(
-                _pin_and_accept, store, identity, list(batch.reports)
+            accepted, duplicates, rejected = await to_thread.run_sync(
+                _pin_and_accept,
+                store,
+                identity,
+                list(batch.reports),
+                limiter=store_threads,
             )
         except _UNAVAILABLE as exc:
             log.error("report store unavailable: %s", exc.__class__.__name__)
