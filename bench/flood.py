@@ -4,8 +4,13 @@
 posts the same batch on ``CONNECTIONS`` keep-alive connections as fast as
 answers come, until its stdin closes; then prints how many answers of each
 status it got as JSON. Its own process, so the fleet's load generator and this
-flood do not share an interpreter. The intake's per-node budget should answer
-most of it with 429 and keep the other nodes' POSTs as fast as without it.
+flood do not share an interpreter.
+
+``bench.fleet`` raises the intake's per-node budgets (its simulated days last
+seconds, so real-time budgets would refuse the fleet itself): the flood meets
+no 429 there and is the unthrottled worst case, what the intake's admission
+gate alone does for the other nodes. The budgets themselves are tested in
+``tests/integration/test_intake_quota.py``.
 """
 
 from __future__ import annotations
