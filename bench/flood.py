@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
 
+from bench.child import Child
 from bench.load import exchange
 
 
@@ -64,25 +64,18 @@ class Flood:
     def __init__(
         self, port: int, token: str, body: Path, connections: int = 16
     ) -> None:
-        self.args = [str(port), token, str(body), str(connections)]
         self.statuses: dict[int, int] = {}
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._child = Child("bench.flood", port, token, body, connections)
 
     def start(self) -> Flood:
-        self._proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.flood", *self.args],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-        )
+        self._child.start()
         return self
 
     def stop(self) -> None:
         """Stop flooding and collect the answers (idempotent)."""
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        out, _ = proc.communicate(timeout=120)  # closes stdin: the flood stops
-        self.statuses = {int(k): v for k, v in json.loads(out).items()}
+        found = self._child.stop()
+        if found is not None:
+            self.statuses = {int(k): v for k, v in found.items()}
 
 
 if __name__ == "__main__":

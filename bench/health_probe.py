@@ -12,10 +12,11 @@ from __future__ import annotations
 import json
 import select
 import socket
-import subprocess
 import sys
 import time
 from typing import Any
+
+from bench.child import Child
 
 REQUEST = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 
@@ -69,35 +70,20 @@ class HealthProbe:
     """The probe process: started, then stopped for its figures."""
 
     def __init__(self, port: int, interval_s: float = 0.02) -> None:
-        self.port = port
-        self.interval_s = interval_s
         self.latencies_ms: list[float] = []
         self.failures = 0
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._child = Child("bench.health_probe", port, interval_s)
 
     def start(self) -> HealthProbe:
-        self._proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "bench.health_probe",
-                str(self.port),
-                str(self.interval_s),
-            ],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-        )
+        self._child.start()
         return self
 
     def stop(self) -> None:
         """Stop asking and collect the figures (idempotent)."""
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        out, _ = proc.communicate(timeout=60)  # closes stdin: the probe stops
-        found = json.loads(out)
-        self.latencies_ms = found["latencies_ms"]
-        self.failures = found["failures"]
+        found = self._child.stop()
+        if found is not None:
+            self.latencies_ms = found["latencies_ms"]
+            self.failures = found["failures"]
 
 
 if __name__ == "__main__":

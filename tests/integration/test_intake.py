@@ -215,10 +215,9 @@ class _HeldStore(IntakeStore):
         return super().accept(reports)
 
 
-def test_posts_beyond_the_admission_limit_wait_their_turn_and_health_answers(tmp_path):
-    """``max_posts_in_flight``: a POST past the limit waits (not refused) and is then stored."""
-    settings = PlatformSettings(home=tmp_path / "home")
-    settings.intake.max_posts_in_flight = 1
+def _second_post_waits_while_the_first_holds_the_store(settings: PlatformSettings):
+    """Node A's POST held in the store, node B's sent after it: (B still waiting
+    after 1 s, /healthz status meanwhile, both answers once A is released)."""
     store = _HeldStore(settings.intake_database_url())
     slow, fast = store.create_token("node-slow"), store.create_token("node-fast")
     store.hold_node = "node-slow"
@@ -234,14 +233,24 @@ def test_posts_beyond_the_admission_limit_wait_their_turn_and_health_answers(tmp
         try:
             assert store.entered.wait(30)
             waiting.start()
-            waiting.join(1.0)  # a bound: the gate holds it while the first is in
-            gated = waiting.is_alive() and "node-fast" not in answers
+            waiting.join(1.0)  # a bound: B cannot get past while A is held
+            still_waiting = waiting.is_alive() and "node-fast" not in answers
             health = httpx.get(f"{url}/healthz", timeout=30)
         finally:
             store.release.set()
             held.join(30)
             waiting.join(30)
-    assert gated and health.status_code == 200
+    return still_waiting, health.status_code, answers
+
+
+def test_posts_beyond_the_admission_limit_wait_their_turn_and_health_answers(tmp_path):
+    """``max_posts_in_flight``: a POST past the limit waits (not refused) and is then stored."""
+    settings = PlatformSettings(home=tmp_path / "home")
+    settings.intake.max_posts_in_flight = 1
+    gated, health, answers = _second_post_waits_while_the_first_holds_the_store(
+        settings
+    )
+    assert gated and health == 200
     for name in ("node-slow", "node-fast"):
         assert answers[name].json() == {"accepted": 1, "duplicates": 0, "rejected": []}
 
@@ -250,29 +259,10 @@ def test_store_work_runs_on_store_threads_only_and_health_answers(tmp_path):
     """``store_threads``: a POST waits for a free store thread; the loop stays free."""
     settings = PlatformSettings(home=tmp_path / "home")
     settings.intake.store_threads = 1
-    store = _HeldStore(settings.intake_database_url())
-    slow, fast = store.create_token("node-slow"), store.create_token("node-fast")
-    store.hold_node = "node-slow"
-    with serve_app(create_app(settings, store), free_port()) as url:
-        answers: dict[str, httpx.Response] = {}
-
-        def send(name: str, token: str) -> None:
-            answers[name] = post(url, token, [heartbeat_report(name, f"{name}:hb:1")])
-
-        held = threading.Thread(target=send, args=("node-slow", slow))
-        held.start()
-        waiting = threading.Thread(target=send, args=("node-fast", fast))
-        try:
-            assert store.entered.wait(30)
-            waiting.start()
-            waiting.join(1.0)  # a bound: the one store thread is held
-            queued = waiting.is_alive() and "node-fast" not in answers
-            health = httpx.get(f"{url}/healthz", timeout=30)
-        finally:
-            store.release.set()
-            held.join(30)
-            waiting.join(30)
-    assert queued and health.status_code == 200
+    queued, health, answers = _second_post_waits_while_the_first_holds_the_store(
+        settings
+    )
+    assert queued and health == 200
     for name in ("node-slow", "node-fast"):
         assert answers[name].json() == {"accepted": 1, "duplicates": 0, "rejected": []}
 
