@@ -9,60 +9,48 @@ its stdin closes, then prints its latencies (ms) and failure count as JSON.
 
 from __future__ import annotations
 
+import asyncio
 import json
-import select
-import socket
 import sys
 import time
 from typing import Any
 
 from bench.child import Child
+from bench.load import exchange
 
 REQUEST = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 
 
-def _ask(sock: socket.socket) -> None:
-    """One request and its whole answer on ``sock``."""
-    sock.sendall(REQUEST)
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(4096)
-        if not chunk:
-            raise ConnectionError("closed")
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    if not head.startswith(b"HTTP/1.1 200"):
-        raise ConnectionError(head.split(b"\r\n", 1)[0].decode())
-    length = 0
-    for line in head.split(b"\r\n"):
-        if line.lower().startswith(b"content-length:"):
-            length = int(line.split(b":", 1)[1])
-    while len(body) < length:
-        chunk = sock.recv(4096)
-        if not chunk:
-            raise ConnectionError("closed")
-        body += chunk
+async def probe(port: int, interval_s: float) -> dict[str, Any]:
+    """Ask until stdin closes; the latencies (ms) and failures (an error or not 200)."""
+    loop = asyncio.get_running_loop()
+    stop = loop.create_future()
 
+    def stdin_closed() -> None:
+        loop.remove_reader(sys.stdin.fileno())
+        stop.set_result(None)
 
-def probe(port: int, interval_s: float) -> dict[str, Any]:
-    """Ask until stdin closes; the latencies (ms) and failures."""
+    loop.add_reader(sys.stdin.fileno(), stdin_closed)
     latencies: list[float] = []
     failures = 0
-    sock: socket.socket | None = None
-    while True:
+    stream = None
+    while not stop.done():
         start = time.perf_counter()
         try:
-            if sock is None:
-                sock = socket.create_connection(("127.0.0.1", port), timeout=30)
-            _ask(sock)
+            if stream is None:
+                stream = await asyncio.open_connection("127.0.0.1", port)
+            status, _ = await exchange(*stream, REQUEST)
+            if status != 200:
+                raise ConnectionError(f"HTTP {status}")
             latencies.append((time.perf_counter() - start) * 1000)
-        except OSError:
+        except (OSError, asyncio.IncompleteReadError):
             failures += 1
-            if sock is not None:
-                sock.close()
-            sock = None
-        if select.select([sys.stdin], [], [], interval_s)[0]:
-            break  # stdin closed (or written to): stop
+            if stream is not None:
+                stream[1].close()
+            stream = None
+        await asyncio.wait([stop], timeout=interval_s)
+    if stream is not None:
+        stream[1].close()
     return {"latencies_ms": latencies, "failures": failures}
 
 
@@ -87,4 +75,6 @@ class HealthProbe:
 
 
 if __name__ == "__main__":
-    print(json.dumps(probe(int(sys.argv[1]), float(sys.argv[2]))))
+    import uvloop
+
+    print(json.dumps(uvloop.run(probe(int(sys.argv[1]), float(sys.argv[2])))))

@@ -243,26 +243,23 @@ def _second_post_waits_while_the_first_holds_the_store(settings: PlatformSetting
     return still_waiting, health.status_code, answers
 
 
-def test_posts_beyond_the_admission_limit_wait_their_turn_and_health_answers(tmp_path):
-    """``max_posts_in_flight``: a POST past the limit waits (not refused) and is then stored."""
+@pytest.mark.parametrize(
+    "limit",
+    [
+        # a POST past the admission limit waits its turn (not refused), then is stored
+        "max_posts_in_flight",
+        # a POST waits for a free store thread; the event loop stays free
+        "store_threads",
+    ],
+)
+def test_a_post_over_a_limit_waits_its_turn_and_health_answers(tmp_path, limit):
+    """``intake.max_posts_in_flight`` and ``intake.store_threads`` at 1."""
     settings = PlatformSettings(home=tmp_path / "home")
-    settings.intake.max_posts_in_flight = 1
-    gated, health, answers = _second_post_waits_while_the_first_holds_the_store(
+    setattr(settings.intake, limit, 1)
+    waited, health, answers = _second_post_waits_while_the_first_holds_the_store(
         settings
     )
-    assert gated and health == 200
-    for name in ("node-slow", "node-fast"):
-        assert answers[name].json() == {"accepted": 1, "duplicates": 0, "rejected": []}
-
-
-def test_store_work_runs_on_store_threads_only_and_health_answers(tmp_path):
-    """``store_threads``: a POST waits for a free store thread; the loop stays free."""
-    settings = PlatformSettings(home=tmp_path / "home")
-    settings.intake.store_threads = 1
-    queued, health, answers = _second_post_waits_while_the_first_holds_the_store(
-        settings
-    )
-    assert queued and health == 200
+    assert waited and health == 200
     for name in ("node-slow", "node-fast"):
         assert answers[name].json() == {"accepted": 1, "duplicates": 0, "rejected": []}
 
