@@ -6,6 +6,7 @@ thread of the load generator would wait for that process's GIL and measure it).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -31,3 +32,16 @@ class Child:
             return None
         out, _ = proc.communicate(timeout=120)
         return json.loads(out)
+
+
+def stdin_closed() -> asyncio.Future[None]:
+    """In the child: a future done when its parent closes stdin (the signal to stop)."""
+    loop = asyncio.get_running_loop()
+    stop: asyncio.Future[None] = loop.create_future()
+
+    def closed() -> None:
+        loop.remove_reader(sys.stdin.fileno())
+        stop.set_result(None)
+
+    loop.add_reader(sys.stdin.fileno(), closed)
+    return stop

@@ -21,7 +21,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from bench.child import Child
+from bench.child import Child, stdin_closed
 from bench.load import exchange
 
 
@@ -33,14 +33,7 @@ async def flood(port: int, token: str, body: bytes, connections: int) -> Counter
         f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
     ).encode() + body
     statuses: Counter[int] = Counter()
-    loop = asyncio.get_running_loop()
-    stop = loop.create_future()
-
-    def stdin_closed() -> None:
-        loop.remove_reader(sys.stdin.fileno())
-        stop.set_result(None)
-
-    loop.add_reader(sys.stdin.fileno(), stdin_closed)
+    stop = stdin_closed()
 
     async def worker() -> None:
         stream = await asyncio.open_connection("127.0.0.1", port)

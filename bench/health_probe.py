@@ -15,7 +15,7 @@ import sys
 import time
 from typing import Any
 
-from bench.child import Child
+from bench.child import Child, stdin_closed
 from bench.load import exchange
 
 REQUEST = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
@@ -23,14 +23,7 @@ REQUEST = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 
 async def probe(port: int, interval_s: float) -> dict[str, Any]:
     """Ask until stdin closes; the latencies (ms) and failures (an error or not 200)."""
-    loop = asyncio.get_running_loop()
-    stop = loop.create_future()
-
-    def stdin_closed() -> None:
-        loop.remove_reader(sys.stdin.fileno())
-        stop.set_result(None)
-
-    loop.add_reader(sys.stdin.fileno(), stdin_closed)
+    stop = stdin_closed()
     latencies: list[float] = []
     failures = 0
     stream = None
