@@ -614,7 +614,8 @@ def render(rows: list[dict[str, Any]], concurrency: int) -> str:
             " posting its batch as fast as answers come; the other nodes' POSTs as every day)."
             " This benchmark raises the per-node budgets (a simulated day lasts seconds, so"
             " real-time budgets would refuse the fleet itself): the flood meets no 429 here, the"
-            " unthrottled worst case, held back only by the admission gate's fair turns:",
+            " unthrottled worst case, held back only by the admission gate (one POST per token"
+            " at a time, `intake.max_posts_in_flight_per_token`):",
             "",
             "| store | nodes | days | the flooder's answers | others' POST p99: day before / flooded day ms | |",
             "| --- | ---: | ---: | --- | ---: | :---: |",

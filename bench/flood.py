@@ -9,7 +9,7 @@ flood do not share an interpreter.
 ``bench.fleet`` raises the intake's per-node budgets (its simulated days last
 seconds, so real-time budgets would refuse the fleet itself): the flood meets
 no 429 there and is the unthrottled worst case, what the intake's admission
-gate alone does for the other nodes. The budgets themselves are tested in
+gate alone (one POST per token at a time) does for the other nodes. The budgets themselves are tested in
 ``tests/integration/test_intake_quota.py``.
 """
 

@@ -207,11 +207,17 @@ class _HeldStore(IntakeStore):
         self.entered = threading.Event()
         self.release = threading.Event()
         self.hold_node = ""
+        self.held = 0  # the held node's batches inside ``accept`` right now
+        self.counting = threading.Lock()
 
     def accept(self, reports):
         if reports and reports[0].node == self.hold_node:
+            with self.counting:
+                self.held += 1
             self.entered.set()
             self.release.wait(60)
+            with self.counting:
+                self.held -= 1
         return super().accept(reports)
 
 
@@ -262,6 +268,46 @@ def test_a_post_over_a_limit_waits_its_turn_and_health_answers(tmp_path, limit):
     assert waited and health == 200
     for name in ("node-slow", "node-fast"):
         assert answers[name].json() == {"accepted": 1, "duplicates": 0, "rejected": []}
+
+
+def test_one_token_posts_one_batch_at_a_time_and_the_others_pass(tmp_path):
+    """A node flooding on several connections has one POST in the store at a
+    time (``intake.max_posts_in_flight_per_token``); the rest of the fleet
+    passes while its others wait, and none of them is lost."""
+    settings = PlatformSettings(home=tmp_path / "home")
+    store = _HeldStore(settings.intake_database_url())
+    flood, other = store.create_token("node-flood"), store.create_token("node-b")
+    store.hold_node = "node-flood"
+    with serve_app(create_app(settings, store), free_port()) as url:
+        answers: dict[str, httpx.Response] = {}
+
+        def send(key: str) -> None:
+            answers[key] = post(url, flood, [heartbeat_report("node-flood", key)])
+
+        first = threading.Thread(target=send, args=("node-flood:hb:1",))
+        first.start()
+        queued = [
+            threading.Thread(target=send, args=(f"node-flood:hb:{n}",)) for n in (2, 3)
+        ]
+        try:
+            assert store.entered.wait(30)
+            for thread in queued:
+                thread.start()
+            queued[0].join(1.0)  # a bound: the flood's others cannot get in
+            inside_at_once = store.held
+            passed = post(url, other, [heartbeat_report("node-b", "node-b:hb:1")])
+        finally:
+            store.release.set()
+            for thread in (first, *queued):
+                thread.join(30)
+    assert inside_at_once == 1
+    assert passed.json() == {"accepted": 1, "duplicates": 0, "rejected": []}
+    assert {k: a.json()["accepted"] for k, a in answers.items()} == {
+        "node-flood:hb:1": 1,
+        "node-flood:hb:2": 1,
+        "node-flood:hb:3": 1,
+    }
+    assert store.count("heartbeat") == 4
 
 
 def test_a_slow_commit_does_not_stall_health_checks_or_other_nodes(tmp_path):

@@ -139,6 +139,11 @@ class IntakeSettings(BaseModel):
     """Report POSTs handled at once; the rest wait their turn (not refused). With
     1,000 nodes posting together, handling them all at once kept the event loop
     busy for ~100 ms at a time, and ``/healthz`` waited behind it."""
+    max_posts_in_flight_per_token: int = Field(1, ge=1)
+    """Report POSTs handled at once for one bearer token; its others wait behind
+    them. An agent sends one batch at a time, so this only holds back a node
+    flooding on many connections, which would otherwise take the store threads
+    from the rest of the fleet."""
     open_reads: bool = False
     """Serve ``/v1/fleet`` and ``/v1/cohorts`` without a token. Off: they need a
     reader token (``edgeloop intake token create NAME --reader``)."""

@@ -135,30 +135,52 @@ def _retention_lifespan(store: IntakeStore, interval_s: float) -> Any:
 
 
 class Admission:
-    """At most ``limit`` report POSTs past this point at once; the rest wait here.
+    """Report POSTs past this point: ``per_token`` per bearer token, ``limit`` in all.
+
+    The rest wait here, not refused.
 
     Outermost of the app's own middleware, so a waiting POST has cost the
     event loop only its parsing: with 1,000 nodes posting together, each
     running the whole stack at once kept the loop busy ~100 ms at a stretch
     (``/healthz`` p99 64 ms); gated at 64, 6 ms, and the burst's own p99 is
-    unchanged (the store's CPU bounds it either way).
+    unchanged (the store's CPU bounds it either way). An agent posts one batch
+    at a time, so a token with several POSTs open is a flood or a retry: keyed
+    on the ``Authorization`` header (before any lookup), it queues behind its
+    own POSTs instead of taking the store threads from the rest of the fleet.
     """
 
-    def __init__(self, app: Any, limit: int) -> None:
+    def __init__(self, app: Any, limit: int, per_token: int) -> None:
         self.app = app
         self.gate = asyncio.Semaphore(limit)
+        self.per_token = per_token
+        # a token's gate and how many POSTs hold or wait for it; dropped at 0
+        # so tokens that come and go (or junk headers) leave nothing behind
+        self.token_gates: dict[str, tuple[asyncio.Semaphore, list[int]]] = {}
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        """Wait at the gate for a report POST; pass anything else straight on."""
-        if (
+        """A report POST waits at its token's gate, then the shared one; the rest pass."""
+        if not (
             scope["type"] == "http"
             and scope["method"] == "POST"
             and scope["path"] == "/v1/reports"
         ):
-            async with self.gate:
-                await self.app(scope, receive, send)
-        else:
             await self.app(scope, receive, send)
+            return
+        token = next(
+            (v for k, v in scope["headers"] if k.lower() == b"authorization"), b""
+        ).decode("latin-1")
+        entry = self.token_gates.get(token)
+        if entry is None:
+            entry = self.token_gates[token] = (asyncio.Semaphore(self.per_token), [0])
+        token_gate, users = entry
+        users[0] += 1
+        try:
+            async with token_gate, self.gate:
+                await self.app(scope, receive, send)
+        finally:
+            users[0] -= 1
+            if not users[0]:
+                del self.token_gates[token]
 
 
 def create_app(settings: PlatformSettings, store: IntakeStore | None = None) -> FastAPI:
@@ -186,7 +208,11 @@ def create_app(settings: PlatformSettings, store: IntakeStore | None = None) -> 
     app.add_middleware(
         BodyLimit, limit=limit, body_timeout_s=settings.intake.body_timeout_s
     )
-    app.add_middleware(Admission, limit=settings.intake.max_posts_in_flight)
+    app.add_middleware(
+        Admission,
+        limit=settings.intake.max_posts_in_flight,
+        per_token=settings.intake.max_posts_in_flight_per_token,
+    )
     # a POST's store work on a few threads, not the threadpool's 40: each
     # thread wants the GIL between its database round trips, and the event
     # loop waited behind all of them (PostgreSQL, 1,000 nodes: /healthz p99
