@@ -310,6 +310,45 @@ def test_one_token_posts_one_batch_at_a_time_and_the_others_pass(tmp_path):
     assert store.count("heartbeat") == 4
 
 
+def test_a_post_whose_client_left_while_it_waited_stores_nothing_quietly(
+    tmp_path, capfd
+):
+    """An agent past its timeout closes the connection of a queued POST: when
+    its turn comes it is dropped (the agent delivers it again), no traceback."""
+    settings = PlatformSettings(home=tmp_path / "home")
+    store = _HeldStore(settings.intake_database_url())
+    token = store.create_token("node-a")
+    store.hold_node = "node-a"
+    with serve_app(create_app(settings, store), free_port()) as url:
+        answers: list[httpx.Response] = []
+        held = threading.Thread(
+            target=lambda: answers.append(
+                post(url, token, [heartbeat_report("node-a", "node-a:hb:1")])
+            )
+        )
+        held.start()
+        try:
+            assert store.entered.wait(30)
+            with pytest.raises(httpx.ReadTimeout):  # queued behind the held one
+                httpx.post(
+                    f"{url}/v1/reports",
+                    content=ReportBatch(
+                        reports=(heartbeat_report("node-a", "node-a:hb:2"),)
+                    ).model_dump_json(),
+                    headers={"Authorization": f"Bearer {token}"},
+                    timeout=0.5,
+                )
+        finally:
+            store.release.set()
+            held.join(30)
+        store.hold_node = ""
+        # queued behind the abandoned one: answered once that one is done
+        after = post(url, token, [heartbeat_report("node-a", "node-a:hb:3")])
+    assert answers[0].json()["accepted"] == 1 and after.json()["accepted"] == 1
+    assert store.count("heartbeat") == 2  # hb:1 and hb:3; hb:2 left with its client
+    assert "Traceback" not in capfd.readouterr().err
+
+
 def test_a_slow_commit_does_not_stall_health_checks_or_other_nodes(tmp_path):
     """Store work runs off the event loop (before: the loop waited for the commit)."""
     settings = PlatformSettings(home=tmp_path / "home")

@@ -5,7 +5,9 @@ with the node's bearer token: unknown token -> 401, a report for another node
 -> 403, body over the limit -> 413, malformed or timed outside the accepted
 window -> 422 naming the field; a report whose key was seen before answers 200
 and changes nothing; a report the store cannot take is listed in ``rejected``
-and spares the rest of its batch; a store that is down -> 503 + Retry-After. ``GET /v1/fleet``
+and spares the rest of its batch; a store that is down -> 503 + Retry-After; a
+POST whose client left while it waited its turn is dropped (499 in the
+metrics; the agent delivers it again). ``GET /v1/fleet``
 is the fleet-status view the rollout controller reads; ``GET /v1/cohorts``
 the per-site view (window summaries of a site's nodes merged).
 """
@@ -25,6 +27,7 @@ from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from edgeloop.core.settings import PlatformSettings
 from edgeloop.monitor.intake import metrics as intake_metrics
@@ -251,7 +254,13 @@ def create_app(settings: PlatformSettings, store: IntakeStore | None = None) -> 
                 403, f"'{identity.node}' holds a reader token: it cannot post reports"
             )
         node = identity.node
-        body = await request.body()  # BodyLimit stops it at the limit
+        try:
+            body = await request.body()  # BodyLimit stops it at the limit
+        except ClientDisconnect:
+            # gone while its POST waited its turn (an agent past its timeout):
+            # nothing stored, nobody to answer; the agent delivers it again
+            log.info("node %s closed its connection before its POST's turn", node)
+            return _error(499, "client closed the connection")
         try:
             batch = ReportBatch.model_validate_json(body)
         except ValidationError as exc:
