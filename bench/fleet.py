@@ -530,7 +530,7 @@ def _growth(rows: list[dict[str, Any]]) -> list[str]:
     holds the warm-up: the first ``pooled_exact_below`` baselines pool
     exactly) to the last paced one. The ratio of two rows is shown too: it compares runs
     minutes apart, which on this machine differed by up to a third with the
-    same code.
+    same code (1,000-node row: 3.1-4.3 ms per node in three runs).
     """
     out: list[str] = []
     for db in dict.fromkeys(r["db"] for r in rows):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -41,7 +43,9 @@ def heartbeat_report(node: str, key: str, version: str = "1") -> Report:
     )
 
 
-def post(url: str, token: str, reports: list[Report]) -> httpx.Response:
+def post(
+    url: str, token: str, reports: list[Report], timeout: float = 5.0
+) -> httpx.Response:
     body = ReportBatch(reports=tuple(reports)).model_dump_json()
     return httpx.post(
         f"{url}/v1/reports",
@@ -50,6 +54,7 @@ def post(url: str, token: str, reports: list[Report]) -> httpx.Response:
             "Authorization": f"Bearer {token}",
             "Content-Type": "application/json",
         },
+        timeout=timeout,
     )
 
 
@@ -221,6 +226,27 @@ class _HeldStore(IntakeStore):
         return super().accept(reports)
 
 
+@contextlib.contextmanager
+def _first_post_held(
+    url: str, store: _HeldStore, token: str, node: str
+) -> Iterator[list[httpx.Response]]:
+    """``node``'s heartbeat ``hb:1`` POSTed and held inside the store for the
+    block; then released, and its answer in the list yielded."""
+    answers: list[httpx.Response] = []
+    held = threading.Thread(
+        target=lambda: answers.append(
+            post(url, token, [heartbeat_report(node, f"{node}:hb:1")])
+        )
+    )
+    held.start()
+    try:
+        assert store.entered.wait(30)
+        yield answers
+    finally:
+        store.release.set()
+        held.join(30)
+
+
 def _second_post_waits_while_the_first_holds_the_store(settings: PlatformSettings):
     """Node A's POST held in the store, node B's sent after it: (B still waiting
     after 1 s, /healthz status meanwhile, both answers once A is released)."""
@@ -320,27 +346,11 @@ def test_a_post_whose_client_left_while_it_waited_stores_nothing_quietly(
     token = store.create_token("node-a")
     store.hold_node = "node-a"
     with serve_app(create_app(settings, store), free_port()) as url:
-        answers: list[httpx.Response] = []
-        held = threading.Thread(
-            target=lambda: answers.append(
-                post(url, token, [heartbeat_report("node-a", "node-a:hb:1")])
-            )
-        )
-        held.start()
-        try:
-            assert store.entered.wait(30)
-            with pytest.raises(httpx.ReadTimeout):  # queued behind the held one
-                httpx.post(
-                    f"{url}/v1/reports",
-                    content=ReportBatch(
-                        reports=(heartbeat_report("node-a", "node-a:hb:2"),)
-                    ).model_dump_json(),
-                    headers={"Authorization": f"Bearer {token}"},
-                    timeout=0.5,
-                )
-        finally:
-            store.release.set()
-            held.join(30)
+        with (
+            _first_post_held(url, store, token, "node-a") as answers,
+            pytest.raises(httpx.ReadTimeout),  # queued behind the held one
+        ):
+            post(url, token, [heartbeat_report("node-a", "node-a:hb:2")], 0.5)
         store.hold_node = ""
         # queued behind the abandoned one: answered once that one is done
         after = post(url, token, [heartbeat_report("node-a", "node-a:hb:3")])
@@ -355,29 +365,13 @@ def test_a_slow_commit_does_not_stall_health_checks_or_other_nodes(tmp_path):
     store = _HeldStore(settings.intake_database_url())
     slow, fast = store.create_token("node-slow"), store.create_token("node-fast")
     store.hold_node = "node-slow"
-    with serve_app(create_app(settings, store), free_port()) as url:
-        answers: list[httpx.Response] = []
-        held = threading.Thread(
-            target=lambda: answers.append(
-                post(url, slow, [heartbeat_report("node-slow", "node-slow:hb:1")])
-            )
-        )
-        held.start()
-        try:
-            assert store.entered.wait(30)
-            health = httpx.get(f"{url}/healthz", timeout=30)
-            other = httpx.post(
-                f"{url}/v1/reports",
-                content=ReportBatch(
-                    reports=(heartbeat_report("node-fast", "node-fast:hb:1"),)
-                ).model_dump_json(),
-                headers={"Authorization": f"Bearer {fast}"},
-                timeout=30,
-            )
-            still_held = not store.release.is_set()
-        finally:
-            store.release.set()
-            held.join(30)
+    with (
+        serve_app(create_app(settings, store), free_port()) as url,
+        _first_post_held(url, store, slow, "node-slow") as answers,
+    ):
+        health = httpx.get(f"{url}/healthz", timeout=30)
+        other = post(url, fast, [heartbeat_report("node-fast", "node-fast:hb:1")], 30)
+        still_held = not store.release.is_set()
     assert still_held and health.status_code == 200
     assert other.json() == {"accepted": 1, "duplicates": 0, "rejected": []}
     assert answers[0].json() == {"accepted": 1, "duplicates": 0, "rejected": []}
