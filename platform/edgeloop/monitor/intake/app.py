@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -137,6 +138,14 @@ def _retention_lifespan(store: IntakeStore, interval_s: float) -> Any:
     return lifespan
 
 
+@dataclass
+class _TokenGate:
+    """One token's gate and how many of its POSTs hold or wait for it."""
+
+    gate: asyncio.Semaphore
+    users: int = 0
+
+
 class Admission:
     """Report POSTs past this point: ``per_token`` per bearer token, ``limit`` in all.
 
@@ -156,9 +165,9 @@ class Admission:
         self.app = app
         self.gate = asyncio.Semaphore(limit)
         self.per_token = per_token
-        # a token's gate and how many POSTs hold or wait for it; dropped at 0
-        # so tokens that come and go (or junk headers) leave nothing behind
-        self.token_gates: dict[str, tuple[asyncio.Semaphore, list[int]]] = {}
+        # per token: its gate and how many POSTs hold or wait for it, dropped
+        # at 0 so tokens that come and go (or junk headers) leave nothing behind
+        self.token_gates: dict[str, _TokenGate] = {}
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         """A report POST waits at its token's gate, then the shared one; the rest pass."""
@@ -174,15 +183,16 @@ class Admission:
         ).decode("latin-1")
         entry = self.token_gates.get(token)
         if entry is None:
-            entry = self.token_gates[token] = (asyncio.Semaphore(self.per_token), [0])
-        token_gate, users = entry
-        users[0] += 1
+            entry = self.token_gates[token] = _TokenGate(
+                asyncio.Semaphore(self.per_token)
+            )
+        entry.users += 1
         try:
-            async with token_gate, self.gate:
+            async with entry.gate, self.gate:
                 await self.app(scope, receive, send)
         finally:
-            users[0] -= 1
-            if not users[0]:
+            entry.users -= 1
+            if not entry.users:
                 del self.token_gates[token]
 
 

@@ -37,7 +37,7 @@ async def _run_flood() -> tuple[list[str], int, dict[str, Any]]:
     await gate(health, None, None)
     await other
     seen_while_held = list(inside)
-    waiting = gate.token_gates[b"Bearer a".decode()][1][0]
+    waiting = gate.token_gates["Bearer a"].users
     release.set()
     await asyncio.gather(first, *queued)
     return seen_while_held, waiting, gate.token_gates
