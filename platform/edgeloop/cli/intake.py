@@ -24,6 +24,7 @@ def serve(
 ) -> None:
     """Serve POST /v1/reports and GET /v1/fleet."""
     import gc
+    import sys
 
     import uvicorn
 
@@ -37,6 +38,7 @@ def serve(
     # the collector's way, so a full collection walks only what requests made
     # (its pauses are in /healthz's p99 while a fleet onboards)
     gc.freeze()
+    sys.setswitchinterval(settings.intake.switch_interval_ms / 1000)
     uvicorn.run(
         app,
         host=host or settings.intake.host,

@@ -131,10 +131,20 @@ class IntakeSettings(BaseModel):
     """Longest wait for the next chunk of a request body; then HTTP 408."""
     max_connections: int = Field(1024, ge=1)
     """Concurrent connections and requests; beyond it new requests get HTTP 503."""
-    store_threads: int = Field(8, ge=1)
+    store_threads: int = Field(2, ge=1)
     """Threads doing report POSTs' database work at once (the rest queue for one).
-    More threads than this contend for the GIL with the event loop and slow
-    both (measured on PostgreSQL with 1,000 nodes: 40 threads vs 8)."""
+    Each holds the GIL between its database round trips, and the event loop
+    waits behind all of them. PostgreSQL, 10,000 nodes, one core, a day's
+    ingest (1 ms switch interval): ``/healthz`` p99 47-58 ms with 8 threads,
+    21-24 ms with 4, 8-10 ms with 2, and ingest 2,000 / 2,170 / 2,670 reports/s
+    (fewer of one site's transactions wait on its aggregate row at once).
+    SQLite has one writer anyway."""
+    switch_interval_ms: float = Field(1.0, gt=0, le=100)
+    """How long a thread may hold the GIL while another wants it
+    (``sys.setswitchinterval``; Python's default is 5). The event loop gives
+    the GIL up at each poll and waits up to this long to get it back from a
+    store thread (8 store threads, back-to-back runs: a day's ``/healthz`` p99
+    47-58 ms at 1 ms, 60-66 ms at 5)."""
     max_posts_in_flight: int = Field(64, ge=1)
     """Report POSTs handled at once; the rest wait their turn (not refused). With
     1,000 nodes posting together, handling them all at once kept the event loop

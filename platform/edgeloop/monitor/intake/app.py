@@ -229,7 +229,8 @@ def create_app(settings: PlatformSettings, store: IntakeStore | None = None) -> 
     # a POST's store work on a few threads, not the threadpool's 40: each
     # thread wants the GIL between its database round trips, and the event
     # loop waited behind all of them (PostgreSQL, 1,000 nodes: /healthz p99
-    # 42 -> 11 ms, POST p99 565 -> 440 ms, ingest +8 % with 8)
+    # 42 -> 11 ms, POST p99 565 -> 440 ms, ingest +8 % with 8; at 10,000
+    # nodes 2 did better still, see the setting)
     store_threads = CapacityLimiter(settings.intake.store_threads)
     registry = intake_metrics.registry_for(store.engine, settings.intake.silent_after_s)
     ingest = intake_metrics.IngestMetrics(registry)
