@@ -23,8 +23,9 @@ token create --inventory``. Per fleet size:
    the same database) and with nothing new;
 4. storage: database bytes per node-day; whether the drift trigger fired for
    exactly the shifted sites;
-5. ``/healthz`` latency from the onboarding's start to the last day's ingest,
-   asked every 20 ms by its own process (:mod:`bench.health_probe`);
+5. ``/healthz`` latency while POSTs are in flight, asked every 20 ms by its
+   own process (:mod:`bench.health_probe`): p99 per phase (the paced
+   onboarding, the burst, each day), judged on the worst;
 6. on the last day one node floods (:mod:`bench.flood`): the others' POST p99
    that day against the day before.
 """
@@ -39,6 +40,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -49,7 +52,7 @@ import numpy as np
 
 from bench.doc import write_section
 from bench.flood import Flood
-from bench.health_probe import HealthProbe
+from bench.health_probe import HealthProbe, by_phase
 from bench.load import exchange, free_port
 from edgeloop_agent.contracts import (
     DriftWindow,
@@ -75,6 +78,16 @@ def _cpu_s(pid: int) -> float:
     """User + system CPU seconds of a process (and nothing else)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextmanager
+def _in_flight(phases: list[tuple[str, float, float]], name: str) -> Iterator[None]:
+    """Mark a stretch of POSTs in flight: ``/healthz`` is judged within these."""
+    start = time.monotonic()
+    try:
+        yield
+    finally:
+        phases.append((name, start, time.monotonic()))
 
 
 def _window(
@@ -404,15 +417,18 @@ def _run_fleet(fleet: Fleet, concurrency: int, database_url: str) -> dict[str, A
             # fleet in the store grows, measured seconds apart in one process
             # (rows minutes apart differed by up to a third here with the same code)
             by_thousand: list[float] = []
+            phases: list[tuple[str, float, float]] = []  # POSTs in flight
             for at in range(0, len(early), 1000):
                 before = _cpu_s(proc.pid)
                 chunk = dict(items[at : min(at + 1000, len(early))])
-                asyncio.run(_post_all(url, chunk, tokens, concurrency))
+                with _in_flight(phases, "onboarding"):
+                    asyncio.run(_post_all(url, chunk, tokens, concurrency))
                 by_thousand.append((_cpu_s(proc.pid) - before) * 1000 / len(chunk))
             result["onboard_cpu_ms_per_node_by_thousand"] = by_thousand
             paced_cpu = _cpu_s(proc.pid)
             failed: list[str] = []
-            lat = asyncio.run(_post_all(url, late, tokens, burst, failed))
+            with _in_flight(phases, "burst"):
+                lat = asyncio.run(_post_all(url, late, tokens, burst, failed))
             result["onboard_failed"] = len(failed)
             if failed:  # as agents do: deliver again later
                 asyncio.run(
@@ -461,9 +477,10 @@ def _run_fleet(fleet: Fleet, concurrency: int, database_url: str) -> dict[str, A
                     reports -= fleet.heartbeats + 1  # its batch is the flood's
                     flood = Flood(port, tokens[flooder], flood_body).start()
                 try:
-                    per_day.append(
-                        asyncio.run(_post_all(url, batches, tokens, concurrency))
-                    )
+                    with _in_flight(phases, f"day {day + 1}"):
+                        per_day.append(
+                            asyncio.run(_post_all(url, batches, tokens, concurrency))
+                        )
                 finally:
                     if flood is not None:
                         flood.stop()
@@ -477,8 +494,12 @@ def _run_fleet(fleet: Fleet, concurrency: int, database_url: str) -> dict[str, A
                     result["unflooded_daily_p99_ms"] = daily[:-1]
             elapsed = time.perf_counter() - start
             probe.stop()
-            result["healthz_p99_ms"] = float(np.percentile(probe.latencies_ms, 99))
-            result["healthz_max_ms"] = max(probe.latencies_ms)
+            asked = by_phase(probe, phases)
+            result["healthz_p99_by_phase"] = {
+                name: float(np.percentile(ms, 99)) for name, ms in asked.items()
+            }
+            result["healthz_p99_ms"] = max(result["healthz_p99_by_phase"].values())
+            result["healthz_max_ms"] = max(max(ms) for ms in asked.values())
             result["healthz_failed"] = probe.failures
             result["ingest_reports_s"] = reports / elapsed
             result["ingest_cpu_us_per_report"] = (
@@ -613,10 +634,14 @@ def _verdicts(rows: list[dict[str, Any]]) -> list[str]:
             big["plan_from_intake_s"] <= 2,
         )
         worst = max(mine, key=lambda r: r["healthz_p99_ms"])
+        phase = max(
+            worst["healthz_p99_by_phase"], key=worst["healthz_p99_by_phase"].get
+        )
         add(
-            "`/healthz` p99 ≤ 50 ms during ingest (worst row)",
+            "`/healthz` p99 ≤ 50 ms during ingest (worst phase of the worst row)",
             db,
-            f"{worst['healthz_p99_ms']:.1f} ms; {worst['healthz_failed']} failed",
+            f"{worst['healthz_p99_ms']:.1f} ms ({worst['nodes']:,} nodes, {phase});"
+            f" {worst['healthz_failed']} failed",
             worst["healthz_p99_ms"] <= 50 and worst["healthz_failed"] == 0,
         )
         add(
@@ -640,7 +665,7 @@ def render(rows: list[dict[str, Any]], concurrency: int) -> str:
         " node's drift baseline in one POST. Then per node and day its heartbeats (24 unless the table says) and a day window in"
         " one POST; from day 1 a tenth of the sites shift, 1 % of nodes report a stuck sensor.",
         "",
-        "| store | nodes / sites | days (heartbeats/day) | tokens s | onboarding CPU ms/node: paced / burst | onboarding burst: POST p50 / p99 ms (over 10 s, failed) | ingest reports/s | CPU µs/report | POST p50 / p99 ms | `/v1/cohorts` ms (KB) | `/v1/fleet` ms (KB) | triggers: new / idle | fired = shifted sites | `rollout plan --intake` s | DB KB per node-day | `/healthz` during ingest: p99 / max ms (failed) |",
+        "| store | nodes / sites | days (heartbeats/day) | tokens s | onboarding CPU ms/node: paced / burst | onboarding burst: POST p50 / p99 ms (over 10 s, failed) | ingest reports/s | CPU µs/report | POST p50 / p99 ms | `/v1/cohorts` ms (KB) | `/v1/fleet` ms (KB) | triggers: new / idle | fired = shifted sites | `rollout plan --intake` s | DB KB per node-day | `/healthz` during ingest: p99 of the worst phase / max ms (failed) |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :---: | ---: | ---: | ---: |",
     ]
     for r in rows:
@@ -706,10 +731,30 @@ def render(rows: list[dict[str, Any]], concurrency: int) -> str:
         " failed (connection reset or an error status; delivered again afterwards, as agents"
         " do) — target: none of either. Days: simulated days after onboarding"
         " (history in the store when `/v1/cohorts` and the triggers are read). `/healthz`: asked"
-        " every 20 ms on its own connection, by its own process, from the onboarding's start to"
-        " the last day's ingest.",
+        " every 20 ms on its own connection, by its own process; only the answers asked while"
+        " the load generator's POSTs were in flight count, and the p99 is taken per phase (the"
+        " paced onboarding, the burst, each day) and the worst phase shown (before this round"
+        " the p99 was over the whole run, idle stretches between days included, which hid up"
+        " to a fifth of a day's tail). Per phase, each row in order:",
+        "",
+        *(
+            f"- {r['db']} {r['nodes']:,} nodes, {r['days']} days: "
+            + _phases_line(r["healthz_p99_by_phase"])
+            for r in rows
+        ),
     ]
     return "\n".join(lines)
+
+
+def _phases_line(p99: dict[str, float]) -> str:
+    """``onboarding 12.3, burst 15.0, days 20.5–24.0 ms`` (days as a range)."""
+    days = [ms for name, ms in p99.items() if name.startswith("day ")]
+    parts = [
+        f"{name} {ms:.1f}" for name, ms in p99.items() if not name.startswith("day ")
+    ]
+    if days:
+        parts.append(f"days {min(days):.1f}–{max(days):.1f}")
+    return ", ".join(parts) + " ms"
 
 
 def _per_size(
