@@ -379,16 +379,28 @@ class IntakeStore(StoreReads):
             exact = cached.ready < self.baseline.pooled_exact_below
             if not (cached.grown and exact):
                 return cached.pooled.typical
+        ready = baselines.c.ready.is_(True) & (baselines.c.model_version == version)
         typicals: dict[str, dict[str, float]] = {}
-        for node, typical, state in conn.execute(
-            sa.select(baselines.c.node, baselines.c.typical, baselines.c.state).where(
-                baselines.c.ready.is_(True) & (baselines.c.model_version == version)
-            )
+        older = False
+        # the wobble column alone: each node's whole window counts (``state``,
+        # kilobytes per node) were fetched here too and thrown away
+        for node, typical in conn.execute(
+            sa.select(baselines.c.node, baselines.c.typical).where(ready)
         ):
-            wobble = json.loads(typical) if typical and typical != "{}" else None
-            if wobble is None:  # written before the typical column existed
+            if typical and typical != "{}":
+                typicals[str(node)] = {
+                    k: float(v) for k, v in json.loads(typical).items()
+                }
+            else:
+                older = True
+        if older:  # written before the typical column existed: from the state
+            for node, state in conn.execute(
+                sa.select(baselines.c.node, baselines.c.state).where(
+                    ready & baselines.c.typical.in_(("", "{}"))
+                )
+            ):
                 wobble = Baseline.from_json(json.loads(state)).typical
-            typicals[str(node)] = {k: float(v) for k, v in wobble.items()}
+                typicals[str(node)] = {k: float(v) for k, v in wobble.items()}
         pooled = pooled_typical(typicals, self.baseline)
         if pooled.outliers and (
             cached is None or cached.pooled.outliers != pooled.outliers

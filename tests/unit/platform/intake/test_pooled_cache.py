@@ -80,6 +80,7 @@ def test_a_large_fleet_re_pools_on_a_timer_not_per_completed_baseline(tmp_path):
     reads = _pool_reads(store)
     store.accept([_report("gw-0", 10, STEADY[0])])  # a judged window pools once
     assert len(reads) == 1 and store.pooled_outliers("1") == ()
+    assert "baselines.state" not in reads[0]  # the wobble column, not every window
 
     _onboard(store, "gw-bad", WOBBLY)  # completes a baseline: no re-read of the fleet
     for i in range(4):
