@@ -83,7 +83,7 @@ def by_phase(
     Stretches of one name are pooled (the fleet onboards a thousand at a time);
     answers asked between stretches, while the load generator builds the next
     day's batches and the intake idles, are left out: they only diluted the
-    tail the target is about (by up to a fifth of the samples).
+    tail the target is about.
     """
     found: dict[str, list[float]] = {}
     for name, start, end in phases:
