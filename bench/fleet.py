@@ -735,8 +735,8 @@ def render(rows: list[dict[str, Any]], concurrency: int) -> str:
         " the load generator's POSTs were in flight count, and the p99 is taken per phase (the"
         " paced onboarding, the burst, each day) and the worst phase shown (before this round"
         " the p99 was over the whole run, idle stretches between days included: at PostgreSQL"
-        " 10,000 nodes with 8 store threads it read 36-48 ms while the days themselves were"
-        " 47-66 ms). Per phase, each row in order:",
+        " 10,000 nodes with 8 store threads two runs read 48 and 56 ms while their days"
+        " were 47-58 and 60-66 ms). Per phase, each row in order:",
         "",
         *(
             f"- {r['db']} {r['nodes']:,} nodes, {r['days']} days: "
