@@ -227,10 +227,8 @@ def create_app(settings: PlatformSettings, store: IntakeStore | None = None) -> 
         per_token=settings.intake.max_posts_in_flight_per_token,
     )
     # a POST's store work on a few threads, not the threadpool's 40: each
-    # thread wants the GIL between its database round trips, and the event
-    # loop waited behind all of them (PostgreSQL, 1,000 nodes: /healthz p99
-    # 42 -> 11 ms, POST p99 565 -> 440 ms, ingest +8 % with 8; at 10,000
-    # nodes 2 did better still, see the setting)
+    # thread wants the GIL between its database round trips and the event
+    # loop waits behind all of them (measurements: ``intake.store_threads``)
     store_threads = CapacityLimiter(settings.intake.store_threads)
     registry = intake_metrics.registry_for(store.engine, settings.intake.silent_after_s)
     ingest = intake_metrics.IngestMetrics(registry)
