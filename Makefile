@@ -92,6 +92,7 @@ bench: $(STAMP) system-deps
 	$(BIN)/python -m bench.hardening
 	$(BIN)/python -m bench.explanations
 	$(BIN)/python -m bench.fleet --db sqlite postgresql --nodes 1000 10000 10000 --sites 100 1000 1000 --days 3 3 30 --heartbeats 24 24 1 --onboard-concurrency 100 1000 64
+	$(BIN)/python -m bench.fleet_growth --db sqlite postgresql --repeats 3
 	$(BIN)/python -m bench.rollout_outages
 	$(BIN)/python -m bench.collected
 	$(BIN)/python -m bench.fleet_files

@@ -52,7 +52,7 @@ import httpx
 import numpy as np
 
 from bench.doc import write_section
-from bench.fleet_growth import Side, alternate, describe, small_intake
+from bench.fleet_growth import Side, alternate, describe, intake_holding
 from bench.fleet_intake import cpu_s, issue_tokens, post_all, spawn_intake
 from bench.flood import Flood
 from bench.health_probe import HealthProbe, by_phase
@@ -321,7 +321,7 @@ def _run_fleet(fleet: Fleet, concurrency: int, database_url: str) -> dict[str, A
                     with _in_flight(phases, "onboarding"):
                         asyncio.run(post_all(url, batches, tokens, concurrency))
 
-                with small_intake(
+                with intake_holding(
                     env,
                     database_url,
                     {n: nodes[n] for n in [*small_fleet, *new]},
@@ -449,9 +449,10 @@ def _run_fleet(fleet: Fleet, concurrency: int, database_url: str) -> dict[str, A
 def _growth(rows: list[dict[str, Any]]) -> list[str]:
     """Onboarding CPU per node as the fleet grows, per store, and the 1.1× target.
 
-    Judged on every row that onboarded new nodes side by side with a small
-    fleet's intake (:mod:`bench.fleet_growth`, which says why); each must meet
-    it. The largest row's paced thousands in order and the ratio of two rows
+    Every row that onboarded new nodes side by side with a small fleet's
+    intake (:mod:`bench.fleet_growth`, which says why) shows its comparison:
+    one sample, so the target is judged on repeats in that module's own run.
+    The largest row's paced thousands in order and the ratio of two rows
     follow for reference: both compare stretches of time apart, which on this
     machine moved by up to a third with the same code.
     """
@@ -463,13 +464,16 @@ def _growth(rows: list[dict[str, Any]]) -> list[str]:
                 if not out:
                     out += [
                         "",
-                        "Onboarding CPU per node as the fleet grows, judged side by side in"
+                        "Onboarding CPU per node as the fleet grows, compared side by side in"
                         " one run (`bench/fleet_growth.py`): rows minutes apart, and the"
                         " thousands of one row, moved by up to a third here with the same"
                         " code, so the same new nodes onboard alternately into the row's"
                         " intake and into a second intake holding a small fleet, both pinned"
                         " to core 0, each on its own database: the machine's drift falls on"
-                        " both.",
+                        " both. Each row's comparison below is one sample; the growth target"
+                        " (≤ 1.10×) is judged on the median of repeated comparisons in"
+                        ' `bench.fleet_growth`\'s own section ("Onboarding growth", further'
+                        " down), where the spread between repeats is shown.",
                     ]
                 out += ["", describe(db, r["nodes"], r["days"], r["growth"])]
         big = max(mine, key=lambda r: (r["nodes"], -r["days"]))
@@ -516,13 +520,6 @@ def _verdicts(rows: list[dict[str, Any]]) -> list[str]:
             f"{big['onboard_cpu_ms_per_node']:.1f} ms",
             big["onboard_cpu_ms_per_node"] <= 20,
         )
-        for r in (r for r in mine if "growth" in r):
-            add(
-                "onboarding CPU per node ≤ 1.10× at ~9,000 nodes over ~1,000 (side by side)",
-                db,
-                f"{r['growth']['ratio']:.2f}× ({r['days']}-day row)",
-                r["growth"]["ratio"] <= 1.10,
-            )
         for r in bursts[-1:]:
             add(
                 f"{r['onboard_at_once']:,} onboarding at once: none over 10 s, none failed",
