@@ -135,6 +135,23 @@ def _heartbeats(node: str, site: str, day: int, n: int) -> list[Report]:
     return out
 
 
+def onboarding_bodies(
+    nodes: dict[str, str], rng: np.random.Generator, windows: int
+) -> dict[str, bytes]:
+    """Each node's first POST: a heartbeat and the windows that complete its baseline."""
+    return {
+        node: ReportBatch(
+            reports=tuple(
+                _heartbeats(node, site, 0, 1)
+                + [_window(node, site, d, rng, False, False) for d in range(windows)]
+            )
+        )
+        .model_dump_json()
+        .encode()
+        for node, site in nodes.items()
+    }
+
+
 AGENT_TIMEOUT_MS = 10_000
 """The agent's delivery timeout (``outbox.timeout_s``): a slower POST is retried."""
 
@@ -275,20 +292,7 @@ def _run_fleet(fleet: Fleet, concurrency: int, database_url: str) -> dict[str, A
         try:
             os.sched_setaffinity(0, {1})
             windows = PlatformSettings().intake.baseline.windows
-            onboarding = {
-                node: ReportBatch(
-                    reports=tuple(
-                        _heartbeats(node, site, 0, 1)
-                        + [
-                            _window(node, site, d, rng, False, False)
-                            for d in range(windows)
-                        ]
-                    )
-                )
-                .model_dump_json()
-                .encode()
-                for node, site in nodes.items()
-            }
+            onboarding = onboarding_bodies(nodes, rng, windows)
             cpu = cpu_s(proc.pid)
             # the fleet but a burst onboards ``concurrency`` at a time; then the
             # burst all at once, against a fleet already (nearly) full size

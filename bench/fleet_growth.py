@@ -171,26 +171,13 @@ MARK = "## Onboarding growth: a small and a large fleet side by side, repeated"
 
 def _fleet(n_nodes: int) -> tuple[dict[str, str], dict[str, bytes]]:
     """Nodes (node -> site, 1,000 sites) and each one's onboarding POST body."""
-    from bench.fleet import _heartbeats, _window
+    from bench.fleet import onboarding_bodies
     from edgeloop.core.settings import PlatformSettings
-    from edgeloop_agent.contracts import ReportBatch
 
     windows = PlatformSettings().intake.baseline.windows
-    rng = np.random.default_rng(7)
     sites = [f"site-{s:04d}" for s in range(1000)]
     nodes = {f"gw-{i:05d}": sites[i % len(sites)] for i in range(n_nodes)}
-    bodies = {
-        node: ReportBatch(
-            reports=tuple(
-                _heartbeats(node, site, 0, 1)
-                + [_window(node, site, d, rng, False, False) for d in range(windows)]
-            )
-        )
-        .model_dump_json()
-        .encode()
-        for node, site in nodes.items()
-    }
-    return nodes, bodies
+    return nodes, onboarding_bodies(nodes, np.random.default_rng(7), windows)
 
 
 def compare_once(
