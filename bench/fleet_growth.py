@@ -14,6 +14,12 @@ does in those seconds it does to both, and the ratio of their CPU per node is
 the growth. Each intake is a process of its own (its CPU read from /proc),
 with its own database: SQLite in its own home, or a second database in the
 row's PostgreSQL cluster.
+
+Run on its own (``python -m bench.fleet_growth --db sqlite postgresql
+--repeats 3``, as ``make bench`` does) it repeats the comparison with fresh
+intakes and judges the target on the median: one comparison moved by several
+per cent from repeat to repeat here. :mod:`bench.fleet` runs one comparison
+inside its large rows, shown without a verdict.
 """
 
 from __future__ import annotations
