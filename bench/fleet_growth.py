@@ -224,7 +224,7 @@ def compare_once(
         return run(url)
 
 
-def render(found: dict[str, list[SideBySide]]) -> str:
+def render(found: dict[str, list[SideBySide]], concurrency: int) -> str:
     """The benchmarks.md section: every repeat, and the verdict on their median."""
     first = next(iter(found.values()))[0]
     lines = [
@@ -237,8 +237,9 @@ def render(found: dict[str, list[SideBySide]]) -> str:
         f" `bench.fleet`: one holding {first.large_from:,} onboarded nodes, one"
         f" {first.small_from:,}; then the same {first.new_nodes:,} new nodes onboard"
         f" into both, {math.ceil(first.new_nodes / len(first.small_ms))} at a time in"
-        f" {len(first.small_ms)} rounds, alternating which goes first, 64 POSTs at once"
-        " from core 1. Figures: each intake's CPU per new node (from /proc).",
+        f" {len(first.small_ms)} rounds, alternating which goes first, a round's POSTs"
+        f" in flight together (up to {concurrency}) from core 1. Figures: each"
+        " intake's CPU per new node (from /proc).",
         "",
         "The target (#13: onboarding CPU per node ≤ 1.1× from 1,000 to 10,000 nodes)"
         " is judged on the median of the repeats: one comparison moves by several per"
@@ -288,8 +289,8 @@ def main() -> None:
             one = compare_once(db, opts.small, opts.large, opts.new, opts.concurrency)
             found.setdefault(store, []).append(one)
             print(one.as_dict(), flush=True)
-            write_section("bench.fleet_growth", render(found), DOC)
-    print(render(found))
+            write_section("bench.fleet_growth", render(found, opts.concurrency), DOC)
+    print(render(found, opts.concurrency))
 
 
 if __name__ == "__main__":
