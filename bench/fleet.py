@@ -53,9 +53,10 @@ import numpy as np
 
 from bench.doc import write_section
 from bench.fleet_growth import Side, alternate, describe, intake_holding
-from bench.fleet_intake import cpu_s, issue_tokens, post_all, spawn_intake
+from bench.fleet_intake import issue_tokens, post_all, spawn_intake
 from bench.flood import Flood
 from bench.health_probe import HealthProbe, by_phase
+from bench.load import cpu_s
 from edgeloop_agent.contracts import (
     DriftWindow,
     FeatureWindow,
@@ -729,6 +730,8 @@ def main() -> None:
         "the growth ratio (0: never)",
     )
     opts = parser.parse_args()
+    if opts.concurrency < 1 or min(opts.nodes) < 1:
+        parser.error("need --concurrency ≥ 1 and --nodes ≥ 1")
     sizes = len(opts.nodes)
     fleets = [
         Fleet(n, s, d, h, b, _growth_nodes(opts.growth_nodes, n, b))

@@ -38,8 +38,9 @@ from typing import Any
 import numpy as np
 
 from bench.doc import DOC, write_section
-from bench.fleet_intake import cpu_s, issue_tokens, post_all, spawn_intake
+from bench.fleet_intake import issue_tokens, post_all, spawn_intake
 from bench.health_probe import HealthProbe
+from bench.load import cpu_s
 
 ROUNDS = 20
 """Rounds of new nodes per side: short enough that the machine's drift within
@@ -278,8 +279,15 @@ def main() -> None:
     )
     parser.add_argument("--concurrency", type=int, default=64)
     opts = parser.parse_args()
-    if not 0 < opts.small < opts.large or opts.new < ROUNDS or opts.repeats < 1:
-        parser.error("need 0 < --small < --large, --new ≥ 20 and --repeats ≥ 1")
+    if (
+        not 0 < opts.small < opts.large
+        or opts.new < ROUNDS
+        or opts.repeats < 1
+        or opts.concurrency < 1
+    ):
+        parser.error(
+            "need 0 < --small < --large, --new ≥ 20, --repeats ≥ 1 and --concurrency ≥ 1"
+        )
     os.sched_setaffinity(0, {1})  # the intakes are on core 0
     found: dict[str, list[SideBySide]] = {}
     for db in opts.db:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import os
 import subprocess
 import sys
 import time
@@ -46,12 +45,6 @@ def spawn_intake(
         proc.wait(timeout=30)
         raise
     return proc, url
-
-
-def cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process (and nothing else)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def post_all(

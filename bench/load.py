@@ -17,6 +17,12 @@ from typing import Any
 from edgeloop.demo.processes import spawn_logged
 
 
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process (and nothing else)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def drive(coro: Any) -> Any:
     """Run a load coroutine on uvloop (asyncio's own loop where it is missing).
 

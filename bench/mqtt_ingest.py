@@ -29,7 +29,7 @@ import httpx
 
 from bench.agent_bundle import build_bundle
 from bench.doc import write_section
-from bench.load import agent_command, free_port, start, wait_ready
+from bench.load import agent_command, cpu_s, free_port, start, wait_ready
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks.md"
@@ -38,11 +38,6 @@ READINGS = 200_000
 PUMPS = 1_000
 PUBLISHERS = 2
 TARGET = 50_000
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _counter(port: int, name: str) -> int:
@@ -135,7 +130,7 @@ def run_once(
     try:
         wait_ready(port, "/v2/health/ready")
         time.sleep(1)  # subscribed
-        cpu0, t0 = _cpu_seconds(agent.pid), time.monotonic()
+        cpu0, t0 = cpu_s(agent.pid), time.monotonic()
         per = READINGS // PUBLISHERS
         publishers = [
             multiprocessing.Process(
@@ -152,7 +147,7 @@ def run_once(
             if scored != previous:
                 previous, last_change = scored, time.monotonic()
         wall = last_change - t0
-        cpu = _cpu_seconds(agent.pid) - cpu0
+        cpu = cpu_s(agent.pid) - cpu0
         dropped = _counter(port, "edgeloop_mqtt_dropped_total")
         alarms = _counter(port, "edgeloop_alarms_total")
         for p in publishers:
